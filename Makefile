@@ -1,0 +1,29 @@
+# The front door: `make demo`, `make test`, `make bench`, `make lint`.
+PY := .venv/bin/python
+
+.PHONY: venv demo test test-fast bench lint schemas clean
+
+venv:
+	@scripts/dev-env
+
+demo: venv
+	@scripts/demo
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not kafka and not slow" $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/replay_bench.py
+
+lint: venv
+	$(PY) -m ruff check stream tests bench
+	$(PY) -m mypy
+
+schemas: venv
+	.venv/bin/lifecycle schemas
+
+clean:
+	rm -rf var .pytest_cache .hypothesis

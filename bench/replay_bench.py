@@ -1,0 +1,103 @@
+"""Replay throughput and memory against the cost of merely parsing the same file.
+
+Prints, from one run on one machine: the baseline (read + orjson.loads line by line), the
+full replay (JSONL in, transitions and states out, through the `lifecycle replay` command
+in a child process), their ratio, events/s and the replay's peak memory.
+
+    make bench                       # 1M events, cached under var/bench/
+    .venv/bin/python bench/replay_bench.py --customers 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stream.generate import history  # noqa: E402
+
+
+def history_file(customers: int, seed: int) -> Path:
+    path = ROOT / "var" / "bench" / f"history-{customers}-{seed}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        events = history(customers, datetime(2024, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), seed)
+        path.write_bytes(b"\n".join(events) + b"\n")
+        print(f"generated {len(events):,} events in {time.perf_counter() - started:.1f} s -> {path}")
+    return path
+
+
+def parse_only(path: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = 0
+    loads = orjson.loads
+    with open(path, "rb") as handle:
+        for line in handle:
+            loads(line)
+            count += 1
+    return count, time.perf_counter() - started
+
+
+def replay(path: Path, out: Path) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process."""
+    command = [
+        sys.executable,
+        "-m",
+        "stream",
+        "replay",
+        str(path),
+        "--transitions",
+        str(out / "t.jsonl"),
+        "--states",
+        str(out / "s.jsonl"),
+        "--rejects",
+        str(out / "r.jsonl"),
+    ]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    summary = child.stderr.read().decode() if child.stderr else ""
+    if status != 0:
+        raise SystemExit(f"replay failed:\n{summary}")
+    print("  " + summary.strip().replace("\n", "\n  "))
+    return seconds, usage.ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=127_000, help="127k gives about 1M events")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    path = history_file(args.customers, args.seed)
+    out = ROOT / "var" / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    events, baseline = parse_only(path)
+    print(
+        f"baseline  read + orjson.loads: {events:,} lines in {baseline:.2f} s "
+        f"({events / baseline:,.0f} lines/s)"
+    )
+    seconds, peak = replay(path, out)
+    with open(out / "t.jsonl", "rb") as written:
+        transitions = sum(1 for _ in written)
+    print(
+        f"replay    lifecycle replay:    {events:,} events in {seconds:.2f} s "
+        f"({events / seconds:,.0f} events/s, process start included), {transitions:,} transitions"
+    )
+    print(f"ratio     replay / baseline:   {seconds / baseline:.1f}x   (target <= 4x)")
+    print(f"rate      target >= 150,000 events/s: {'met' if events / seconds >= 150_000 else 'NOT met'}")
+    print(f"memory    replay peak RSS:     {peak / 2**20:,.0f} MiB   (aim < 1024 MiB)")
+
+
+if __name__ == "__main__":
+    main()

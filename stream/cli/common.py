@@ -1,0 +1,39 @@
+"""What the subcommands share: the usage error, and turning arguments into values."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import BinaryIO
+
+from ..lifecycle.instants import parse_rfc3339
+
+
+class UsageError(Exception):
+    """Unusable arguments or unreadable files: exit 2 with a one-line message."""
+
+
+def instant_argument(option: str, text: str) -> int:
+    try:
+        return parse_rfc3339(text)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def check_readable(paths: list[str]) -> None:
+    for path in paths:
+        if path != "-" and not os.access(path, os.R_OK):
+            reason = "no such file" if not os.path.exists(path) else "not readable"
+            raise UsageError(f"input {path}: {reason}")
+
+
+def open_output(option: str, path: str | None) -> BinaryIO | None:
+    """A binary output file (`-` is stdout), or None when the option was not given."""
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout.buffer
+    try:
+        return open(path, "wb")
+    except OSError as error:
+        raise UsageError(f"{option} {path}: {error.strerror}") from None

@@ -1,0 +1,133 @@
+"""`lifecycle replay`: run the core over order history files, without Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from typing import Any, BinaryIO
+
+from ..config import load_config
+from ..inputs import csv_lines, jsonl_lines, open_input
+from ..lifecycle import State, Transition
+from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
+from ..replay import Replay
+from .common import UsageError, check_readable, instant_argument, open_output
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "replay",
+        help="run the lifecycle rules over order history files",
+        description="Replay order events from files through the lifecycle core, as the live "
+        "worker would, and write transitions, final states and rejects.",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="JSONL files of order events (- is stdin; .gz is read as gzip)",
+    )
+    parser.add_argument(
+        "--until", metavar="RFC3339", help="after the input, move the clock to this instant, firing deadlines"
+    )
+    parser.add_argument("--transitions", metavar="PATH", help="write transitions here (JSONL)")
+    parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
+    parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
+    parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="input format (default jsonl; csv reads a flat order export)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    until = instant_argument("--until", args.until) if args.until else None
+    check_readable(args.inputs)
+    if args.inputs.count("-") > 1:
+        raise UsageError("stdin (-) can be read only once")
+    transitions_out = open_output("--transitions", args.transitions)
+    states_out = open_output("--states", args.states)
+    rejects_out = open_output("--rejects", args.rejects)
+    replay = Replay(config)
+    started = time.perf_counter()
+    progress = _progress_bar(args.inputs)
+    write_transitions = _writer(transitions_out)
+    for path in args.inputs:
+        try:
+            stream = open_input(path)
+        except OSError as error:
+            raise UsageError(f"input {path}: {error.strerror}") from None
+        lines = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
+        for line in lines:
+            if progress is not None:
+                progress.update(len(line.raw) + 1)
+            reason = line.error
+            if reason is None:
+                try:
+                    write_transitions(replay.feed(line.raw))
+                    continue
+                except InvalidEvent as invalid:
+                    reason = str(invalid)
+            else:
+                replay.reject()
+            if rejects_out is not None:
+                source = FileSource(path=path, line=line.line)
+                rejects_out.write(encode(rejection(line.raw, reason, source)) + b"\n")
+    if until is not None:
+        write_transitions(replay.advance(until))
+    if progress is not None:
+        progress.close()
+    states = Counter[str]()
+    for customer in replay.customers():
+        states[customer.state.value] += 1
+        if states_out is not None:
+            states_out.write(encode(customer_record(customer)) + b"\n")
+    for handle in (transitions_out, states_out, rejects_out):
+        if handle is not None:
+            handle.flush()
+            if handle is not sys.stdout.buffer:
+                handle.close()
+    _print_summary(replay, states, time.perf_counter() - started)
+    return 0
+
+
+def _writer(out: BinaryIO | None) -> Any:
+    if out is None:
+        return lambda transitions: None
+    write = out.write
+
+    def write_transitions(transitions: list[Transition]) -> None:
+        for transition in transitions:
+            write(encode(transition) + b"\n")
+
+    return write_transitions
+
+
+def _progress_bar(inputs: list[str]) -> Any:
+    if not sys.stderr.isatty():
+        return None
+    import os
+
+    from tqdm import tqdm
+
+    total = sum(os.path.getsize(p) for p in inputs if p != "-" and not p.endswith(".gz"))
+    return tqdm(total=total or None, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
+
+
+def _print_summary(replay: Replay, states: Counter[str], seconds: float) -> None:
+    stats = replay.stats
+    rate = stats.read / seconds if seconds > 0 else 0.0
+    outcomes = ", ".join(
+        f"{name} {stats.outcomes[name]}" for name in ("applied", "late", "duplicate", "rejected")
+    )
+    by_name = ", ".join(f"{n} {c}" for n, c in sorted(stats.transitions.items())) or "none"
+    by_state = ", ".join(f"{s.value} {states[s.value]}" for s in State)
+    print(f"read {stats.read} events in {seconds:.2f} s ({rate:,.0f} events/s): {outcomes}", file=sys.stderr)
+    print(f"transitions: {by_name}", file=sys.stderr)
+    print(f"customers by state: {by_state}", file=sys.stderr)

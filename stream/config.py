@@ -1,0 +1,245 @@
+"""Configuration: a TOML file, then LIFECYCLE_* environment variables, over sane defaults.
+
+Every problem stops the program at start with a message that names the key, e.g.
+"config key `policy.one_timer_window`: expected a duration like `30d`, got `thirty`".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .lifecycle import Policy, PolicyBook, TimeRules
+from .lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
+
+ENV_PREFIX = "LIFECYCLE_"
+
+
+class ConfigError(ValueError):
+    """A configuration the program cannot run with; the message names the key."""
+
+
+_UNITS = {"ms": 1000, "s": SECOND_US, "m": MINUTE_US, "h": HOUR_US, "d": DAY_US, "w": 7 * DAY_US}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str) -> int:
+    """Microseconds of a duration such as `30d`, `12h`, `1d12h`, `500ms`."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"expected a duration like `30d`, `12h` or `90s`, got `{text}`")
+    return sum(int(n) * _UNITS[u] for n, u in parts)
+
+
+def _duration(value: object) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration like `30d` (a string), got `{value!r}`")
+    return parse_duration(value)
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"expected a whole number above zero, got `{value!r}`")
+    return value
+
+
+def _port(value: object) -> int:
+    port = _positive_int(value)
+    if port > 65535:
+        raise ValueError(f"expected a port number up to 65535, got `{port}`")
+    return port
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got `{value!r}`")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValueError(f"expected true or false, got `{value!r}`")
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got `{value!r}`")
+        return str(value)
+
+    return parse
+
+
+def _setting(parse: Callable[[object], Any], default: Any) -> Any:
+    return field(default=default, metadata={"parse": parse})
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    one_timer_window: int = _setting(_duration, 30 * DAY_US)
+    at_risk_after: int = _setting(_duration, 60 * DAY_US)
+    inactive_after: int = _setting(_duration, 90 * DAY_US)
+    churned_after: int = _setting(_duration, 365 * DAY_US)
+
+
+@dataclass(frozen=True)
+class TimeSettings:
+    stale_after: int = _setting(_duration, DAY_US)
+    max_future_skew: int = _setting(_duration, 5 * MINUTE_US)
+    tick_interval: int = _setting(_duration, SECOND_US)
+    ticks: bool = _setting(_flag, True)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = _setting(_text, "127.0.0.1:9092")
+    partitions: int = _setting(_positive_int, 6)
+    security_protocol: str = _setting(_choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "PLAINTEXT")
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    orders: str = _setting(_text, "orders")
+    transitions: str = _setting(_text, "lifecycle.transitions")
+    customer_state: str = _setting(_text, "lifecycle.customer-state")
+    dead_letters: str = _setting(_text, "lifecycle.dead-letters")
+    ticks: str = _setting(_text, "lifecycle.ticks")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    app_id: str = _setting(_text, "lifecycle")
+    store: str = _setting(_choice("rocksdb", "memory"), "rocksdb")
+    data_dir: str = _setting(_text, "./var/worker")
+    web_port: int = _setting(_port, 6066)
+
+
+@dataclass(frozen=True)
+class Config:
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    stores: dict[str, PolicySettings] = field(default_factory=dict)
+    time: TimeSettings = field(default_factory=TimeSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def policy_book(self) -> PolicyBook:
+        return PolicyBook(
+            default=_policy(self.policy),
+            stores={store: _policy(p) for store, p in self.stores.items()},
+        )
+
+    def time_rules(self) -> TimeRules:
+        return TimeRules(stale_after=self.time.stale_after, max_future_skew=self.time.max_future_skew)
+
+
+_SECTIONS = {
+    "policy": PolicySettings,
+    "time": TimeSettings,
+    "kafka": KafkaSettings,
+    "topics": TopicSettings,
+    "worker": WorkerSettings,
+}
+
+
+def _policy(settings: PolicySettings) -> Policy:
+    return Policy(
+        one_timer_window=settings.one_timer_window,
+        at_risk_after=settings.at_risk_after,
+        inactive_after=settings.inactive_after,
+        churned_after=settings.churned_after,
+    )
+
+
+def _section(cls: Any, values: Mapping[str, object], prefix: str, base: Any = None) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"config key `{prefix}.{key}`: unknown key; known keys: {', '.join(known)}")
+        try:
+            parsed[key] = known[key].metadata["parse"](value)
+        except ValueError as error:
+            raise ConfigError(f"config key `{prefix}.{key}`: {error}") from None
+    return replace(base if base is not None else cls(), **parsed)
+
+
+def _check_policy(settings: PolicySettings, prefix: str) -> None:
+    for key, message in _policy(settings).problems():
+        raise ConfigError(f"config key `{prefix}.{key}`: {message}")
+
+
+def config_from_mapping(document: Mapping[str, Any]) -> Config:
+    """Build and check a Config from a parsed TOML document."""
+    sections: dict[str, Any] = {}
+    for name, values in document.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"config key `{name}`: unknown section; known: {', '.join(_SECTIONS)}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config key `{name}`: expected a table of settings")
+        values = dict(values)
+        store_tables = values.pop("stores", None) if name == "policy" else None
+        sections[name] = _section(_SECTIONS[name], values, name)
+        if store_tables is not None:
+            sections["stores"] = _stores(store_tables, sections[name])
+    config = Config(**sections)
+    _check_policy(config.policy, "policy")
+    for store, settings in config.stores.items():
+        _check_policy(settings, f"policy.stores.{store}")
+    return config
+
+
+def _stores(tables: object, default: PolicySettings) -> dict[str, PolicySettings]:
+    if not isinstance(tables, Mapping):
+        raise ConfigError("config key `policy.stores`: expected a table of stores")
+    stores = {}
+    for store, values in tables.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config key `policy.stores.{store}`: expected a table of settings")
+        # A store inherits every window it does not set from the default policy.
+        stores[store] = _section(PolicySettings, values, f"policy.stores.{store}", base=default)
+    return stores
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS=... becomes kafka.bootstrap_servers."""
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        overrides.setdefault(section, {})[rest[len(section) + 1 :]] = value
+    return overrides
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (if any) and apply LIFECYCLE_<SECTION>_<KEY> variables over it."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as error:
+            raise ConfigError(f"config file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path}: not valid TOML: {error}") from None
+    env = os.environ if environ is None else environ
+    for section, values in _environment_overrides(env).items():
+        merged = dict(document.get(section, {}))
+        merged.update(values)
+        document[section] = merged
+    return config_from_mapping(document)

@@ -1,0 +1,168 @@
+"""Deterministic synthetic order history with the shapes shops see.
+
+Most customers buy once; occasional and loyal buyers come back at their own rhythm and
+some stop; orders get cancelled and refunded; events get redelivered and the same order is
+sometimes sent twice. The same seed and arguments always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from .lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, from_us, to_us
+
+CATALOG = [
+    ("SKU-TEE", "apparel", 1999),
+    ("SKU-HOODIE", "apparel", 4999),
+    ("SKU-MUG", "home", 1299),
+    ("SKU-CANDLE", "home", 1599),
+    ("SKU-BEANS", "coffee", 1499),
+    ("SKU-GRINDER", "coffee", 8999),
+    ("SKU-SOCKS", "apparel", 899),
+    ("SKU-TOTE", "accessories", 2499),
+]
+CHANNELS = ["web", "web", "web", "app", "app", "marketplace"]
+PAYMENTS = ["card", "card", "paypal", "klarna", "apple_pay"]
+STORES = [("eu", "EUR", timezone(timedelta(hours=1))), ("us", "USD", timezone(timedelta(hours=-5)))]
+
+
+@dataclass(frozen=True)
+class HistoryShape:
+    """Shares and rhythms of a generated history; the defaults give about 10 events a customer."""
+
+    one_timer_share: float = 0.5
+    loyal_share: float = 0.2
+    occasional_gap_days: float = 30.0
+    loyal_gap_days: float = 12.0
+    occasional_stop_chance: float = 0.08
+    loyal_stop_chance: float = 0.02
+    cancel_chance: float = 0.03
+    partial_refund_chance: float = 0.04
+    full_refund_chance: float = 0.02
+    redelivery_chance: float = 0.01
+    resend_order_chance: float = 0.005
+    erasure_chance: float = 0.001
+    late_chance: float = 0.005
+
+
+def history(
+    customers: int,
+    start: datetime,
+    end: datetime,
+    seed: int = 1,
+    shape: HistoryShape | None = None,
+) -> list[bytes]:
+    """Order events of `customers` customers between `start` and `end`, in arrival order."""
+    shape = shape or HistoryShape()
+    rng = random.Random(seed)
+    start_us, end_us = to_us(start), to_us(end)
+    stamped: list[tuple[int, int, bytes]] = []
+    for index in range(customers):
+        for arrival_us, event in _customer_events(rng, index, start_us, end_us, shape):
+            stamped.append((arrival_us, len(stamped), orjson.dumps(event)))
+    stamped.sort()
+    return [raw for _, _, raw in stamped]
+
+
+def _customer_events(
+    rng: random.Random, index: int, start_us: int, end_us: int, shape: HistoryShape
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    customer_id = f"c{index:07d}"
+    store_id, currency, zone = STORES[index % len(STORES)] if rng.random() < 0.9 else STORES[0]
+    kind = rng.random()
+    gap_days, stop_chance = None, 1.0
+    if kind >= shape.one_timer_share + shape.loyal_share:
+        gap_days, stop_chance = shape.occasional_gap_days, shape.occasional_stop_chance
+    elif kind >= shape.one_timer_share:
+        gap_days, stop_chance = shape.loyal_gap_days, shape.loyal_stop_chance
+    counter = 0
+
+    def event(kind: str, at_us: int, **fields: Any) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        local = from_us(at_us).astimezone(zone if rng.random() < 0.2 else UTC)
+        return {
+            "event_id": f"e{index:07d}-{counter}",
+            "type": kind,
+            "customer_id": customer_id,
+            "occurred_at": local.isoformat().replace("+00:00", "Z"),
+            **fields,
+        }
+
+    at = start_us + int(rng.random() * (end_us - start_us))
+    order_no = 0
+    last_at = at
+    while at < end_us:
+        order_no += 1
+        order_id = f"o{index:07d}-{order_no}"
+        placed = event("order.placed", at, order_id=order_id, **_order_body(rng, currency, store_id))
+        yield from _delivered(rng, at, placed, shape)
+        if rng.random() < shape.resend_order_chance:
+            yield at + MINUTE_US, {**placed, "event_id": placed["event_id"] + "-resent"}
+        yield from _after_order(rng, at, order_id, placed["total"], event, shape, end_us)
+        last_at = at
+        if gap_days is None or rng.random() < stop_chance:
+            break
+        at += int(rng.expovariate(1.0 / gap_days) * DAY_US) + HOUR_US
+    if rng.random() < shape.erasure_chance:
+        erase_at = min(last_at + 3 * DAY_US, end_us - 1)
+        yield erase_at, event("customer.erased", erase_at)
+
+
+def _delivered(
+    rng: random.Random, at: int, event: dict[str, Any], shape: HistoryShape
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    arrival = at + (int(rng.random() * 6 * HOUR_US) if rng.random() < shape.late_chance else 0)
+    yield arrival, event
+    if rng.random() < shape.redelivery_chance:
+        yield arrival + int(rng.random() * MINUTE_US), event
+
+
+def _after_order(
+    rng: random.Random,
+    at: int,
+    order_id: str,
+    total: dict[str, Any],
+    event: Any,
+    shape: HistoryShape,
+    end_us: int,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    roll = rng.random()
+    if roll < shape.cancel_chance:
+        when = min(at + int(rng.random() * 2 * DAY_US), end_us - 1)
+        yield from _delivered(rng, when, event("order.cancelled", when, order_id=order_id), shape)
+        return
+    roll -= shape.cancel_chance
+    if roll < shape.partial_refund_chance + shape.full_refund_chance:
+        full = roll < shape.full_refund_chance
+        amount = total["amount_minor"] if full else max(1, total["amount_minor"] // 3)
+        when = min(at + int((1 + rng.random() * 20) * DAY_US), end_us - 1)
+        refund = event(
+            "order.refunded",
+            when,
+            order_id=order_id,
+            amount={"amount_minor": amount, "currency": total["currency"]},
+        )
+        yield from _delivered(rng, when, refund, shape)
+
+
+def _order_body(rng: random.Random, currency: str, store_id: str) -> dict[str, Any]:
+    items = []
+    for sku, category, price in rng.sample(CATALOG, rng.choice((1, 1, 1, 2, 2, 3))):
+        items.append({"sku": sku, "category": category, "qty": rng.choice((1, 1, 1, 2)), "unit_minor": price})
+    body: dict[str, Any] = {
+        "total": {"amount_minor": sum(i["qty"] * i["unit_minor"] for i in items), "currency": currency},
+        "items": items,
+        "channel": rng.choice(CHANNELS),
+        "payment_method": rng.choice(PAYMENTS),
+        "store_id": store_id,
+    }
+    if rng.random() < 0.15:
+        body["coupon"] = rng.choice(("WELCOME10", "SPRING15", "FREESHIP"))
+    return body

@@ -1,0 +1,209 @@
+"""A customer's state: their orders as far as they count, and where they stand.
+
+The bookkeeping is idempotent and independent of arrival order on purpose: Kafka
+redelivers, and cancellations or refunds may arrive before the order they concern.
+The aggregates (count, first, last, spend) are kept up to date incrementally on the
+common path, a new order, and recomputed from the orders when one stops counting.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .events import CustomerErased, Item, OrderCancelled, OrderEvent, OrderPlaced, OrderRefunded
+from .instants import DAY_US, from_us
+from .policy import State
+from .transitions import CustomerSnapshot, FirstOrder, event_id_prefix
+
+
+class RejectedEvent(ValueError):
+    """An event that is well formed but cannot be applied; the message is the reason."""
+
+
+class OrderRecord(msgspec.Struct, kw_only=True):
+    """One order_id: its placement (if seen), cancellation and refunds (by refund event_id)."""
+
+    placed_at: int | None = None
+    placed_event_id: str | None = None
+    total_minor: int = 0
+    currency: str | None = None
+    items: list[Item] | None = None
+    channel: str | None = None
+    payment_method: str | None = None
+    coupon: str | None = None
+    store_id: str | None = None
+    cancelled: bool = False
+    refunds: dict[str, tuple[int, str]] = msgspec.field(default_factory=dict)
+
+    def refunded_minor(self) -> int:
+        return sum(amount for amount, currency in self.refunds.values() if currency == self.currency)
+
+    def counts(self) -> bool:
+        """A counted order: placed, not cancelled, not refunded up to its total."""
+        if self.placed_at is None or self.cancelled:
+            return False
+        return not (self.refunds and self.refunded_minor() >= self.total_minor)
+
+
+class CustomerState(msgspec.Struct, kw_only=True):
+    """Everything the engine keeps about one customer."""
+
+    customer_id: str
+    created_at: int
+    id_prefix: str
+    state: State = State.PROSPECT
+    state_since: int
+    seq: int = 0
+    order_count: int = 0
+    first_order_at: int | None = None
+    first_order_id: str | None = None
+    last_order_at: int | None = None
+    store_id: str | None = None
+    spend: dict[str, int] = msgspec.field(default_factory=dict)
+    deadline: int | None = None
+    orders: dict[str, OrderRecord] = msgspec.field(default_factory=dict)
+
+
+def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
+    return CustomerState(
+        customer_id=customer_id,
+        created_at=created_at_us,
+        id_prefix=event_id_prefix(customer_id, created_at_us),
+        state_since=created_at_us,
+    )
+
+
+def record_event(customer: CustomerState, event: OrderEvent, at_us: int) -> bool:
+    """Record an order event and refresh the aggregates; False when it changes nothing."""
+    if isinstance(event, OrderPlaced):
+        return _record_placed(customer, event, at_us)
+    if isinstance(event, OrderCancelled):
+        changed = _record_cancelled(customer, event)
+    elif isinstance(event, OrderRefunded):
+        changed = _record_refunded(customer, event)
+    elif isinstance(event, CustomerErased):
+        raise TypeError("erasure deletes the customer; it is not recorded")
+    else:
+        raise TypeError(f"unknown event type {type(event).__name__}")
+    if changed:
+        refresh_aggregates(customer)
+    return changed
+
+
+def _record_placed(customer: CustomerState, event: OrderPlaced, at_us: int) -> bool:
+    order = customer.orders.get(event.order_id)
+    if order is None:
+        order = customer.orders[event.order_id] = OrderRecord()
+        _fill_placement(order, event, at_us)
+        _count_new_order(customer, event.order_id, order)
+        return True
+    if order.placed_at is not None and (at_us, event.event_id) >= (
+        order.placed_at,
+        order.placed_event_id or "",
+    ):
+        # The same order placed twice counts once; keeping the earliest placement (ties by
+        # event_id) makes the result independent of arrival order.
+        return False
+    _fill_placement(order, event, at_us)
+    refresh_aggregates(customer)
+    return True
+
+
+def _fill_placement(order: OrderRecord, event: OrderPlaced, at_us: int) -> None:
+    order.placed_at = at_us
+    order.placed_event_id = event.event_id
+    order.total_minor = event.total.amount_minor
+    order.currency = event.total.currency
+    order.items = event.items
+    order.channel = event.channel
+    order.payment_method = event.payment_method
+    order.coupon = event.coupon
+    order.store_id = event.store_id
+
+
+def _count_new_order(customer: CustomerState, order_id: str, order: OrderRecord) -> None:
+    """The common path: one more counted order, aggregates updated without a rescan."""
+    at = order.placed_at
+    assert at is not None and order.currency is not None
+    customer.order_count += 1
+    first = customer.first_order_at
+    if first is None or (at, order_id) < (first, customer.first_order_id or ""):
+        customer.first_order_at = at
+        customer.first_order_id = order_id
+        customer.store_id = order.store_id
+    last = customer.last_order_at
+    if last is None or at > last:
+        customer.last_order_at = at
+    customer.spend[order.currency] = customer.spend.get(order.currency, 0) + order.total_minor
+
+
+def _record_cancelled(customer: CustomerState, event: OrderCancelled) -> bool:
+    order = customer.orders.get(event.order_id)
+    if order is None:
+        order = customer.orders[event.order_id] = OrderRecord()
+    if order.cancelled:
+        return False
+    order.cancelled = True
+    return True
+
+
+def _record_refunded(customer: CustomerState, event: OrderRefunded) -> bool:
+    order = customer.orders.get(event.order_id)
+    if order is None:
+        order = customer.orders[event.order_id] = OrderRecord()
+    if event.event_id in order.refunds:
+        return False
+    if order.currency is not None and event.amount.currency != order.currency:
+        raise RejectedEvent(
+            f"refund currency {event.amount.currency} differs from the order's currency {order.currency}"
+        )
+    order.refunds[event.event_id] = (event.amount.amount_minor, event.amount.currency)
+    return True
+
+
+def refresh_aggregates(customer: CustomerState) -> None:
+    """Recompute count, first and last order, store and net spend from the orders."""
+    customer.order_count = 0
+    customer.first_order_at = customer.first_order_id = customer.last_order_at = None
+    customer.store_id = None
+    customer.spend = {}
+    for order_id, order in sorted(customer.orders.items()):
+        if order.counts():
+            _count_new_order(customer, order_id, order)
+            if order.refunds:
+                assert order.currency is not None
+                customer.spend[order.currency] -= order.refunded_minor()
+
+
+def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
+    """The customer as a marketer sees them at `at_us`."""
+    first_order = None
+    if customer.first_order_id is not None:
+        order = customer.orders[customer.first_order_id]
+        first_order = FirstOrder(
+            order_id=customer.first_order_id,
+            items=order.items,
+            channel=order.channel,
+            payment_method=order.payment_method,
+            coupon=order.coupon,
+            store_id=order.store_id,
+        )
+    first, last = customer.first_order_at, customer.last_order_at
+    return CustomerSnapshot(
+        order_count=customer.order_count,
+        first_order_at=None if first is None else from_us(first),
+        last_order_at=None if last is None else from_us(last),
+        spend=dict(customer.spend),
+        first_order=first_order,
+        days_since_last_order=None if last is None else (at_us - last) // DAY_US,
+    )
+
+
+ERASED_SNAPSHOT = CustomerSnapshot(
+    order_count=0,
+    first_order_at=None,
+    last_order_at=None,
+    spend={},
+    first_order=None,
+    days_since_last_order=None,
+)

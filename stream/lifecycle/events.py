@@ -1,0 +1,75 @@
+"""Order events, the engine's input (schema v1).
+
+These types are the input schema: `schemas/v1/order-event.json` is generated from them and a
+test keeps the two identical. Decoding and validation happen once, at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, cast
+
+import msgspec
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+MinorUnits = Annotated[int, msgspec.Meta(ge=0, description="amount in the currency's minor unit (cents)")]
+Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone; compared in UTC")]
+
+
+class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    amount_minor: MinorUnits
+    currency: Currency
+
+
+class Item(msgspec.Struct, frozen=True):
+    sku: NonEmpty
+    qty: Annotated[int, msgspec.Meta(ge=1)]
+    unit_minor: MinorUnits
+    category: str | None = None
+
+
+class _Event(msgspec.Struct, frozen=True, tag_field="type"):
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    occurred_at: Instant
+
+
+class OrderPlaced(_Event, frozen=True, tag="order.placed"):
+    """A customer bought."""
+
+    order_id: NonEmpty
+    total: Money
+    items: list[Item] | None = None
+    channel: str | None = None
+    payment_method: str | None = None
+    coupon: str | None = None
+    store_id: str | None = None
+
+
+class OrderCancelled(_Event, frozen=True, tag="order.cancelled"):
+    """The order no longer counts."""
+
+    order_id: NonEmpty
+
+
+class OrderRefunded(_Event, frozen=True, tag="order.refunded"):
+    """Money went back; a refund that reaches the order's total makes it no longer count."""
+
+    order_id: NonEmpty
+    amount: Money
+
+
+class CustomerErased(_Event, frozen=True, tag="customer.erased"):
+    """Right to be forgotten: the customer's state is deleted."""
+
+
+OrderEvent = OrderPlaced | OrderCancelled | OrderRefunded | CustomerErased
+
+
+EventType = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased"]
+
+
+def event_type(event: OrderEvent) -> EventType:
+    """The `type` tag an event was decoded from."""
+    return cast(EventType, type(event).__struct_config__.tag)

@@ -1,0 +1,267 @@
+"""One partition's clock, its deadline index, and the two operations on it.
+
+`apply` applies an order event; `advance` moves the partition clock forward, firing every
+deadline on the way in time order. Both return transitions and never send them: the driver
+(live worker, offline replay, tests) decides where they go.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from .customer import (
+    ERASED_SNAPSHOT,
+    CustomerState,
+    RejectedEvent,
+    new_customer,
+    record_event,
+    snapshot,
+)
+from .events import CustomerErased, OrderEvent, event_type
+from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
+from .policy import PolicyBook, State, next_deadline, state_at
+from .transitions import Cause, Transition, transition_name
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    outcome: Outcome
+    transitions: list[Transition] = field(default_factory=list)
+    reason: str | None = None
+    erased: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRules:
+    """How time is judged: when a transition is stale, and how far ahead an event may be."""
+
+    stale_after: int = DAY_US
+    max_future_skew: int = 5 * MINUTE_US
+
+
+class Partition:
+    """The lifecycle of every customer of one partition, under one partition clock."""
+
+    def __init__(
+        self,
+        customers: MutableMapping[str, CustomerState],
+        policies: PolicyBook | None = None,
+        time_rules: TimeRules | None = None,
+        *,
+        clock_us: int | None = None,
+        rebuilding: bool = False,
+    ) -> None:
+        self.customers = customers
+        self.policies = policies or PolicyBook()
+        self.time_rules = time_rules or TimeRules()
+        self.clock_us = clock_us
+        # A rebuild marks every transition replayed, so history never mails anyone twice.
+        self.rebuilding = rebuilding
+        self._heap: list[tuple[int, str]] = []
+        self._deadlines: dict[str, int] = {}
+        self._now: tuple[int, datetime] = (0, from_us(0))
+
+    # -- the deadline index -------------------------------------------------------------
+
+    def rebuild_deadline_index(self, customers: Iterable[CustomerState] | None = None) -> None:
+        """Rebuild the index from stored states, e.g. when a partition is assigned."""
+        source = self.customers.values() if customers is None else customers
+        self._deadlines = {c.customer_id: c.deadline for c in source if c.deadline is not None}
+        self._heap = [(d, cid) for cid, d in self._deadlines.items()]
+        heapq.heapify(self._heap)
+
+    def next_deadline(self) -> int | None:
+        """The earliest pending deadline of the partition, if any."""
+        while self._heap:
+            due, customer_id = self._heap[0]
+            if self._deadlines.get(customer_id) == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    def _schedule(self, customer: CustomerState) -> None:
+        policy = self.policies.for_store(customer.store_id)
+        assert self.clock_us is not None
+        at = self.clock_us
+        due = next_deadline(
+            policy, customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0, at
+        )
+        customer.deadline = due
+        cid = customer.customer_id
+        if due is None:
+            self._deadlines.pop(cid, None)
+            return
+        if self._deadlines.get(cid) != due:
+            self._deadlines[cid] = due
+            heapq.heappush(self._heap, (due, cid))
+            if len(self._heap) > 4 * len(self._deadlines) + 1024:
+                self._compact_heap()
+
+    def _compact_heap(self) -> None:
+        self._heap = [(d, cid) for cid, d in self._deadlines.items()]
+        heapq.heapify(self._heap)
+
+    # -- time ---------------------------------------------------------------------------
+
+    def advance(self, to_us: int, now_us: int) -> list[Transition]:
+        """Move the partition clock to `to_us`, firing every deadline at or before it.
+
+        The clock never goes back: an earlier `to_us` changes nothing.
+        """
+        if self.clock_us is not None and to_us <= self.clock_us:
+            return []
+        fired: list[Transition] = []
+        heap, deadlines = self._heap, self._deadlines
+        while heap and heap[0][0] <= to_us:
+            due, customer_id = heapq.heappop(heap)
+            if deadlines.get(customer_id) != due:
+                continue
+            del deadlines[customer_id]
+            customer = self.customers.get(customer_id)
+            if customer is None:
+                continue
+            self.clock_us = due
+            transition = self._settle(customer, due, now_us, "deadline", None)
+            if transition is not None:
+                fired.append(transition)
+            self._schedule(customer)
+            self.customers[customer_id] = customer
+        self.clock_us = to_us
+        return fired
+
+    # -- events -------------------------------------------------------------------------
+
+    def apply(self, event: OrderEvent, now_us: int) -> EventResult:
+        """Apply one order event; deadlines up to its `occurred_at` fire first.
+
+        A late event (older than the partition clock) is applied too, and the customer is
+        settled at the partition clock, so per customer `occurred_at` never decreases.
+        """
+        at = to_us(event.occurred_at)
+        if at - now_us > self.time_rules.max_future_skew:
+            return EventResult(Outcome.REJECTED, reason=_future_reason(at, now_us))
+        clock = self.clock_us
+        fired = self.advance(at, now_us) if clock is None or at > clock else []
+        clock = self.clock_us
+        assert clock is not None
+        customer = self.customers.get(event.customer_id)
+        if isinstance(event, CustomerErased):
+            return self._erase(customer, event, fired, now_us)
+        if customer is None:
+            customer = new_customer(event.customer_id, at)
+        try:
+            changed = record_event(customer, event, at)
+        except RejectedEvent as rejected:
+            return EventResult(Outcome.REJECTED, fired, reason=str(rejected))
+        if not changed:
+            return EventResult(Outcome.DUPLICATE, fired)
+        # On time, the transition's instant is the event's own; reusing its datetime when it
+        # is already UTC saves a conversion on the hottest path.
+        on_time = at == clock
+        instant = event.occurred_at if on_time and event.occurred_at.tzinfo is UTC else None
+        transition = self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
+        if transition is not None:
+            fired.append(transition)
+        self._schedule(customer)
+        self.customers[event.customer_id] = customer
+        return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired)
+
+    def _erase(
+        self,
+        customer: CustomerState | None,
+        event: CustomerErased,
+        fired: list[Transition],
+        now_us: int,
+    ) -> EventResult:
+        if customer is None:
+            return EventResult(Outcome.APPLIED, fired, erased=True)
+        assert self.clock_us is not None
+        if customer.state is not State.PROSPECT:
+            fired.append(
+                self._transition(
+                    customer,
+                    State.PROSPECT,
+                    self.clock_us,
+                    now_us,
+                    "customer.erased",
+                    event.event_id,
+                    erased=True,
+                )
+            )
+        del self.customers[customer.customer_id]
+        self._deadlines.pop(customer.customer_id, None)
+        return EventResult(Outcome.APPLIED, fired, erased=True)
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _settle(
+        self,
+        customer: CustomerState,
+        at_us: int,
+        now_us: int,
+        cause: Cause,
+        cause_event_id: str | None,
+        instant: datetime | None = None,
+    ) -> Transition | None:
+        """Move the customer to the state the table gives at `at_us`: a transition if it changed."""
+        policy = self.policies.for_store(customer.store_id)
+        target = state_at(
+            policy, customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0, at_us
+        )
+        if target is customer.state:
+            return None
+        return self._transition(customer, target, at_us, now_us, cause, cause_event_id, instant=instant)
+
+    def _transition(
+        self,
+        customer: CustomerState,
+        target: State,
+        at_us: int,
+        now_us: int,
+        cause: Cause,
+        cause_event_id: str | None,
+        *,
+        instant: datetime | None = None,
+        erased: bool = False,
+    ) -> Transition:
+        customer.seq += 1
+        previous = customer.state
+        customer.state = target
+        customer.state_since = at_us
+        return Transition(
+            event_id=f"{customer.id_prefix}{customer.seq:08x}",
+            customer_id=customer.customer_id,
+            seq=customer.seq,
+            transition=transition_name(previous, target),
+            from_state=previous,
+            to_state=target,
+            occurred_at=instant or from_us(at_us),
+            detected_at=self._detected_at(now_us),
+            replayed=self.rebuilding or now_us - at_us > self.time_rules.stale_after,
+            cause=cause,
+            cause_event_id=cause_event_id,
+            customer=ERASED_SNAPSHOT if erased else snapshot(customer, at_us),
+        )
+
+    def _detected_at(self, now_us: int) -> datetime:
+        if self._now[0] != now_us:
+            self._now = (now_us, from_us(now_us))
+        return self._now[1]
+
+
+def _future_reason(at_us: int, now_us: int) -> str:
+    return (
+        f"occurred_at {format_rfc3339(at_us)} is more than max_future_skew ahead of the "
+        f"wall clock ({format_rfc3339(now_us)})"
+    )

@@ -1,0 +1,117 @@
+"""Transition events, the engine's output (schema v1), and how they are named and identified.
+
+`schemas/v1/transition.json` is generated from these types; a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+from .events import Item
+from .policy import State
+
+SCHEMA_VERSION = "v1"
+
+
+class TransitionName(StrEnum):
+    """The named transitions; every other change is called `<from>_to_<to>`."""
+
+    BECAME_ONE_TIMER = "became_one_timer"
+    BECAME_REPEAT = "became_repeat"
+    RECOVERED = "recovered"
+    REACTIVATED = "reactivated"
+    WENT_AT_RISK = "went_at_risk"
+    WENT_INACTIVE = "went_inactive"
+    CHURNED = "churned"
+
+
+_NAMES: dict[tuple[State, State], TransitionName] = {
+    (State.PROSPECT, State.ONE_TIMER): TransitionName.BECAME_ONE_TIMER,
+    (State.ONE_TIMER, State.REPEAT): TransitionName.BECAME_REPEAT,
+    (State.AT_RISK, State.REPEAT): TransitionName.RECOVERED,
+    (State.INACTIVE, State.REPEAT): TransitionName.REACTIVATED,
+    (State.INACTIVE, State.ONE_TIMER): TransitionName.REACTIVATED,
+    (State.CHURNED, State.REPEAT): TransitionName.REACTIVATED,
+    (State.CHURNED, State.ONE_TIMER): TransitionName.REACTIVATED,
+    (State.REPEAT, State.AT_RISK): TransitionName.WENT_AT_RISK,
+    (State.ONE_TIMER, State.INACTIVE): TransitionName.WENT_INACTIVE,
+    (State.REPEAT, State.INACTIVE): TransitionName.WENT_INACTIVE,
+    (State.AT_RISK, State.INACTIVE): TransitionName.WENT_INACTIVE,
+    (State.INACTIVE, State.CHURNED): TransitionName.CHURNED,
+}
+
+
+def transition_name(from_state: State, to_state: State) -> str:
+    """The name of a change of state, decided by (from, to) alone."""
+    named = _NAMES.get((from_state, to_state))
+    if named is not None:
+        return named.value
+    return f"{from_state.value}_to_{to_state.value}"
+
+
+def all_transition_names() -> list[str]:
+    """Every name a transition can carry, e.g. to create one topic per name."""
+    return sorted({transition_name(a, b) for a in State for b in State if a is not b})
+
+
+def event_id_prefix(customer_id: str, created_at_us: int) -> str:
+    """The part of a customer's transition ids fixed at the creation of their state."""
+    digest = hashlib.blake2b(f"{customer_id}\x1f{created_at_us}".encode(), digest_size=12).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
+
+
+def transition_event_id(customer_id: str, created_at_us: int, seq: int) -> str:
+    """A stable, UUID-shaped id from (customer, instant their state was created, seq) alone.
+
+    A re-emission after a crash has the same three inputs, hence the same id; a customer
+    who comes back after erasure has a new creation instant, hence new ids.
+    """
+    return f"{event_id_prefix(customer_id, created_at_us)}{seq:08x}"
+
+
+Cause = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased", "deadline"]
+
+
+class FirstOrder(msgspec.Struct, frozen=True):
+    """What the customer's first counted order looked like."""
+
+    order_id: str
+    items: list[Item] | None
+    channel: str | None
+    payment_method: str | None
+    coupon: str | None
+    store_id: str | None
+
+
+class CustomerSnapshot(msgspec.Struct, frozen=True):
+    """What a marketer needs to write the email, as of the transition's `occurred_at`."""
+
+    order_count: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    spend: dict[str, int]
+    first_order: FirstOrder | None
+    days_since_last_order: int | None
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of a customer's lifecycle state."""
+
+    event_id: str
+    customer_id: str
+    seq: int
+    transition: str
+    from_state: State
+    to_state: State
+    occurred_at: datetime
+    detected_at: datetime
+    replayed: bool
+    cause: Cause
+    cause_event_id: str | None
+    customer: CustomerSnapshot
+    schema_version: Literal["v1"] = "v1"

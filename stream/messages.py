@@ -1,0 +1,110 @@
+"""The edge: order events decoded from bytes, and the other messages the engine writes.
+
+Transitions are defined in the core (`stream.lifecycle.transitions`); customer-state records
+and rejections are views for the outside world and live here. `schemas/v1/` is generated
+from these types (`lifecycle schemas`), and a test keeps the files and the types identical.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from .lifecycle import CustomerState, OrderEvent, State
+from .lifecycle.instants import from_us
+
+MAX_EVENT_BYTES = 1024 * 1024
+RAW_TEXT_LIMIT = 2048
+
+
+class InvalidEvent(ValueError):
+    """Input that is not a valid order event; the message is the reason."""
+
+
+_event_decoder = msgspec.json.Decoder(OrderEvent)
+encode = msgspec.json.Encoder().encode
+
+
+def decode_event(raw: bytes) -> OrderEvent:
+    """Decode and validate one order event, or raise InvalidEvent with the reason."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        return _event_decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        raise InvalidEvent(f"invalid order event: {error}") from None
+    except msgspec.DecodeError as error:
+        raise InvalidEvent(f"not JSON: {error}") from None
+
+
+class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer's latest state, as published on the compacted state topic."""
+
+    customer_id: str
+    state: State
+    state_since: datetime
+    order_count: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    seq: int
+    spend: dict[str, int]
+    store_id: str | None
+    next_deadline_at: datetime | None
+    schema_version: Literal["v1"] = "v1"
+
+
+def customer_record(customer: CustomerState) -> CustomerRecord:
+    def instant(value: int | None) -> datetime | None:
+        return from_us(value) if value is not None else None
+
+    return CustomerRecord(
+        customer_id=customer.customer_id,
+        state=customer.state,
+        state_since=from_us(customer.state_since),
+        order_count=customer.order_count,
+        first_order_at=instant(customer.first_order_at),
+        last_order_at=instant(customer.last_order_at),
+        seq=customer.seq,
+        spend=dict(customer.spend),
+        store_id=customer.store_id,
+        next_deadline_at=instant(customer.deadline),
+    )
+
+
+class FileSource(msgspec.Struct, frozen=True, tag="file"):
+    path: str
+    line: int
+
+
+class TopicSource(msgspec.Struct, frozen=True, tag="topic"):
+    topic: str
+    partition: int
+    offset: int
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """Input that was not applied: why, where it came from, and what it was."""
+
+    reason: str
+    source: FileSource | TopicSource
+    raw_text: str
+    raw_truncated: bool
+    raw_base64: str | None = None
+    schema_version: Literal["v1"] = "v1"
+
+
+def rejection(
+    raw: bytes, reason: str, source: FileSource | TopicSource, *, keep_original: bool = False
+) -> Rejection:
+    """A rejection record; `keep_original` carries the exact bytes (dead letters do)."""
+    text = raw[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace")
+    return Rejection(
+        reason=reason,
+        source=source,
+        raw_text=text,
+        raw_truncated=len(raw) > RAW_TEXT_LIMIT,
+        raw_base64=base64.b64encode(raw).decode() if keep_original else None,
+    )

@@ -1,0 +1,233 @@
+"""`lifecycle replay` end to end: files in, transitions, states and rejects out, exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from stream.lifecycle.instants import format_rfc3339
+from stream.schemas import load_schema
+from tests.helpers import at, cancelled, erased, placed, refunded
+
+
+def run_replay(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream", "replay", *args], input=stdin, capture_output=True, timeout=120
+    )
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def write_events(path: Path, events: list[dict], extra_lines: list[bytes] = ()) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events) + b"".join(extra_lines))
+    return path
+
+
+HAND_WRITTEN = [
+    placed(
+        "ann",
+        "a1",
+        at(0),
+        2500,
+        items=[{"sku": "MUG", "qty": 1, "unit_minor": 2500}],
+        channel="web",
+        payment_method="card",
+        coupon="WELCOME10",
+    ),
+    placed("bob", "b1", at(1), 1000),
+    placed("cat", "c1", at(2), 900),
+    cancelled("cat", "c1", at(3)),
+    placed("dan", "d1", at(4), 800),
+    placed("eve", "e1", at(5), 700),
+    refunded("dan", "d1", at(6), 800),
+    erased("eve", at(8)),
+    placed("bob", "b2", at(10), 1500),
+]
+
+
+def test_replay_of_a_hand_written_history_matches_hand_checked_expectations(tmp_path):
+    source = write_events(tmp_path / "orders.jsonl", HAND_WRITTEN)
+    result = run_replay(
+        str(source),
+        "--until",
+        format_rfc3339(at(100)),
+        "--transitions",
+        str(tmp_path / "t.jsonl"),
+        "--states",
+        str(tmp_path / "s.jsonl"),
+        "--config",
+        str(_one_partition(tmp_path)),
+    )
+    assert result.returncode == 0, result.stderr
+    transitions = jsonl(tmp_path / "t.jsonl")
+    seen = [(t["customer_id"], t["transition"], t["occurred_at"]) for t in transitions]
+    assert seen == [
+        ("ann", "became_one_timer", format_rfc3339(at(0))),
+        ("bob", "became_one_timer", format_rfc3339(at(1))),
+        ("cat", "became_one_timer", format_rfc3339(at(2))),
+        ("cat", "one_timer_to_prospect", format_rfc3339(at(3))),
+        ("dan", "became_one_timer", format_rfc3339(at(4))),
+        ("eve", "became_one_timer", format_rfc3339(at(5))),
+        ("dan", "one_timer_to_prospect", format_rfc3339(at(6))),
+        ("eve", "one_timer_to_prospect", format_rfc3339(at(8))),
+        ("bob", "became_repeat", format_rfc3339(at(10))),
+        ("ann", "went_inactive", format_rfc3339(at(30))),
+        ("bob", "went_at_risk", format_rfc3339(at(70))),
+        ("bob", "went_inactive", format_rfc3339(at(100))),
+    ]
+    assert all(t["replayed"] for t in transitions)
+    states = {s["customer_id"]: s for s in jsonl(tmp_path / "s.jsonl")}
+    assert set(states) == {"ann", "bob", "cat", "dan"}  # eve was erased
+    assert states["ann"]["state"] == "inactive" and states["ann"]["spend"] == {"EUR": 2500}
+    assert states["bob"]["state"] == "inactive" and states["bob"]["order_count"] == 2
+    assert states["bob"]["state_since"] == format_rfc3339(at(100))
+    assert states["dan"]["state"] == "prospect" and states["dan"]["order_count"] == 0
+    assert "read 9 events" in result.stderr.decode()
+    summary = result.stderr.decode()
+    assert "customers by state: prospect 2, one_timer 0, repeat 0, at_risk 0, inactive 2" in summary
+
+
+def _one_partition(tmp_path: Path) -> Path:
+    config = tmp_path / "one.toml"
+    config.write_text("[kafka]\npartitions = 1\n")
+    return config
+
+
+def test_outputs_validate_against_the_committed_schemas(tmp_path):
+    source = write_events(tmp_path / "orders.jsonl", HAND_WRITTEN, [b"not json\n"])
+    result = run_replay(
+        str(source),
+        "--until",
+        format_rfc3339(at(500)),
+        "--transitions",
+        str(tmp_path / "t.jsonl"),
+        "--states",
+        str(tmp_path / "s.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+    )
+    assert result.returncode == 0
+    for name, path in (("transition", "t.jsonl"), ("customer-state", "s.jsonl"), ("rejection", "r.jsonl")):
+        validator = Draft202012Validator(load_schema(name))
+        records = jsonl(tmp_path / path)
+        assert records
+        for record in records:
+            validator.validate(record)
+
+
+def test_bad_lines_are_rejected_with_reasons_and_the_rest_goes_on(tmp_path):
+    wrong_type = dict(placed("x", "x1", at(0)), total={"amount_minor": "ten", "currency": "EUR"})
+    unknown = dict(placed("y", "y1", at(0)), type="order.teleported")
+    naive_time = dict(placed("z", "z1", at(0)), occurred_at="2025-03-01T10:00:00")
+    future = placed("f", "f1", at(365 * 20))
+    oversize = b'{"pad":"' + b"x" * (1024 * 1024 + 10) + b'"}\n'
+    source = write_events(
+        tmp_path / "orders.jsonl",
+        [placed("ok", "o1", at(0)), wrong_type, unknown, naive_time, future],
+        [b"{not json\n", oversize, orjson.dumps(placed("ok2", "o2", at(1))) + b"\n"],
+    )
+    result = run_replay(
+        str(source), "--rejects", str(tmp_path / "r.jsonl"), "--states", str(tmp_path / "s.jsonl")
+    )
+    assert result.returncode == 0
+    rejects = jsonl(tmp_path / "r.jsonl")
+    assert [r["source"]["line"] for r in rejects] == [2, 3, 4, 5, 6, 7]
+    reasons = [r["reason"] for r in rejects]
+    assert "$.total.amount_minor" in reasons[0]
+    assert "order.teleported" in reasons[1] or "$.type" in reasons[1]
+    assert "timezone" in reasons[2]
+    assert "max_future_skew" in reasons[3]
+    assert reasons[4].startswith("not JSON")
+    assert "limit" in reasons[5] and rejects[5]["raw_truncated"] is False
+    assert len(rejects[5]["raw_text"]) <= 2048
+    assert {s["customer_id"] for s in jsonl(tmp_path / "s.jsonl")} == {"ok", "ok2"}
+    assert "rejected 6" in result.stderr.decode()
+
+
+def test_gzip_and_stdin_inputs_give_the_same_result(tmp_path):
+    raw = b"".join(orjson.dumps(e) + b"\n" for e in HAND_WRITTEN)
+    (tmp_path / "h.jsonl.gz").write_bytes(gzip.compress(raw))
+    a = run_replay(str(tmp_path / "h.jsonl.gz"), "--transitions", str(tmp_path / "a.jsonl"))
+    b = run_replay("-", "--transitions", str(tmp_path / "b.jsonl"), stdin=raw)
+    assert a.returncode == b.returncode == 0
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "detected_at"} for r in rows]  # noqa: E731
+    assert strip(jsonl(tmp_path / "a.jsonl")) == strip(jsonl(tmp_path / "b.jsonl"))
+    assert len(jsonl(tmp_path / "a.jsonl")) == 9
+
+
+def test_replaying_the_same_input_again_reproduces_its_transitions(tmp_path):
+    source = tmp_path / "gen.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "stream", "generate", "--customers", "300", "-o", str(source)],
+        check=True,
+        capture_output=True,
+    )
+    runs = []
+    for name in ("one", "two"):
+        assert run_replay(str(source), "--transitions", str(tmp_path / name)).returncode == 0
+        runs.append(
+            [(t["event_id"], t["seq"], t["transition"], t["occurred_at"]) for t in jsonl(tmp_path / name)]
+        )
+    assert runs[0] == runs[1] and len(runs[0]) > 300
+
+
+def test_csv_order_export_is_read_with_documented_columns(tmp_path):
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text(
+        "customer_id,order_id,occurred_at,amount,currency,channel,type\n"
+        "ann,a1,2025-03-01T10:00:00Z,25.00,EUR,web,\n"
+        "ann,a2,2025-03-05T10:00:00+01:00,12.5,EUR,app,\n"
+        "ann,a2,2025-03-06T10:00:00Z,12.50,EUR,,order.refunded\n"
+        "bob,b1,2025-03-02T10:00:00Z,1000,JPY,web,\n"
+        "bad,b1,2025-03-02T10:00:00Z,ten,EUR,web,\n"
+    )
+    result = run_replay(
+        str(csv_file),
+        "--format",
+        "csv",
+        "--states",
+        str(tmp_path / "s.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+        "--transitions",
+        str(tmp_path / "t.jsonl"),
+    )
+    assert result.returncode == 0, result.stderr
+    states = {s["customer_id"]: s for s in jsonl(tmp_path / "s.jsonl")}
+    assert states["ann"]["spend"] == {"EUR": 2500} and states["ann"]["state"] == "one_timer"
+    assert states["bob"]["spend"] == {"JPY": 1000}
+    [reject] = jsonl(tmp_path / "r.jsonl")
+    assert reject["source"]["line"] == 6 and "ten" in reject["reason"]
+    assert [t["transition"] for t in jsonl(tmp_path / "t.jsonl") if t["customer_id"] == "ann"] == [
+        "became_one_timer",
+        "became_repeat",
+        "repeat_to_one_timer",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jsonl"], "missing.jsonl: no such file"),
+        (["{src}", "--until", "yesterday"], "--until"),
+        (["{src}", "--format", "xml"], "invalid choice"),
+        (["{src}", "--config", "{bad_config}"], "config key `policy.one_timer_window`"),
+        (["{src}", "--transitions", "/nonexistent/dir/t.jsonl"], "--transitions"),
+    ],
+)
+def test_unusable_arguments_exit_2_with_one_line(tmp_path, args, message):
+    src = write_events(tmp_path / "o.jsonl", HAND_WRITTEN)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[policy]\none_timer_window = "thirty"\n')
+    result = run_replay(*[a.format(src=src, bad_config=bad) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
