@@ -77,7 +77,7 @@ class Replay:
             self.stats.outcomes[Outcome.REJECTED.value] += 1
             raise
         result = self._partition(event.customer_id).apply(event, self.now_us())
-        self.stats.outcomes[result.outcome.value] += 1
+        self.stats.outcomes[result.outcome] += 1
         self.stats.events_by_type[event_type(event)] += 1
         self._count(result.transitions)
         if result.outcome is Outcome.REJECTED:

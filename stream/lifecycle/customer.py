@@ -8,6 +8,8 @@ common path, a new order, and recomputed from the orders when one stops counting
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 
 from .events import CustomerErased, Item, OrderCancelled, OrderEvent, OrderPlaced, OrderRefunded
@@ -109,16 +111,22 @@ def _record_placed(customer: CustomerState, event: OrderPlaced, at_us: int) -> b
     return True
 
 
+def _shared(text: str | None) -> str | None:
+    # Currencies, channels, payment methods, stores and coupons repeat across millions of
+    # orders; one shared copy of each keeps a large replay's memory in check.
+    return None if text is None else sys.intern(text)
+
+
 def _fill_placement(order: OrderRecord, event: OrderPlaced, at_us: int) -> None:
     order.placed_at = at_us
     order.placed_event_id = event.event_id
     order.total_minor = event.total.amount_minor
-    order.currency = event.total.currency
+    order.currency = sys.intern(event.total.currency)
     order.items = event.items
-    order.channel = event.channel
-    order.payment_method = event.payment_method
-    order.coupon = event.coupon
-    order.store_id = event.store_id
+    order.channel = _shared(event.channel)
+    order.payment_method = _shared(event.payment_method)
+    order.coupon = _shared(event.coupon)
+    order.store_id = _shared(event.store_id)
 
 
 def _count_new_order(customer: CustomerState, order_id: str, order: OrderRecord) -> None:

@@ -70,6 +70,12 @@ OrderEvent = OrderPlaced | OrderCancelled | OrderRefunded | CustomerErased
 EventType = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased"]
 
 
+_TYPE_OF: dict[type, EventType] = {
+    cls: cast(EventType, cls.__struct_config__.tag)
+    for cls in (OrderPlaced, OrderCancelled, OrderRefunded, CustomerErased)
+}
+
+
 def event_type(event: OrderEvent) -> EventType:
     """The `type` tag an event was decoded from."""
-    return cast(EventType, type(event).__struct_config__.tag)
+    return _TYPE_OF[type(event)]

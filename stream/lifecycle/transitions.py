@@ -46,17 +46,22 @@ _NAMES: dict[tuple[State, State], TransitionName] = {
 }
 
 
+def _name(from_state: State, to_state: State) -> str:
+    named = _NAMES.get((from_state, to_state))
+    return named.value if named is not None else f"{from_state.value}_to_{to_state.value}"
+
+
+_ALL_NAMES: dict[tuple[State, State], str] = {(a, b): _name(a, b) for a in State for b in State if a != b}
+
+
 def transition_name(from_state: State, to_state: State) -> str:
     """The name of a change of state, decided by (from, to) alone."""
-    named = _NAMES.get((from_state, to_state))
-    if named is not None:
-        return named.value
-    return f"{from_state.value}_to_{to_state.value}"
+    return _ALL_NAMES[(from_state, to_state)]
 
 
 def all_transition_names() -> list[str]:
     """Every name a transition can carry, e.g. to create one topic per name."""
-    return sorted({transition_name(a, b) for a in State for b in State if a is not b})
+    return sorted(set(_ALL_NAMES.values()))
 
 
 def event_id_prefix(customer_id: str, created_at_us: int) -> str:
