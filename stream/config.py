@@ -98,6 +98,7 @@ class TimeSettings:
     stale_after: int = _setting(_duration, DAY_US)
     max_future_skew: int = _setting(_duration, 5 * MINUTE_US)
     tick_interval: int = _setting(_duration, SECOND_US)
+    tick_delay: int = _setting(_duration, SECOND_US)
     ticks: bool = _setting(_flag, True)
 
 
@@ -123,6 +124,7 @@ class WorkerSettings:
     store: str = _setting(_choice("rocksdb", "memory"), "rocksdb")
     data_dir: str = _setting(_text, "./var/worker")
     web_port: int = _setting(_port, 6066)
+    web_host: str = _setting(_text, "127.0.0.1")
 
 
 @dataclass(frozen=True)

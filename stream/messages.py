@@ -108,3 +108,20 @@ def rejection(
         raw_truncated=len(raw) > RAW_TEXT_LIMIT,
         raw_base64=base64.b64encode(raw).decode() if keep_original else None,
     )
+
+
+class Tick(msgspec.Struct, frozen=True):
+    """Wall-clock time entering a partition as a message, so deadlines fire with no events."""
+
+    at: datetime
+    schema_version: Literal["v1"] = "v1"
+
+
+_tick_decoder = msgspec.json.Decoder(Tick)
+
+
+def decode_tick(raw: bytes) -> Tick:
+    try:
+        return _tick_decoder.decode(raw)
+    except msgspec.DecodeError as error:  # ValidationError is a DecodeError too
+        raise InvalidEvent(f"invalid tick: {error}") from None

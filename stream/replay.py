@@ -12,18 +12,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from aiokafka.partitioner import murmur2
-
 from .config import Config
 from .lifecycle import CustomerState, Outcome, Partition, Transition, event_type
 from .messages import InvalidEvent, decode_event
-
-
-def partition_for(customer_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a message keyed by `customer_id`."""
-    if partitions == 1:
-        return 0
-    return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+from .partitioning import partition_for
 
 
 def wall_clock_us() -> int:

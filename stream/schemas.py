@@ -13,7 +13,7 @@ import msgspec
 import orjson
 
 from .lifecycle import OrderEvent, Transition
-from .messages import CustomerRecord, Rejection
+from .messages import CustomerRecord, Rejection, Tick
 
 VERSION = "v1"
 MESSAGES: dict[str, tuple[Any, str]] = {
@@ -21,6 +21,7 @@ MESSAGES: dict[str, tuple[Any, str]] = {
     "transition": (Transition, "A change of a customer's lifecycle state."),
     "customer-state": (CustomerRecord, "A customer's latest lifecycle state (compacted topic)."),
     "rejection": (Rejection, "Input that was not applied (dead letter or replay reject)."),
+    "tick": (Tick, "Wall-clock time for one partition (internal ticks topic)."),
 }
 
 

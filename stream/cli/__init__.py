@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 
 from ..config import ConfigError
-from . import generate_command, replay_command, schemas_command
+from . import (
+    generate_command,
+    kafka_commands,
+    replay_command,
+    schemas_command,
+    send_command,
+    tail_command,
+    worker_command,
+)
 from .common import UsageError
 
 
@@ -19,7 +27,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lifecycle", description="Customer lifecycle engine for online shops.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (replay_command, generate_command, schemas_command):
+    for module in (
+        replay_command,
+        generate_command,
+        schemas_command,
+        kafka_commands,
+        worker_command,
+        send_command,
+        tail_command,
+    ):
         module.register(commands)
     return parser
 

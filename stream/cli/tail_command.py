@@ -1,0 +1,56 @@
+"""`lifecycle tail`: print transitions as they arrive, one readable line each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ..config import load_config
+from ..display import transition_line
+from ..kafka_client import client_settings
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("tail", help="print transitions as they arrive")
+    parser.add_argument("--config", metavar="PATH")
+    parser.add_argument("--topic", help="default: the transitions topic (topics.transitions)")
+    parser.add_argument("--from-beginning", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    parser.set_defaults(run=run)
+
+
+async def tail(config: Any, topic: str, from_beginning: bool, as_json: bool) -> None:
+    settings = client_settings(config)
+    consumer = AIOKafkaConsumer(**settings, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        # the engine's topics all have kafka.partitions partitions
+        tps = [TopicPartition(topic, p) for p in range(config.kafka.partitions)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        async for message in consumer:
+            if message.value is None:
+                continue
+            if as_json:
+                print(message.value.decode(), flush=True)
+            else:
+                print(transition_line(orjson.loads(message.value)), flush=True)
+    finally:
+        await consumer.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        asyncio.run(tail(config, args.topic or config.topics.transitions, args.from_beginning, args.json))
+    except BrokenPipeError:
+        sys.stderr.close()
+    return 0

@@ -1,0 +1,47 @@
+"""`lifecycle worker`: the live Faust worker."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..config import Config, load_config
+from .kafka_commands import create_topics_or_explain
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help="run the live worker: orders in, transitions out",
+        description="Consumes the orders topic, keeps customer state in Faust tables and publishes "
+        "transitions, customer states and dead letters. Creates missing topics first.",
+    )
+    parser.add_argument("--config", metavar="PATH")
+    parser.add_argument("--store", choices=("rocksdb", "memory"), help="table storage (default rocksdb)")
+    parser.add_argument("--data-dir", help="where RocksDB tables live (worker.data_dir)")
+    parser.add_argument("--web-port", type=int, help="HTTP port for metrics and health (worker.web_port)")
+    parser.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(run=run)
+
+
+def worker_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    overrides = {
+        key: value
+        for key, value in (("store", args.store), ("data_dir", args.data_dir), ("web_port", args.web_port))
+        if value is not None
+    }
+    return dataclasses.replace(config, worker=dataclasses.replace(config.worker, **overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = worker_config(args)
+    create_topics_or_explain(config)
+    import faust
+
+    from ..worker.app import create_app
+
+    app, _ = create_app(config)
+    faust.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return 0

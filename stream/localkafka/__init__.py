@@ -1,0 +1,221 @@
+"""A local Apache Kafka broker (KRaft, one node on 127.0.0.1) that the project starts itself.
+
+The broker comes from the official artifacts on Maven Central (fetched once with Maven into
+a cache), runs in combined broker+controller mode, and is stopped with SIGTERM, then
+SIGKILL after a timeout. Used by the demo, the tests and CI alike.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
+_HERE = Path(__file__).resolve().parent
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, started or stopped; the message says why."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LIFECYCLE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lifecycle"
+    )
+    return Path(base) / f"kafka-{KAFKA_VERSION}"
+
+
+def ensure_jars(log: bool = True) -> Path:
+    """The broker's classpath folder, fetched from Maven Central on first use."""
+    libs = cache_dir() / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("java") is None:
+        raise LocalKafkaError("java is not on PATH; the local broker needs Java 17 or newer")
+    if shutil.which("mvn") is None:
+        raise LocalKafkaError("mvn (Maven) is not on PATH; it fetches the broker from Maven Central")
+    if log:
+        print(
+            f"local-kafka: fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs}", flush=True
+        )
+    partial = libs.with_name("libs.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(_HERE / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+            f"-Dkafka.version={KAFKA_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"mvn could not fetch the broker:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)
+    marker.touch()
+    return libs
+
+
+@dataclass(frozen=True)
+class Broker:
+    port: int
+    data_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def pid(self) -> int | None:
+        """The broker's pid when it is running, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        if _is_zombie(pid):
+            return None
+        return pid
+
+    def serving(self) -> bool:
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def start(self, timeout: float = 90.0) -> bool:
+        """Start the broker and wait until it serves; False when it was already running."""
+        if self.pid() is not None and self.serving():
+            return False
+        if self.serving():
+            raise LocalKafkaError(f"port {self.port} is taken by another program; pick another with --port")
+        libs = ensure_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        properties = self._write_properties()
+        classpath = f"{libs}/*"
+        java = [
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={_HERE / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            classpath,
+        ]
+        if not (self.data_dir / "kraft" / "meta.properties").exists():
+            formatted = subprocess.run(
+                [*java, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(properties)],
+                capture_output=True,
+                text=True,
+            )
+            if formatted.returncode != 0:
+                raise LocalKafkaError(
+                    f"formatting broker storage failed:\n{formatted.stdout}{formatted.stderr}"
+                )
+        with open(self.log_dir / "stdout.log", "ab") as out:
+            process = subprocess.Popen(
+                [*java, "kafka.Kafka", str(properties)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LocalKafkaError(
+                    f"the broker exited with status {process.returncode}; see {self.log_dir}/stdout.log "
+                    f"and server.log"
+                )
+            if self.serving():
+                return True
+            time.sleep(0.2)
+        self.stop()
+        raise LocalKafkaError(f"the broker did not serve on port {self.port} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker cleanly (SIGTERM), or by force after `timeout`; False if not running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _write_properties(self) -> Path:
+        path = self.data_dir / "server.properties"
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "kraft"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "default.replication.factor": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.cleaner.dedupe.buffer.size": "33554432",
+            "auto.create.topics.enable": "false",
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        return path
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

@@ -1,0 +1,113 @@
+"""The Faust wiring of the live worker: topics, tables, the agent, the tick timer.
+
+Everything the worker decides is in `runtime.Worker` (and the core below it); this module
+only connects it to faust-streaming.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from ..config import Config
+from ..kafka_client import faust_broker_url
+from .runtime import Worker
+
+MiB = 1024 * 1024
+
+
+def _rocksdb_options() -> dict[str, Any]:
+    # Faust's default gives every table partition a 2 GiB block cache; a fresh dict per
+    # table, because faust's store pops keys out of the mapping it is given.
+    return {
+        "block_cache_size": 64 * MiB,
+        "block_cache_compressed_size": 0,
+        "write_buffer_size": 16 * MiB,
+        "max_write_buffer_number": 2,
+    }
+
+
+def create_app(config: Config) -> tuple[faust.App, Worker]:
+    """A Faust app running the lifecycle worker for `config`."""
+    rocksdb = config.worker.store == "rocksdb"
+    app = faust.App(
+        config.worker.app_id,
+        broker=faust_broker_url(config),
+        store="rocksdb://" if rocksdb else "memory://",
+        datadir=config.worker.data_dir,
+        web_port=config.worker.web_port,
+        web_host=config.worker.web_host,
+        web_tables_enabled=False,  # table views would publish customer data over HTTP
+        topic_partitions=config.kafka.partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        autodiscover=False,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    # bytes in and out: the worker encodes states itself (msgpack), faust stores raw bytes
+    customers = app.Table(
+        "customers",
+        partitions=config.kafka.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=_rocksdb_options() if rocksdb else None,
+    )
+    clocks = app.Table(
+        "partition-clocks",
+        partitions=config.kafka.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=_rocksdb_options() if rocksdb else None,
+    )
+    source = app.topic(config.topics.orders, config.topics.ticks, **raw)
+    topics: dict[str, Any] = {}
+
+    def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        channel = topics.get(topic)
+        if channel is None:
+            channel = topics[topic] = app.topic(topic, **raw)
+        channel.send_soon(key=key, value=value, partition=partition)
+
+    def committed_offset(topic: str, partition: int) -> int | None:
+        # faust keeps what it committed (or found committed at assignment) per partition
+        committed: int | None = app.consumer._committed_offset.get(TP(topic, partition))
+        return committed
+
+    worker = Worker(config, customers, clocks, send, committed_offset=committed_offset)
+
+    @app.agent(source, name="lifecycle")
+    async def lifecycle(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            worker.on_message(message.topic, message.partition, message.offset, message.key, message.value)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        worker.let_go({tp.partition for tp in revoked if tp.topic == config.topics.orders})
+
+    ticks = app.topic(config.topics.ticks, **raw)
+
+    @app.timer(interval=config.time.tick_interval / 1_000_000)
+    async def send_ticks() -> None:
+        if not config.time.ticks:
+            return
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == config.topics.orders and _caught_up(app, worker, tp):
+                ticks.send_soon(key=None, value=worker.tick_value(), partition=tp.partition)
+
+    app.lifecycle_worker = worker  # type: ignore[attr-defined]
+    return app, worker
+
+
+def _caught_up(app: faust.App, worker: Worker, tp: TP) -> bool:
+    """No lag on this orders partition: everything up to its high watermark was processed."""
+    highwater = app.consumer.highwater(tp)
+    if highwater is None:
+        return False
+    runtime = worker.partitions.get(tp.partition)
+    if runtime is not None and runtime.last_order_offset is not None:
+        return runtime.last_order_offset + 1 >= highwater
+    committed = app.consumer._committed_offset.get(tp)
+    return highwater == 0 or (committed is not None and committed >= highwater)

@@ -1,0 +1,218 @@
+"""The live worker's logic, apart from Faust: one message in, table writes and sends out.
+
+`Worker` holds one `Partition` core per partition this process owns, taken up lazily from
+the table on the first message after an assignment (that is when recovery is complete).
+It knows nothing of Faust beyond a table mapping and a `send` callable, so it is tested
+directly as well as through the real broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from ..config import Config
+from ..lifecycle import CustomerState, Outcome, Partition, Transition, event_type
+from ..lifecycle.instants import from_us, to_us
+from ..messages import (
+    InvalidEvent,
+    Tick,
+    TopicSource,
+    customer_record,
+    decode_event,
+    decode_tick,
+    encode,
+    rejection,
+)
+from ..partitioning import partition_for
+from ..topics import per_name_topic
+from .state import Outbox, TableCustomers, decode_stored
+
+
+class Send(Protocol):
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None: ...
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class WorkerStats:
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome)
+    transitions: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    rerouted: int = 0
+    resent_after_crash: int = 0
+
+
+@dataclass
+class PartitionRuntime:
+    core: Partition
+    customers: TableCustomers
+    last_order_offset: int | None = None
+
+
+class Worker:
+    """Feeds messages of the orders and ticks topics to per-partition cores."""
+
+    def __init__(
+        self,
+        config: Config,
+        customers_table: Any,
+        clocks_table: Any,
+        send: Send,
+        *,
+        now_us: Callable[[], int] = wall_clock_us,
+        committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
+    ) -> None:
+        self.config = config
+        self.table = customers_table
+        self.clocks = clocks_table
+        self.send = send
+        self.now_us = now_us
+        self.committed_offset = committed_offset
+        self.policies = config.policy_book()
+        self.time_rules = config.time_rules()
+        self.partitions: dict[int, PartitionRuntime] = {}
+        self.stats = WorkerStats()
+        self.topics = config.topics
+
+    # -- ownership ----------------------------------------------------------------------
+
+    def take_up(self, numbers: Iterable[int]) -> None:
+        """Build cores for newly owned partitions from the table, and re-send their outboxes."""
+        wanted = {n for n in numbers if n not in self.partitions}
+        if not wanted:
+            return
+        count = self.config.kafka.partitions
+        states: dict[int, list[CustomerState]] = {n: [] for n in wanted}
+        for key, raw in self.table.items():
+            customer_id = key.decode() if isinstance(key, bytes) else key
+            number = partition_for(customer_id, count)
+            if number not in wanted:
+                continue
+            stored = decode_stored(raw)
+            states[number].append(stored.state)
+            if stored.outbox is not None:
+                self._resend_if_uncommitted(customer_id, number, stored.outbox)
+        for number in wanted:
+            customers = TableCustomers(self.table)
+            raw_clock = self.clocks.get(_clock_key(number))
+            core = Partition(
+                customers,
+                self.policies,
+                self.time_rules,
+                clock_us=int(raw_clock) if raw_clock is not None else None,
+            )
+            core.rebuild_deadline_index(states[number])
+            self.partitions[number] = PartitionRuntime(core, customers)
+
+    def let_go(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self.partitions.pop(number, None)
+
+    def _resend_if_uncommitted(self, customer_id: str, number: int, outbox: Outbox) -> None:
+        committed = self.committed_offset(outbox.source_topic, number)
+        if committed is not None and outbox.source_offset < committed:
+            return
+        key = customer_id.encode()
+        for raw in outbox.transitions:
+            sent = orjson.loads(raw)
+            self._send_transition(key, raw, sent["transition"], fresh=not sent["replayed"])
+            self.stats.resent_after_crash += 1
+
+    # -- messages -----------------------------------------------------------------------
+
+    def on_message(
+        self, topic: str, number: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """Handle one message of the orders or ticks topic, partition `number`."""
+        if number not in self.partitions:
+            self.take_up([number])
+        runtime = self.partitions[number]
+        raw = value or b""
+        if topic == self.topics.ticks:
+            self._on_tick(runtime, number, offset, raw)
+            return
+        runtime.last_order_offset = offset
+        try:
+            event = decode_event(raw)
+        except InvalidEvent as invalid:
+            self._dead_letter(topic, number, offset, key, raw, str(invalid), "invalid")
+            return
+        owner = partition_for(event.customer_id, self.config.kafka.partitions)
+        if owner != number:
+            # Keyed otherwise by its producer: a customer's state lives in one partition only,
+            # so the event goes to that partition of the orders topic, keyed by customer.
+            self.send(self.topics.orders, event.customer_id.encode(), raw, owner)
+            self.stats.rerouted += 1
+            return
+        result = runtime.core.apply(event, self.now_us())
+        self.stats.events[(event_type(event), result.outcome.value)] += 1
+        if result.outcome is Outcome.REJECTED:
+            self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", "rejected")
+        self._publish(runtime, number, topic, offset, result.transitions)
+
+    def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
+        try:
+            tick = decode_tick(raw)
+        except InvalidEvent:
+            return  # ticks are ours; a bad one is dropped, the next one will do
+        fired = runtime.core.advance(to_us(tick.at), self.now_us())
+        self._publish(runtime, number, self.topics.ticks, offset, fired)
+
+    def _publish(
+        self, runtime: PartitionRuntime, number: int, topic: str, offset: int, transitions: list[Transition]
+    ) -> None:
+        """Write changed customers (with their outboxes), the clock, then send the outputs."""
+        encoded = [(transition, encode(transition)) for transition in transitions]
+        by_customer: dict[str, list[bytes]] = {}
+        for transition, raw in encoded:
+            by_customer.setdefault(transition.customer_id, []).append(raw)
+        outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
+        changed = runtime.customers.write_back(outboxes)
+        clock = runtime.core.clock_us
+        if clock is not None:
+            value = str(clock).encode()
+            if self.clocks.get(_clock_key(number)) != value:
+                self.clocks[_clock_key(number)] = value
+        for transition, raw in encoded:
+            self.stats.transitions[transition.transition] += 1
+            self._send_transition(
+                transition.customer_id.encode(), raw, transition.transition, fresh=not transition.replayed
+            )
+        for customer_id, state in changed:
+            value = None if state is None else encode(customer_record(state))
+            self.send(self.topics.customer_state, customer_id.encode(), value, number)
+
+    def _send_transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
+        self.send(self.topics.transitions, key, raw, None)
+        if fresh:
+            self.send(per_name_topic(self.config, name), key, raw, None)
+
+    def _dead_letter(
+        self, topic: str, number: int, offset: int, key: bytes | None, raw: bytes, reason: str, kind: str
+    ) -> None:
+        record = rejection(
+            raw, reason, TopicSource(topic=topic, partition=number, offset=offset), keep_original=True
+        )
+        self.send(self.topics.dead_letters, key, encode(record), number)
+        self.stats.dead_letters[kind] += 1
+
+    # -- time ---------------------------------------------------------------------------
+
+    def tick_value(self) -> bytes:
+        """A tick for now, less the configured delay for events still on their way."""
+        return encode(Tick(at=from_us(self.now_us() - self.config.time.tick_delay)))
+
+
+def _clock_key(number: int) -> bytes:
+    return f"partition-{number}".encode()

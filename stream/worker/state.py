@@ -1,0 +1,93 @@
+"""Customer states in a Faust table, seen by the core as a plain mapping.
+
+The core writes a customer back after every change; this adapter holds those writes until
+the message is done, then writes each changed customer once, together with the transitions
+that message produced for them (the outbox, re-sent after a crash, see `Outbox`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import msgspec
+
+from ..lifecycle import CustomerState
+
+
+class Outbox(msgspec.Struct, frozen=True, array_like=True):
+    """The transitions one source message produced for a customer, as sent.
+
+    Offsets are committed only after every send is flushed, so a transition whose send was
+    lost in a crash belongs to a message at or after the committed offset. When the partition
+    is taken up again, outboxes from such messages are sent again, with the same event ids.
+    """
+
+    source_topic: str
+    source_offset: int
+    transitions: list[bytes]
+
+
+class StoredCustomer(msgspec.Struct, array_like=True):
+    state: CustomerState
+    outbox: Outbox | None = None
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(StoredCustomer).decode
+
+
+def encode_stored(stored: StoredCustomer) -> bytes:
+    return _encode(stored)
+
+
+def decode_stored(raw: bytes) -> StoredCustomer:
+    return _decode(raw)
+
+
+class TableCustomers(MutableMapping[str, CustomerState]):
+    """A write-back view of the customers table for one message at a time."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.changed: dict[str, CustomerState | None] = {}
+        self._outboxes: dict[str, Outbox | None] = {}
+
+    def __getitem__(self, customer_id: str) -> CustomerState:
+        if customer_id in self.changed:
+            state = self.changed[customer_id]
+            if state is None:
+                raise KeyError(customer_id)
+            return state
+        raw = self.table.get(customer_id.encode())
+        if raw is None:
+            raise KeyError(customer_id)
+        stored = decode_stored(raw)
+        self._outboxes[customer_id] = stored.outbox
+        return stored.state
+
+    def __setitem__(self, customer_id: str, state: CustomerState) -> None:
+        self.changed[customer_id] = state
+
+    def __delitem__(self, customer_id: str) -> None:
+        self.changed[customer_id] = None
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("the customers table is not iterated through the core; see Runtime.take_up")
+
+    def __len__(self) -> int:
+        raise TypeError("the customers table has no cheap length")
+
+    def write_back(self, outboxes: dict[str, Outbox]) -> list[tuple[str, CustomerState | None]]:
+        """Write every changed customer to the table; returns what changed."""
+        written = list(self.changed.items())
+        for customer_id, state in written:
+            key = customer_id.encode()
+            if state is None:
+                self.table.pop(key, None)
+                continue
+            outbox = outboxes.get(customer_id) or self._outboxes.get(customer_id)
+            self.table[key] = encode_stored(StoredCustomer(state, outbox))
+        self.changed.clear()
+        self._outboxes.clear()
+        return written
