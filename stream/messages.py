@@ -18,6 +18,9 @@ from .lifecycle.instants import from_us
 
 MAX_EVENT_BYTES = 1024 * 1024
 RAW_TEXT_LIMIT = 2048
+# A dead letter must itself fit in a Kafka message (1 MiB by default on most clusters),
+# so the original bytes it carries stop here; base64 makes them a third larger.
+RAW_ORIGINAL_LIMIT = 512 * 1024
 
 
 class InvalidEvent(ValueError):
@@ -92,21 +95,26 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     source: FileSource | TopicSource
     raw_text: str
     raw_truncated: bool
+    raw_size: int
     raw_base64: str | None = None
+    raw_base64_truncated: bool = False
     schema_version: Literal["v1"] = "v1"
 
 
 def rejection(
     raw: bytes, reason: str, source: FileSource | TopicSource, *, keep_original: bool = False
 ) -> Rejection:
-    """A rejection record; `keep_original` carries the exact bytes (dead letters do)."""
+    """A rejection record; `keep_original` carries the exact bytes (dead letters do), up to
+    RAW_ORIGINAL_LIMIT."""
     text = raw[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace")
     return Rejection(
         reason=reason,
         source=source,
         raw_text=text,
         raw_truncated=len(raw) > RAW_TEXT_LIMIT,
-        raw_base64=base64.b64encode(raw).decode() if keep_original else None,
+        raw_size=len(raw),
+        raw_base64=base64.b64encode(raw[:RAW_ORIGINAL_LIMIT]).decode() if keep_original else None,
+        raw_base64_truncated=keep_original and len(raw) > RAW_ORIGINAL_LIMIT,
     )
 
 

@@ -15,6 +15,7 @@ from ..inputs import csv_lines, jsonl_lines, open_input
 from ..kafka_client import client_settings
 from ..partitioning import partition_for
 from .common import UsageError, check_readable
+from .kafka_commands import create_topics_or_explain
 
 
 def register(commands: Any) -> None:
@@ -67,12 +68,20 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     check_readable(args.inputs)
+    create_topics_or_explain(config)
+
+    skipped = 0
 
     def lines() -> Any:
+        nonlocal skipped
         for path in args.inputs:
             stream = open_input(path)
             reader = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
             for line in reader:
+                if line.error is not None:
+                    print(f"skipped {path}:{line.line}: {line.error}", file=sys.stderr)
+                    skipped += 1
+                    continue
                 yield line.raw
 
     progress = None
@@ -86,5 +95,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot send to Kafka at {config.kafka.bootstrap_servers}: {error}") from None
     if progress is not None:
         progress.close()
-    print(f"sent {sent} events to {config.topics.orders}", file=sys.stderr)
+    print(
+        f"sent {sent} events to {config.topics.orders}" + (f", skipped {skipped}" if skipped else ""),
+        file=sys.stderr,
+    )
     return 0

@@ -7,6 +7,7 @@ deadline on the way in time order. Both return transitions and never send them: 
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -27,10 +28,16 @@ from .policy import PolicyBook, State, next_deadline, state_at
 from .transitions import Cause, Transition, transition_name
 
 
+def erasure_key(customer_id: str) -> str:
+    """What is kept of an erased customer: a one-way hash of the id, to ignore redeliveries."""
+    return hashlib.blake2b(customer_id.encode(), digest_size=16, person=b"lifecycle-erase").hexdigest()
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
     LATE = "late"
     DUPLICATE = "duplicate"
+    ERASED = "erased"
     REJECTED = "rejected"
 
 
@@ -61,8 +68,11 @@ class Partition:
         *,
         clock_us: int | None = None,
         rebuilding: bool = False,
+        erasures: MutableMapping[str, int] | None = None,
     ) -> None:
         self.customers = customers
+        # erasure key -> partition clock at the erasure; see `erasure_key`
+        self.erasures: MutableMapping[str, int] = {} if erasures is None else erasures
         self.policies = policies or PolicyBook()
         self.time_rules = time_rules or TimeRules()
         self.clock_us = clock_us
@@ -158,6 +168,8 @@ class Partition:
         customer = self.customers.get(event.customer_id)
         if isinstance(event, CustomerErased):
             return self._erase(customer, event, fired, now_us)
+        if (customer is None or at < customer.created_at) and self._before_erasure(event.customer_id, at):
+            return EventResult(Outcome.ERASED, fired)
         if customer is None:
             customer = new_customer(event.customer_id, at)
         try:
@@ -184,9 +196,10 @@ class Partition:
         fired: list[Transition],
         now_us: int,
     ) -> EventResult:
+        assert self.clock_us is not None
+        self.erasures[erasure_key(event.customer_id)] = self.clock_us
         if customer is None:
             return EventResult(Outcome.APPLIED, fired, erased=True)
-        assert self.clock_us is not None
         if customer.state is not State.PROSPECT:
             fired.append(
                 self._transition(
@@ -202,6 +215,15 @@ class Partition:
         del self.customers[customer.customer_id]
         self._deadlines.pop(customer.customer_id, None)
         return EventResult(Outcome.APPLIED, fired, erased=True)
+
+    def _before_erasure(self, customer_id: str, at_us: int) -> bool:
+        """True for an event of a customer's life that an erasure ended.
+
+        Kafka redelivers after a crash or a rebalance; without this, an order redelivered
+        after its customer's erasure would bring the customer back.
+        """
+        erased_at = self.erasures.get(erasure_key(customer_id))
+        return erased_at is not None and at_us <= erased_at
 
     # -- transitions --------------------------------------------------------------------
 

@@ -208,6 +208,8 @@ class Broker:
             "group.initial.rebalance.delay.ms": "0",
             "log.cleaner.dedupe.buffer.size": "33554432",
             "auto.create.topics.enable": "false",
+            # events over the engine's 1 MiB limit must reach it, to be dead-lettered with a reason
+            "message.max.bytes": str(4 * 1024 * 1024),
         }
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return path

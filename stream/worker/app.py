@@ -75,7 +75,14 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         committed: int | None = app.consumer._committed_offset.get(TP(topic, partition))
         return committed
 
-    worker = Worker(config, customers, clocks, send, committed_offset=committed_offset)
+    erasures = app.Table(
+        "erasures",
+        partitions=config.kafka.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=_rocksdb_options() if rocksdb else None,
+    )
+    worker = Worker(config, customers, clocks, erasures, send, committed_offset=committed_offset)
 
     @app.agent(source, name="lifecycle")
     async def lifecycle(stream: Any) -> None:

@@ -8,6 +8,7 @@ directly as well as through the real broker.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ import orjson
 
 from ..config import Config
 from ..lifecycle import CustomerState, Outcome, Partition, Transition, event_type
-from ..lifecycle.instants import from_us, to_us
+from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..messages import (
     InvalidEvent,
     Tick,
@@ -31,7 +32,9 @@ from ..messages import (
 )
 from ..partitioning import partition_for
 from ..topics import per_name_topic
-from .state import Outbox, TableCustomers, decode_stored
+from .state import Outbox, TableCustomers, TableErasures, decode_stored
+
+log = logging.getLogger(__name__)
 
 
 class Send(Protocol):
@@ -68,6 +71,7 @@ class Worker:
         config: Config,
         customers_table: Any,
         clocks_table: Any,
+        erasures_table: Any,
         send: Send,
         *,
         now_us: Callable[[], int] = wall_clock_us,
@@ -76,6 +80,7 @@ class Worker:
         self.config = config
         self.table = customers_table
         self.clocks = clocks_table
+        self.erasures = TableErasures(erasures_table)
         self.send = send
         self.now_us = now_us
         self.committed_offset = committed_offset
@@ -111,13 +116,21 @@ class Worker:
                 self.policies,
                 self.time_rules,
                 clock_us=int(raw_clock) if raw_clock is not None else None,
+                erasures=self.erasures,
             )
             core.rebuild_deadline_index(states[number])
             self.partitions[number] = PartitionRuntime(core, customers)
+            log.info(
+                "took up partition %d: %d customers, clock %s",
+                number,
+                len(states[number]),
+                format_rfc3339(core.clock_us) if core.clock_us is not None else "not started",
+            )
 
     def let_go(self, numbers: Iterable[int]) -> None:
         for number in numbers:
-            self.partitions.pop(number, None)
+            if self.partitions.pop(number, None) is not None:
+                log.info("let go of partition %d", number)
 
     def _resend_if_uncommitted(self, customer_id: str, number: int, outbox: Outbox) -> None:
         committed = self.committed_offset(outbox.source_topic, number)

@@ -91,3 +91,28 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         self.changed.clear()
         self._outboxes.clear()
         return written
+
+
+class TableErasures(MutableMapping[str, int]):
+    """Erasure markers (hashed id -> partition clock) in a Faust table of bytes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> int:
+        raw = self.table.get(key.encode())
+        if raw is None:
+            raise KeyError(key)
+        return int(raw)
+
+    def __setitem__(self, key: str, erased_at: int) -> None:
+        self.table[key.encode()] = str(erased_at).encode()
+
+    def __delitem__(self, key: str) -> None:
+        self.table.pop(key.encode(), None)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)

@@ -267,3 +267,15 @@ def test_deadline_index_rebuilt_from_stored_states_fires_the_same():
         ("a", from_us(at(30))),
         ("b", from_us(at(33))),
     ]
+
+
+def test_events_redelivered_after_an_erasure_do_not_bring_the_customer_back():
+    p = new_partition()
+    order = placed("c1", "o1", at(0))
+    apply_all(p, [order, placed("x", "x1", at(5)), erased("c1", at(6))])
+    result = p.apply(decoded(order), NOW)
+    assert result.outcome is Outcome.ERASED and result.transitions == []
+    assert "c1" not in p.customers
+    assert all("c1" not in key for key in p.erasures)  # only a one-way hash is kept
+    [back] = apply_all(p, [placed("c1", "o2", at(7))])
+    assert back.transition == "became_one_timer" and back.seq == 1

@@ -1,0 +1,279 @@
+"""Real-broker fixtures: one local Apache Kafka for the session, workers as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream.config import Config, load_config
+from stream.localkafka import Broker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(pairs: int = 1) -> int:
+    """A port p such that p .. p+pairs-1 are free (the broker's controller takes p+1)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port + pairs >= 65535:
+            continue
+        if all(_free(port + i) for i in range(pairs)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    existing = os.environ.get("LIFECYCLE_TEST_BOOTSTRAP")
+    if existing:  # e.g. a broker started by hand to iterate quickly
+        _, port = existing.rsplit(":", 1)
+        yield Broker(int(port), tmp_path_factory.mktemp("unused"))
+        return
+    broker = Broker(free_port(pairs=2), tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+class Env:
+    """A test's own engine setup: unique topics, consumer group and data dirs on the shared broker."""
+
+    def __init__(self, broker: Broker, directory: Path, **sections: dict[str, Any]) -> None:
+        self.broker = broker
+        self.directory = directory
+        tag = uuid.uuid4().hex[:8]
+        base: dict[str, dict[str, Any]] = {
+            "kafka": {"bootstrap_servers": broker.bootstrap, "partitions": 3},
+            "worker": {"app_id": f"test-{tag}", "store": "rocksdb"},
+            "topics": {
+                "orders": f"{tag}.orders",
+                "transitions": f"{tag}.transitions",
+                "customer_state": f"{tag}.customer-state",
+                "dead_letters": f"{tag}.dead-letters",
+                "ticks": f"{tag}.ticks",
+            },
+            "time": {"ticks": False},
+        }
+        for section, values in sections.items():
+            base.setdefault(section, {}).update(values)
+        self.path = directory / "lifecycle.toml"
+        self.path.write_text(_toml(base))
+        self.config: Config = load_config(self.path)
+        self.workers: list[WorkerProcess] = []
+
+    def lifecycle(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[bytes]:
+        configured = [] if args[0] == "generate" else ["--config", str(self.path)]
+        result = subprocess.run(
+            [sys.executable, "-m", "stream", *args, *configured],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"lifecycle {' '.join(args)} failed:\n{result.stderr.decode()}")
+        return result
+
+    def replay(self, history: Path, *extra: str) -> tuple[list[dict], list[dict]]:
+        out = self.directory / f"replay-{uuid.uuid4().hex[:6]}"
+        self.lifecycle("replay", str(history), "--transitions", f"{out}.t", "--states", f"{out}.s", *extra)
+        return _jsonl(Path(f"{out}.t")), _jsonl(Path(f"{out}.s"))
+
+    def start_worker(self, name: str = "w1") -> WorkerProcess:
+        worker = WorkerProcess(self, name)
+        self.workers.append(worker)
+        return worker
+
+    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout: float = 120) -> list[Any]:
+        """Every message of `topic` from the beginning, read until `until(messages)` holds."""
+        return asyncio.run(_read(self.config, topic, until, timeout))
+
+    def transitions(self, until: Callable[[list[dict]], bool], timeout: float = 120) -> list[dict]:
+        messages = self.read(
+            self.config.topics.transitions, lambda ms: until([orjson.loads(m.value) for m in ms]), timeout
+        )
+        return [orjson.loads(m.value) for m in messages]
+
+    def latest_states(
+        self, until: Callable[[dict[str, dict]], bool], timeout: float = 120
+    ) -> dict[str, dict]:
+        def fold(messages: list[Any]) -> dict[str, dict]:
+            latest: dict[str, dict] = {}
+            for m in messages:
+                if m.value is None:
+                    latest.pop(m.key.decode(), None)
+                else:
+                    latest[m.key.decode()] = orjson.loads(m.value)
+            return latest
+
+        return fold(self.read(self.config.topics.customer_state, lambda ms: until(fold(ms)), timeout))
+
+    def produce(self, values: list[bytes], partition: int = 0) -> None:
+        """Raw messages, exactly as given, to the orders topic (what a broken producer sends)."""
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.config.kafka.bootstrap_servers, max_request_size=4 * 1024 * 1024
+            )
+            await producer.start()
+            try:
+                for value in values:
+                    await producer.send_and_wait(self.config.topics.orders, value, partition=partition)
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+class WorkerProcess:
+    def __init__(self, env: Env, name: str) -> None:
+        self.log = env.directory / f"{name}.log"
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "stream",
+            "worker",
+            "--config",
+            str(env.path),
+            "--data-dir",
+            str(env.directory / f"{name}-data"),
+            "--web-port",
+            str(port),
+            "--loglevel",
+            "info",
+        ]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def _read(config: Config, topic: str, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(config.kafka.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            if until(messages):
+                return messages
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s reading {topic}; got {len(messages)}")
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                messages.extend(records)
+    finally:
+        await consumer.stop()
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _toml(sections: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            rendered = (
+                str(value).lower()
+                if isinstance(value, bool)
+                else (str(value) if isinstance(value, int) else f'"{value}"')
+            )
+            lines.append(f"{key} = {rendered}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def env_factory(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Env]]:
+    envs: list[Env] = []
+
+    def make(**sections: dict[str, Any]) -> Env:
+        env = Env(broker, tmp_path, **sections)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.stop_all()
+
+
+def transition_key(t: dict) -> tuple:
+    return (
+        t["customer_id"],
+        t["seq"],
+        t["event_id"],
+        t["transition"],
+        t["from_state"],
+        t["to_state"],
+        t["occurred_at"],
+    )
+
+
+def state_key(s: dict) -> tuple:
+    return (s["state"], s["order_count"], s["seq"], s["first_order_at"], s["last_order_at"], s["spend"])

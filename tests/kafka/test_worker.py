@@ -1,0 +1,174 @@
+"""The live worker against a real Kafka broker: same results as replay, time without events,
+crashes, rebalances and bad messages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.lifecycle.instants import format_rfc3339, parse_rfc3339
+from tests.kafka.conftest import state_key, transition_key, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+
+def generated(env, customers: int, seed: int = 5) -> Path:
+    path = env.directory / f"history-{customers}-{seed}.jsonl"
+    env.lifecycle("generate", "--customers", str(customers), "--seed", str(seed), "--output", str(path))
+    return path
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_worker_gives_the_same_transitions_and_states_as_replay(env_factory, partitions):
+    env = env_factory(kafka={"partitions": partitions})
+    history = generated(env, 300)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    worker = env.start_worker()
+    got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
+    assert worker.alive(), worker.output()
+    assert sorted(map(transition_key, got)) == sorted(map(transition_key, expected))
+    want = {s["customer_id"]: state_key(s) for s in expected_states}
+    states = env.latest_states(
+        lambda latest: {k: state_key(v) for k, v in latest.items()} == want, timeout=60
+    )
+    assert len(states) == len(want)
+
+
+def test_one_timer_goes_inactive_with_no_further_event_at_the_exact_deadline(env_factory):
+    env = env_factory(
+        policy={
+            "one_timer_window": "3s",
+            "at_risk_after": "1d",
+            "inactive_after": "2d",
+            "churned_after": "3d",
+        },
+        time={"ticks": True, "tick_interval": "200ms", "tick_delay": "0s"},
+    )
+    worker = env.start_worker()
+    order_at = time.time_ns() // 1000
+    event = {
+        "type": "order.placed",
+        "event_id": "e1",
+        "customer_id": "quiet",
+        "order_id": "o1",
+        "occurred_at": format_rfc3339(order_at),
+        "total": {"amount_minor": 1200, "currency": "EUR"},
+    }
+    (env.directory / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    env.lifecycle("send", str(env.directory / "one.jsonl"))
+    got = env.transitions(lambda ts: any(t["transition"] == "went_inactive" for t in ts), timeout=120)
+    assert [t["transition"] for t in got] == ["became_one_timer", "went_inactive"]
+    inactive = got[1]
+    deadline = order_at + 3_000_000
+    assert inactive["occurred_at"] == format_rfc3339(deadline)
+    assert inactive["cause"] == "deadline" and inactive["replayed"] is False
+    noticed_after = parse_rfc3339(inactive["detected_at"]) - deadline
+    assert 0 <= noticed_after < 1_500_000, f"noticed {noticed_after / 1e6:.2f} s after the deadline"
+    fresh = env.read(f"{env.config.topics.transitions}.went_inactive", lambda ms: len(ms) >= 1, timeout=30)
+    assert orjson.loads(fresh[0].value)["event_id"] == inactive["event_id"]
+    assert worker.alive()
+
+
+def _check_against_replay(env, expected, expected_states, timeout=240):
+    want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
+    got = env.transitions(
+        lambda ts: {(t["customer_id"], t["seq"]) for t in ts} >= set(want_ids), timeout=timeout
+    )
+    ids: dict[tuple[str, int], set[str]] = {}
+    for t in got:
+        ids.setdefault((t["customer_id"], t["seq"]), set()).add(t["event_id"])
+    assert set(ids) == set(want_ids)
+    assert all(found == {want_ids[key]} for key, found in ids.items())
+    want = {s["customer_id"]: state_key(s) for s in expected_states}
+    env.latest_states(lambda latest: {k: state_key(v) for k, v in latest.items()} == want, timeout=90)
+    return got
+
+
+def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory):
+    env = env_factory(kafka={"partitions": 3})
+    history = generated(env, 1500, seed=11)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    first = env.start_worker("crashy")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 4, timeout=180)
+    first.kill()
+    env.start_worker("crashy")  # same data dir: RocksDB as the crash left it
+    got = _check_against_replay(env, expected, expected_states)
+    assert len(got) >= len(expected)
+
+
+def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factory):
+    env = env_factory(kafka={"partitions": 4})
+    history = generated(env, 1500, seed=13)
+    expected, expected_states = env.replay(history)
+    lines = history.read_bytes().splitlines(keepends=True)
+    half = env.directory / "first-half.jsonl"
+    rest = env.directory / "second-half.jsonl"
+    half.write_bytes(b"".join(lines[: len(lines) // 2]))
+    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    env.lifecycle("send", str(half))
+    env.start_worker("w1")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 5, timeout=180)
+    second = env.start_worker("w2")
+    env.lifecycle("send", str(rest))
+    wait_for(
+        lambda: "took up partition" in second.output() or not second.alive(),
+        120,
+        "the second worker to take up partitions",
+    )
+    assert second.alive(), second.output()
+    env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
+    second.stop()
+    _check_against_replay(env, expected, expected_states)
+
+
+def test_bad_messages_go_to_dead_letters_with_reasons_and_the_partition_keeps_flowing(env_factory):
+    env = env_factory(kafka={"partitions": 1})
+    good = {
+        "type": "order.placed",
+        "event_id": "g1",
+        "customer_id": "fine",
+        "order_id": "o1",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "total": {"amount_minor": 100, "currency": "EUR"},
+    }
+    future = dict(good, event_id="f1", customer_id="later", occurred_at="2099-01-01T00:00:00Z")
+    wrong_type = dict(
+        good, event_id="w1", customer_id="typo", total={"amount_minor": "lots", "currency": "EUR"}
+    )
+    unknown = dict(good, event_id="u1", customer_id="odd", type="order.teleported")
+    oversize = orjson.dumps(dict(good, event_id="big", customer_id="big", coupon="x" * (1024 * 1024 + 1)))
+    after = dict(good, event_id="g2", customer_id="after", order_id="o2")
+    lines = [
+        b"{this is not json",
+        orjson.dumps(wrong_type),
+        orjson.dumps(unknown),
+        oversize,
+        orjson.dumps(future),
+        orjson.dumps(good),
+        orjson.dumps(after),
+    ]
+    env.lifecycle("topics", "create")
+    env.produce(lines)
+    env.start_worker()
+    letters = env.read(env.config.topics.dead_letters, lambda ms: len(ms) >= 5, timeout=180)
+    records = [orjson.loads(m.value) for m in letters]
+    assert len(records) == 5
+    reasons = [r["reason"] for r in records]
+    assert reasons[0].startswith("not JSON")
+    assert "$.total.amount_minor" in reasons[1]
+    assert "$.type" in reasons[2] or "teleported" in reasons[2]
+    assert "limit" in reasons[3]
+    assert "max_future_skew" in reasons[4]
+    assert [r["source"]["offset"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(r["source"]["topic"] == env.config.topics.orders for r in records)
+    import base64
+
+    assert base64.b64decode(records[0]["raw_base64"]) == lines[0]
+    assert records[3]["raw_size"] == len(oversize) and records[3]["raw_base64_truncated"] is True
+    got = env.transitions(lambda ts: {t["customer_id"] for t in ts} >= {"fine", "after"}, timeout=60)
+    assert {t["customer_id"] for t in got} == {"fine", "after"}
