@@ -1,13 +1,16 @@
 # The front door: `make demo`, `make test`, `make bench`, `make lint`.
 PY := .venv/bin/python
 
-.PHONY: venv demo test test-fast bench lint schemas clean
+.PHONY: venv demo replay-demo test test-fast bench lint schemas clean
 
 venv:
 	@scripts/dev-env
 
 demo: venv
 	@scripts/demo
+
+replay-demo: venv
+	@scripts/replay-demo
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)

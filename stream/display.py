@@ -16,7 +16,7 @@ def transition_line(transition: dict[str, Any]) -> str:
     spend = ", ".join(f"{amount / 100:.2f} {cur}" for cur, amount in (customer.get("spend") or {}).items())
     flag = " (replayed)" if transition.get("replayed") else ""
     return (
-        f"{transition['occurred_at']:<27} {transition['customer_id']:>10}  "
+        f"{transition['occurred_at']:<27} {transition['customer_id']:>16}  "
         f"{transition['transition']:<22} {transition['from_state']:>9} -> {transition['to_state']:<9} "
         f"orders={customer.get('order_count', 0)} spend={spend or '0'}{flag}"
     )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..config import ConfigError
 from . import (
+    feed_command,
     generate_command,
     kafka_commands,
     replay_command,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker_command,
         send_command,
         tail_command,
+        feed_command,
     ):
         module.register(commands)
     return parser
