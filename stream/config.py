@@ -228,8 +228,13 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, st
     return overrides
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (if any) and apply LIFECYCLE_<SECTION>_<KEY> variables over it."""
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
+) -> Config:
+    """Read the config file (if any), apply LIFECYCLE_<SECTION>_<KEY> variables over it, then
+    `overrides` (command-line options), and check the result."""
     document: dict[str, Any] = {}
     if path is not None:
         try:
@@ -240,8 +245,10 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path}: not valid TOML: {error}") from None
     env = os.environ if environ is None else environ
-    for section, values in _environment_overrides(env).items():
-        merged = dict(document.get(section, {}))
-        merged.update(values)
-        document[section] = merged
+    layers: list[Mapping[str, Mapping[str, object]]] = [_environment_overrides(env), overrides or {}]
+    for layer in layers:
+        for section, values in layer.items():
+            merged = dict(document.get(section, {}))
+            merged.update(values)
+            document[section] = merged
     return config_from_mapping(document)

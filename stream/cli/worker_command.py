@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from ..config import Config, load_config
@@ -26,13 +25,10 @@ def register(commands: Any) -> None:
 
 
 def worker_config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    overrides = {
-        key: value
-        for key, value in (("store", args.store), ("data_dir", args.data_dir), ("web_port", args.web_port))
-        if value is not None
-    }
-    return dataclasses.replace(config, worker=dataclasses.replace(config.worker, **overrides))
+    """The config file and environment, with command-line options on top, checked as one."""
+    options = {"store": args.store, "data_dir": args.data_dir, "web_port": args.web_port}
+    chosen = {key: value for key, value in options.items() if value is not None}
+    return load_config(args.config, overrides={"worker": chosen})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,330 @@
+"""Live worker benchmarks against a real local Kafka broker.
+
+Prints, from one run:
+1. throughput: a worker (RocksDB tables) on a pre-filled orders topic, and a bare aiokafka
+   consumer that only decodes the same topic; both events/s and their ratio;
+2. latency: produce → transition on the output topic at a steady rate, p50 and p99;
+3. recovery: time for a worker with an empty data dir to restore N customers' state from
+   the changelog until it has taken up its partitions.
+
+    .venv/bin/python bench/worker_bench.py [--events 200000] [--rate 500] [--customers 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stream.lifecycle import CustomerState, State  # noqa: E402
+from stream.lifecycle.instants import format_rfc3339  # noqa: E402
+from stream.localkafka import Broker  # noqa: E402
+from stream.partitioning import partition_for  # noqa: E402
+from stream.worker.state import StoredCustomer, encode_stored  # noqa: E402
+
+WORK = ROOT / "var" / "bench" / "worker"
+PARTITIONS = 3
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write_config(tag: str, bootstrap: str, ticks: bool) -> Path:
+    path = WORK / f"{tag}.toml"
+    path.write_text(
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = {PARTITIONS}\n'
+        f'[worker]\napp_id = "bench-{tag}"\nstore = "rocksdb"\ndata_dir = "{WORK / tag}"\n'
+        f'[topics]\norders = "{tag}.orders"\ntransitions = "{tag}.transitions"\n'
+        f'customer_state = "{tag}.state"\ndead_letters = "{tag}.dlq"\nticks = "{tag}.ticks"\n'
+        f"[time]\nticks = {'true' if ticks else 'false'}\n"
+    )
+    return path
+
+
+def lifecycle(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, check=True, capture_output=True)
+
+
+def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stream",
+                "worker",
+                "--config",
+                str(config),
+                "--web-port",
+                str(free_port()),
+                "--loglevel",
+                "info",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    except Exception:
+        return 0
+    finally:
+        await admin.close()
+
+
+async def bare_consumer(bootstrap: str, topic: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen = 0
+    started = time.perf_counter()
+    while seen < total:
+        for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+            for record in records:
+                orjson.loads(record.value)
+            seen += len(records)
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return total / elapsed
+
+
+def throughput(bootstrap: str, events: int) -> None:
+    tag = f"tp{uuid.uuid4().hex[:6]}"
+    config = write_config(tag, bootstrap, ticks=False)
+    history = WORK / f"history-{events}.jsonl"
+    if not history.exists():
+        customers = max(1, events // 8)
+        lifecycle("generate", "--customers", str(customers), "--output", str(history))
+    lines = history.read_bytes().count(b"\n")
+    lifecycle("send", str(history), "--config", str(config))
+    bare = asyncio.run(bare_consumer(bootstrap, f"{tag}.orders", lines))
+    worker = start_worker(config, WORK / f"{tag}.log")
+    samples: list[tuple[float, int]] = []
+    try:
+        while True:
+            done = asyncio.run(committed_total(bootstrap, f"bench-{tag}", f"{tag}.orders"))
+            samples.append((time.perf_counter(), done))
+            if done >= lines or worker.poll() is not None:
+                break
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    moving = [s for s in samples if s[1] > 0]
+    (t0, n0), (t1, n1) = moving[0], moving[-1]
+    rate = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
+    print(f"throughput  bare aiokafka consumer + orjson.loads: {bare:,.0f} events/s ({lines:,} events)")
+    print(
+        f"throughput  worker, RocksDB tables:                {rate:,.0f} events/s "
+        f"(committed offsets, {n1 - n0:,} events over {t1 - t0:.1f} s)"
+    )
+    print(
+        f"throughput  worker / bare consumer:                {rate / bare:.1%}  "
+        "(target >= 5,000/s and >= 25%)"
+    )
+
+
+async def latency_run(bootstrap: str, tag: str, rate: int, seconds: int) -> list[float]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    tps = [TopicPartition(f"{tag}.transitions", p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def produce() -> None:
+        started = time.perf_counter()
+        for i in range(rate * seconds):
+            customer = f"lat-{tag}-{i}"
+            event = {
+                "type": "order.placed",
+                "event_id": f"e{i}",
+                "customer_id": customer,
+                "order_id": f"o{i}",
+                "occurred_at": format_rfc3339(time.time_ns() // 1000),
+                "total": {"amount_minor": 1000, "currency": "EUR"},
+            }
+            sent_at[customer] = time.perf_counter()
+            await producer.send(
+                f"{tag}.orders",
+                orjson.dumps(event),
+                key=customer.encode(),
+                partition=partition_for(customer, PARTITIONS),
+            )
+            await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+
+    async def consume() -> None:
+        while len(latencies) < rate * seconds:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    customer = record.key.decode()
+                    if customer in sent_at:
+                        latencies.append(now - sent_at.pop(customer))
+
+    consuming = asyncio.create_task(consume())
+    await produce()
+    try:
+        await asyncio.wait_for(consuming, timeout=60)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return latencies
+
+
+def latency(bootstrap: str, rate: int, seconds: int = 20) -> None:
+    tag = f"lat{uuid.uuid4().hex[:6]}"
+    config = write_config(tag, bootstrap, ticks=True)
+    lifecycle("topics", "create", "--config", str(config))
+    log = WORK / f"{tag}.log"
+    worker = start_worker(config, log)
+    try:
+        deadline = time.monotonic() + 120
+        while "took up partition" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(0.2)  # a tick reaches every partition once the worker is assigned
+        found = sorted(asyncio.run(latency_run(bootstrap, tag, rate, seconds)))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    p50 = found[len(found) // 2] * 1000
+    p99 = found[int(len(found) * 0.99)] * 1000
+    print(
+        f"latency     produce -> transition at {rate}/s for {seconds} s: p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, max {found[-1] * 1000:.1f} ms, mean {statistics.mean(found) * 1000:.1f} ms "
+        f"(target p99 < 250 ms)"
+    )
+
+
+async def fill_changelog(bootstrap: str, topic: str, customers: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    from aiokafka.admin import NewTopic
+
+    await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20)
+    await producer.start()
+    at = 1_700_000_000_000_000
+    pending = []
+    for i in range(customers):
+        cid = f"r{i:08d}"
+        state = CustomerState(
+            customer_id=cid,
+            created_at=at,
+            id_prefix="00000000-0000-0000-0000-0000",
+            state=State.ONE_TIMER,
+            state_since=at,
+            seq=1,
+            order_count=1,
+            first_order_at=at,
+            last_order_at=at,
+            spend={"EUR": 1000},
+            deadline=at + 30 * 86_400_000_000,
+        )
+        pending.append(
+            await producer.send(
+                topic,
+                encode_stored(StoredCustomer(state)),
+                key=cid.encode(),
+                partition=partition_for(cid, PARTITIONS),
+            )
+        )
+        if len(pending) >= 20000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await producer.stop()
+
+
+def recovery(bootstrap: str, customers: int) -> None:
+    tag = f"rec{uuid.uuid4().hex[:6]}"
+    config = write_config(tag, bootstrap, ticks=True)
+    lifecycle("topics", "create", "--config", str(config))
+    started = time.perf_counter()
+    asyncio.run(fill_changelog(bootstrap, f"bench-{tag}-customers-changelog", customers))
+    print(
+        f"recovery    wrote {customers:,} customer states to the changelog "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    log = WORK / f"{tag}.log"
+    started = time.perf_counter()
+    worker = start_worker(config, log)
+    try:
+        deadline = time.monotonic() + 1800
+        while log.read_text(errors="replace").count("took up partition") < PARTITIONS:
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit(f"worker did not take up its partitions; see {log}")
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=120)
+    taken = [line for line in log.read_text().splitlines() if "took up partition" in line]
+    print(
+        f"recovery    empty data dir -> {customers:,} customers restored and taken up: {elapsed:.1f} s "
+        f"(process start included)"
+    )
+    for line in taken:
+        print("            " + line.split("[INFO] ")[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--customers", type=int, default=1_000_000, help="for the recovery benchmark")
+    parser.add_argument("--only", choices=("throughput", "latency", "recovery"))
+    parser.add_argument("--port", type=int, default=29092)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    broker = Broker(args.port, WORK / "kafka")
+    started = broker.start()
+    try:
+        if args.only in (None, "throughput"):
+            throughput(broker.bootstrap, args.events)
+        if args.only in (None, "latency"):
+            latency(broker.bootstrap, args.rate)
+        if args.only in (None, "recovery"):
+            recovery(broker.bootstrap, args.customers)
+    finally:
+        if started:
+            broker.stop()
+            shutil.rmtree(WORK / "kafka", ignore_errors=True)
+        for path in WORK.glob("tp*"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Configuration: defaults, file, environment and options, and errors that name the key."""
+
+import re
+
+import pytest
+
+from stream.config import ConfigError, load_config, parse_duration
+from stream.lifecycle.instants import DAY_US, HOUR_US, SECOND_US
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_those_of_the_contract():
+    policy = load_config(None, environ={}).policy_book().default
+    assert (policy.one_timer_window, policy.at_risk_after, policy.inactive_after, policy.churned_after) == (
+        30 * DAY_US,
+        60 * DAY_US,
+        90 * DAY_US,
+        365 * DAY_US,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("30d", 30 * DAY_US),
+        ("1d12h", DAY_US + 12 * HOUR_US),
+        ("90s", 90 * SECOND_US),
+        ("500ms", 500_000),
+        ("2w", 14 * DAY_US),
+    ],
+)
+def test_durations(text, micros):
+    assert parse_duration(text) == micros
+
+
+def test_a_store_inherits_the_windows_it_does_not_set(tmp_path):
+    config = load_config(
+        write(
+            tmp_path, '[policy]\nat_risk_after = "50d"\n[policy.stores.outlet]\none_timer_window = "45d"\n'
+        ),
+        environ={},
+    )
+    outlet = config.policy_book().for_store("outlet")
+    assert outlet.one_timer_window == 45 * DAY_US and outlet.at_risk_after == 50 * DAY_US
+    assert config.policy_book().for_store("elsewhere").one_timer_window == 30 * DAY_US
+
+
+def test_environment_overrides_the_file_and_options_override_both(tmp_path):
+    path = write(tmp_path, "[kafka]\npartitions = 3\n[worker]\nweb_port = 7000\n")
+    config = load_config(
+        path,
+        environ={"LIFECYCLE_KAFKA_PARTITIONS": "12", "LIFECYCLE_WORKER_WEB_PORT": "7100"},
+        overrides={"worker": {"web_port": 7200}},
+    )
+    assert config.kafka.partitions == 12 and config.worker.web_port == 7200
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "key"),
+    [
+        ('[policy]\none_timer_window = "thirty"\n', {}, "policy.one_timer_window"),
+        ('[policy]\nat_risk_after = "100d"\n', {}, "policy.at_risk_after"),
+        ('[policy.stores.x]\nchurned_after = "10d"\n', {}, "policy.stores.x."),
+        ("[kafka]\npartitions = 0\n", {}, "kafka.partitions"),
+        ("[kafka]\npartition = 3\n", {}, "kafka.partition"),
+        ("[wroker]\nstore = 'memory'\n", {}, "wroker"),
+        ("", {"LIFECYCLE_WORKER_STORE": "postgres"}, "worker.store"),
+        ("", {"LIFECYCLE_TIME_TICKS": "perhaps"}, "time.ticks"),
+    ],
+)
+def test_bad_config_stops_with_a_message_naming_the_key(tmp_path, text, environ, key):
+    with pytest.raises(ConfigError, match=re.escape(f"config key `{key}")):
+        load_config(write(tmp_path, text), environ=environ)
+
+
+def test_missing_or_broken_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
+        load_config(tmp_path / "nope.toml", environ={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[kafka\n"), environ={})
