@@ -309,7 +309,8 @@ def main() -> None:
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     broker = Broker(args.port, WORK / "kafka")
-    started = broker.start()
+    # a broker already serving on the port (e.g. `lifecycle local-kafka start`) is used as is
+    started = False if broker.serving() else broker.start()
     try:
         if args.only in (None, "throughput"):
             throughput(broker.bootstrap, args.events)

@@ -6,6 +6,7 @@ only connects it to faust-streaming.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -62,13 +63,6 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         options=_rocksdb_options() if rocksdb else None,
     )
     source = app.topic(config.topics.orders, config.topics.ticks, **raw)
-    topics: dict[str, Any] = {}
-
-    def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        channel = topics.get(topic)
-        if channel is None:
-            channel = topics[topic] = app.topic(topic, **raw)
-        channel.send_soon(key=key, value=value, partition=partition)
 
     def committed_offset(topic: str, partition: int) -> int | None:
         # faust keeps what it committed (or found committed at assignment) per partition
@@ -82,13 +76,23 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         value_type=bytes,
         options=_rocksdb_options() if rocksdb else None,
     )
-    worker = Worker(config, customers, clocks, erasures, send, committed_offset=committed_offset)
+    worker = Worker(config, customers, clocks, erasures, committed_offset=committed_offset)
+
+    channels: dict[str, Any] = {}
+    _drain_fully_before_commit(app.producer.buffer)
 
     @app.agent(source, name="lifecycle")
     async def lifecycle(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             worker.on_message(message.topic, message.partition, message.offset, message.key, message.value)
+            for output in worker.drain():
+                channel = channels.get(output.topic)
+                if channel is None:
+                    channel = channels[output.topic] = app.topic(output.topic, **raw)
+                # faust's send buffer also carries the table changelog writes: one queue keeps
+                # outputs and state in the order they were made, which handoffs rely on
+                channel.send_soon(key=output.key, value=output.value, partition=output.partition)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -104,8 +108,31 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             if tp.topic == config.topics.orders and _caught_up(app, worker, tp):
                 ticks.send_soon(key=None, value=worker.tick_value(), partition=tp.partition)
 
+    @app.task
+    async def quiet_client_logs() -> None:
+        # aiokafka builds a debug log record for every message it sends; a tenth of the
+        # worker's time went there.
+        logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
+
     app.lifecycle_worker = worker  # type: ignore[attr-defined]
     return app, worker
+
+
+def _drain_fully_before_commit(buffer: Any) -> None:
+    """Make faust's send buffer flush mean flushed.
+
+    faust commits offsets after `producer.flush()`, whose buffer flush gives up after 0.1 s
+    without progress and returns with table changelog writes still queued. Under load the
+    offsets then run ahead of the state: a partition handed to another worker came back
+    without the customers written last. Here flush waits until the buffer is empty.
+    """
+    flush_atmost = buffer.flush_atmost
+
+    async def flush() -> None:
+        while buffer.size:
+            await flush_atmost(None)
+
+    buffer.flush = flush
 
 
 def _caught_up(app: faust.App, worker: Worker, tp: TP) -> bool:

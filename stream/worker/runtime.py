@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -37,10 +37,13 @@ from .state import Outbox, TableCustomers, TableErasures, decode_stored
 log = logging.getLogger(__name__)
 
 
-class Send(Protocol):
-    def __call__(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> None: ...
+class Output(NamedTuple):
+    """One message for the driver to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
 
 
 def wall_clock_us() -> int:
@@ -60,6 +63,7 @@ class WorkerStats:
 class PartitionRuntime:
     core: Partition
     customers: TableCustomers
+    persisted_clock: int | None = None
     last_order_offset: int | None = None
 
 
@@ -72,7 +76,6 @@ class Worker:
         customers_table: Any,
         clocks_table: Any,
         erasures_table: Any,
-        send: Send,
         *,
         now_us: Callable[[], int] = wall_clock_us,
         committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
@@ -81,7 +84,7 @@ class Worker:
         self.table = customers_table
         self.clocks = clocks_table
         self.erasures = TableErasures(erasures_table)
-        self.send = send
+        self.pending: list[Output] = []
         self.now_us = now_us
         self.committed_offset = committed_offset
         self.policies = config.policy_book()
@@ -99,6 +102,11 @@ class Worker:
             return
         count = self.config.kafka.partitions
         states: dict[int, list[CustomerState]] = {n: [] for n in wanted}
+        clocks: dict[int, int] = {}
+        for number in wanted:
+            raw_clock = self.clocks.get(_clock_key(number))
+            if raw_clock is not None:
+                clocks[number] = int(raw_clock)
         for key, raw in self.table.items():
             customer_id = key.decode() if isinstance(key, bytes) else key
             number = partition_for(customer_id, count)
@@ -106,20 +114,18 @@ class Worker:
                 continue
             stored = decode_stored(raw)
             states[number].append(stored.state)
+            if stored.partition_clock is not None:
+                clocks[number] = max(clocks.get(number, stored.partition_clock), stored.partition_clock)
             if stored.outbox is not None:
                 self._resend_if_uncommitted(customer_id, number, stored.outbox)
         for number in wanted:
             customers = TableCustomers(self.table)
-            raw_clock = self.clocks.get(_clock_key(number))
+            clock = clocks.get(number)
             core = Partition(
-                customers,
-                self.policies,
-                self.time_rules,
-                clock_us=int(raw_clock) if raw_clock is not None else None,
-                erasures=self.erasures,
+                customers, self.policies, self.time_rules, clock_us=clock, erasures=self.erasures
             )
             core.rebuild_deadline_index(states[number])
-            self.partitions[number] = PartitionRuntime(core, customers)
+            self.partitions[number] = PartitionRuntime(core, customers, persisted_clock=clock)
             log.info(
                 "took up partition %d: %d customers, clock %s",
                 number,
@@ -165,7 +171,7 @@ class Worker:
         if owner != number:
             # Keyed otherwise by its producer: a customer's state lives in one partition only,
             # so the event goes to that partition of the orders topic, keyed by customer.
-            self.send(self.topics.orders, event.customer_id.encode(), raw, owner)
+            self._emit(self.topics.orders, event.customer_id.encode(), raw, owner)
             self.stats.rerouted += 1
             return
         result = runtime.core.apply(event, self.now_us())
@@ -191,12 +197,15 @@ class Worker:
         for transition, raw in encoded:
             by_customer.setdefault(transition.customer_id, []).append(raw)
         outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
-        changed = runtime.customers.write_back(outboxes)
         clock = runtime.core.clock_us
-        if clock is not None:
-            value = str(clock).encode()
-            if self.clocks.get(_clock_key(number)) != value:
-                self.clocks[_clock_key(number)] = value
+        changed = runtime.customers.write_back(outboxes, clock)
+        if clock != runtime.persisted_clock and clock is not None:
+            # The partition clock rides along with every customer written (take_up restores
+            # it as the maximum); only a message that moved it and wrote no customer (a tick,
+            # a duplicate, an erasure) writes it on its own.
+            if not any(state is not None for _, state in changed):
+                self.clocks[_clock_key(number)] = str(clock).encode()
+            runtime.persisted_clock = clock
         for transition, raw in encoded:
             self.stats.transitions[transition.transition] += 1
             self._send_transition(
@@ -204,12 +213,12 @@ class Worker:
             )
         for customer_id, state in changed:
             value = None if state is None else encode(customer_record(state))
-            self.send(self.topics.customer_state, customer_id.encode(), value, number)
+            self._emit(self.topics.customer_state, customer_id.encode(), value, number)
 
     def _send_transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
-        self.send(self.topics.transitions, key, raw, None)
+        self._emit(self.topics.transitions, key, raw, None)
         if fresh:
-            self.send(per_name_topic(self.config, name), key, raw, None)
+            self._emit(per_name_topic(self.config, name), key, raw, None)
 
     def _dead_letter(
         self, topic: str, number: int, offset: int, key: bytes | None, raw: bytes, reason: str, kind: str
@@ -217,8 +226,16 @@ class Worker:
         record = rejection(
             raw, reason, TopicSource(topic=topic, partition=number, offset=offset), keep_original=True
         )
-        self.send(self.topics.dead_letters, key, encode(record), number)
+        self._emit(self.topics.dead_letters, key, encode(record), number)
         self.stats.dead_letters[kind] += 1
+
+    def _emit(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
+        self.pending.append(Output(topic, key, value, partition))
+
+    def drain(self) -> list[Output]:
+        """The messages to produce for what was handled since the last call, in order."""
+        out, self.pending = self.pending, []
+        return out
 
     # -- time ---------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class Outbox(msgspec.Struct, frozen=True, array_like=True):
 class StoredCustomer(msgspec.Struct, array_like=True):
     state: CustomerState
     outbox: Outbox | None = None
+    # the partition clock when this record was written; see Worker._publish
+    partition_clock: int | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -78,7 +80,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
     def __len__(self) -> int:
         raise TypeError("the customers table has no cheap length")
 
-    def write_back(self, outboxes: dict[str, Outbox]) -> list[tuple[str, CustomerState | None]]:
+    def write_back(
+        self, outboxes: dict[str, Outbox], partition_clock: int | None
+    ) -> list[tuple[str, CustomerState | None]]:
         """Write every changed customer to the table; returns what changed."""
         written = list(self.changed.items())
         for customer_id, state in written:
@@ -87,7 +91,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
                 self.table.pop(key, None)
                 continue
             outbox = outboxes.get(customer_id) or self._outboxes.get(customer_id)
-            self.table[key] = encode_stored(StoredCustomer(state, outbox))
+            self.table[key] = encode_stored(StoredCustomer(state, outbox, partition_clock))
         self.changed.clear()
         self._outboxes.clear()
         return written

@@ -67,7 +67,8 @@ def test_one_timer_goes_inactive_with_no_further_event_at_the_exact_deadline(env
     assert inactive["occurred_at"] == format_rfc3339(deadline)
     assert inactive["cause"] == "deadline" and inactive["replayed"] is False
     noticed_after = parse_rfc3339(inactive["detected_at"]) - deadline
-    assert 0 <= noticed_after < 1_500_000, f"noticed {noticed_after / 1e6:.2f} s after the deadline"
+    # tick interval 0.2 s; the slack is for a loaded CI machine
+    assert 0 <= noticed_after < 3_000_000, f"noticed {noticed_after / 1e6:.2f} s after the deadline"
     fresh = env.read(f"{env.config.topics.transitions}.went_inactive", lambda ms: len(ms) >= 1, timeout=30)
     assert orjson.loads(fresh[0].value)["event_id"] == inactive["event_id"]
     assert worker.alive()
