@@ -13,6 +13,7 @@ replay-demo: venv
 	@scripts/replay-demo
 
 test: venv
+	@scripts/test-tools
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: venv

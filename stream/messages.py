@@ -24,7 +24,12 @@ RAW_ORIGINAL_LIMIT = 512 * 1024
 
 
 class InvalidEvent(ValueError):
-    """Input that is not a valid order event; the message is the reason."""
+    """Input that is not a valid order event; the message is the reason, `kind` its class
+    (a metric label: not_json, too_large, invalid)."""
+
+    def __init__(self, reason: str, kind: str = "invalid") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 _event_decoder = msgspec.json.Decoder(OrderEvent)
@@ -34,13 +39,13 @@ encode = msgspec.json.Encoder().encode
 def decode_event(raw: bytes) -> OrderEvent:
     """Decode and validate one order event, or raise InvalidEvent with the reason."""
     if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        raise InvalidEvent(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit", "too_large")
     try:
         return _event_decoder.decode(raw)
     except msgspec.ValidationError as error:
         raise InvalidEvent(f"invalid order event: {error}") from None
     except msgspec.DecodeError as error:
-        raise InvalidEvent(f"not JSON: {error}") from None
+        raise InvalidEvent(f"not JSON: {error}", "not_json") from None
 
 
 class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,6 +47,7 @@ class EventResult:
     transitions: list[Transition] = field(default_factory=list)
     reason: str | None = None
     erased: bool = False
+    reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ class Partition:
         """
         at = to_us(event.occurred_at)
         if at - now_us > self.time_rules.max_future_skew:
-            return EventResult(Outcome.REJECTED, reason=_future_reason(at, now_us))
+            return EventResult(Outcome.REJECTED, reason=_future_reason(at, now_us), reason_code="future_skew")
         clock = self.clock_us
         fired = self.advance(at, now_us) if clock is None or at > clock else []
         clock = self.clock_us
@@ -175,7 +176,7 @@ class Partition:
         try:
             changed = record_event(customer, event, at)
         except RejectedEvent as rejected:
-            return EventResult(Outcome.REJECTED, fired, reason=str(rejected))
+            return EventResult(Outcome.REJECTED, fired, reason=str(rejected), reason_code="inconsistent")
         if not changed:
             return EventResult(Outcome.DUPLICATE, fired)
         # On time, the transition's instant is the event's own; reusing its datetime when it

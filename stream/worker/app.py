@@ -10,10 +10,12 @@ import logging
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from ..config import Config
 from ..kafka_client import faust_broker_url
+from ..metrics import WorkerMetrics
 from .runtime import Worker
 
 MiB = 1024 * 1024
@@ -76,7 +78,8 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         value_type=bytes,
         options=_rocksdb_options() if rocksdb else None,
     )
-    worker = Worker(config, customers, clocks, erasures, committed_offset=committed_offset)
+    metrics = WorkerMetrics()
+    worker = Worker(config, customers, clocks, erasures, committed_offset=committed_offset, metrics=metrics)
 
     channels: dict[str, Any] = {}
     _drain_fully_before_commit(app.producer.buffer)
@@ -85,7 +88,10 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     async def lifecycle(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            worker.on_message(message.topic, message.partition, message.offset, message.key, message.value)
+            with metrics.processing.time():
+                worker.on_message(
+                    message.topic, message.partition, message.offset, message.key, message.value
+                )
             for output in worker.drain():
                 channel = channels.get(output.topic)
                 if channel is None:
@@ -102,18 +108,19 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     @app.timer(interval=config.time.tick_interval / 1_000_000)
     async def send_ticks() -> None:
-        if not config.time.ticks:
-            return
+        metrics.ready.set(1 if _ready(app) else 0)
         for tp in app.assignor.assigned_actives():
-            if tp.topic == config.topics.orders and _caught_up(app, worker, tp):
+            if tp.topic != config.topics.orders:
+                continue
+            lag = _lag(app, worker, tp)
+            if lag is not None:
+                metrics.consumer_lag.labels(str(tp.partition)).set(lag)
+            if lag == 0 and config.time.ticks:
                 ticks.send_soon(key=None, value=worker.tick_value(), partition=tp.partition)
 
-    @app.task
-    async def quiet_client_logs() -> None:
-        # aiokafka builds a debug log record for every message it sends; a tenth of the
-        # worker's time went there.
-        logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-
+    _add_health_pages(app)
+    # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
+    setup_prometheus_sensors(app, name_prefix="faust")
     app.lifecycle_worker = worker  # type: ignore[attr-defined]
     return app, worker
 
@@ -135,13 +142,37 @@ def _drain_fully_before_commit(buffer: Any) -> None:
     buffer.flush = flush
 
 
-def _caught_up(app: faust.App, worker: Worker, tp: TP) -> bool:
-    """No lag on this orders partition: everything up to its high watermark was processed."""
+def _lag(app: faust.App, worker: Worker, tp: TP) -> int | None:
+    """Messages of this orders partition not yet processed; None while unknown."""
     highwater = app.consumer.highwater(tp)
     if highwater is None:
-        return False
+        return None
     runtime = worker.partitions.get(tp.partition)
     if runtime is not None and runtime.last_order_offset is not None:
-        return runtime.last_order_offset + 1 >= highwater
+        return max(0, highwater - runtime.last_order_offset - 1)
     committed = app.consumer._committed_offset.get(tp)
-    return highwater == 0 or (committed is not None and committed >= highwater)
+    if highwater == 0:
+        return 0
+    return None if committed is None else max(0, highwater - committed)
+
+
+def _ready(app: faust.App) -> bool:
+    """Table recovery complete and partitions owned: what /readyz reports."""
+    recovery = app.tables.recovery
+    return bool(recovery.completed.is_set() and not app.rebalancing and app.assignor.assigned_actives())
+
+
+def _add_health_pages(app: faust.App) -> None:
+    from faust.web import Request, Response, View
+
+    @app.page("/healthz")
+    class Healthz(View):  # the process is up and its event loop answers
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Readyz(View):  # 503 until recovery is complete and the worker owns partitions
+        async def get(self, request: Request) -> Response:
+            if _ready(app):
+                return self.json({"status": "ready"})
+            return self.json({"status": "recovering"}, status=503)

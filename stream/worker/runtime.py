@@ -8,6 +8,7 @@ directly as well as through the real broker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from ..config import Config
-from ..lifecycle import CustomerState, Outcome, Partition, Transition, event_type
+from ..lifecycle import CustomerState, Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..messages import (
     InvalidEvent,
@@ -30,9 +32,10 @@ from ..messages import (
     encode,
     rejection,
 )
+from ..metrics import WorkerMetrics
 from ..partitioning import partition_for
 from ..topics import per_name_topic
-from .state import Outbox, TableCustomers, TableErasures, decode_stored
+from .state import Change, Outbox, TableCustomers, TableErasures, decode_stored
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +54,12 @@ def wall_clock_us() -> int:
 
 
 @dataclass
-class WorkerStats:
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome)
-    transitions: Counter[str] = field(default_factory=Counter)
-    dead_letters: Counter[str] = field(default_factory=Counter)
-    rerouted: int = 0
-    resent_after_crash: int = 0
-
-
-@dataclass
 class PartitionRuntime:
     core: Partition
     customers: TableCustomers
     persisted_clock: int | None = None
     last_order_offset: int | None = None
+    states: Counter[State] = field(default_factory=Counter)
 
 
 class Worker:
@@ -79,6 +74,7 @@ class Worker:
         *,
         now_us: Callable[[], int] = wall_clock_us,
         committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
         self.table = customers_table
@@ -90,7 +86,7 @@ class Worker:
         self.policies = config.policy_book()
         self.time_rules = config.time_rules()
         self.partitions: dict[int, PartitionRuntime] = {}
-        self.stats = WorkerStats()
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.topics = config.topics
 
     # -- ownership ----------------------------------------------------------------------
@@ -125,7 +121,11 @@ class Worker:
                 customers, self.policies, self.time_rules, clock_us=clock, erasures=self.erasures
             )
             core.rebuild_deadline_index(states[number])
-            self.partitions[number] = PartitionRuntime(core, customers, persisted_clock=clock)
+            runtime = PartitionRuntime(core, customers, persisted_clock=clock)
+            runtime.states.update(c.state for c in states[number])
+            for state, count in runtime.states.items():
+                self.metrics.customers.labels(state.value).inc(count)
+            self.partitions[number] = runtime
             log.info(
                 "took up partition %d: %d customers, clock %s",
                 number,
@@ -135,8 +135,14 @@ class Worker:
 
     def let_go(self, numbers: Iterable[int]) -> None:
         for number in numbers:
-            if self.partitions.pop(number, None) is not None:
-                log.info("let go of partition %d", number)
+            runtime = self.partitions.pop(number, None)
+            if runtime is None:
+                continue
+            for state, count in runtime.states.items():
+                self.metrics.customers.labels(state.value).dec(count)
+            with contextlib.suppress(KeyError):  # a partition taken up but never clocked
+                self.metrics.partition_clock.remove(str(number))
+            log.info("let go of partition %d", number)
 
     def _resend_if_uncommitted(self, customer_id: str, number: int, outbox: Outbox) -> None:
         committed = self.committed_offset(outbox.source_topic, number)
@@ -146,7 +152,7 @@ class Worker:
         for raw in outbox.transitions:
             sent = orjson.loads(raw)
             self._send_transition(key, raw, sent["transition"], fresh=not sent["replayed"])
-            self.stats.resent_after_crash += 1
+            self.metrics.resent.inc()
 
     # -- messages -----------------------------------------------------------------------
 
@@ -165,19 +171,23 @@ class Worker:
         try:
             event = decode_event(raw)
         except InvalidEvent as invalid:
-            self._dead_letter(topic, number, offset, key, raw, str(invalid), "invalid")
+            self._dead_letter(topic, number, offset, key, raw, str(invalid), invalid.kind)
             return
         owner = partition_for(event.customer_id, self.config.kafka.partitions)
         if owner != number:
             # Keyed otherwise by its producer: a customer's state lives in one partition only,
             # so the event goes to that partition of the orders topic, keyed by customer.
             self._emit(self.topics.orders, event.customer_id.encode(), raw, owner)
-            self.stats.rerouted += 1
+            self.metrics.rerouted.inc()
             return
-        result = runtime.core.apply(event, self.now_us())
-        self.stats.events[(event_type(event), result.outcome.value)] += 1
+        now = self.now_us()
+        result = runtime.core.apply(event, now)
+        self.metrics.events.labels(event_type(event), result.outcome.value).inc()
         if result.outcome is Outcome.REJECTED:
-            self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", "rejected")
+            kind = result.reason_code or "rejected"
+            self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", kind)
+        else:
+            self.metrics.event_time_lag.observe((now - to_us(event.occurred_at)) / 1e6)
         self._publish(runtime, number, topic, offset, result.transitions)
 
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
@@ -203,17 +213,40 @@ class Worker:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,
             # a duplicate, an erasure) writes it on its own.
-            if not any(state is not None for _, state in changed):
+            if not any(change.state is not None for change in changed):
                 self.clocks[_clock_key(number)] = str(clock).encode()
             runtime.persisted_clock = clock
+        self._count(runtime, number, transitions, changed)
         for transition, raw in encoded:
-            self.stats.transitions[transition.transition] += 1
             self._send_transition(
                 transition.customer_id.encode(), raw, transition.transition, fresh=not transition.replayed
             )
-        for customer_id, state in changed:
+        for customer_id, _, state in changed:
             value = None if state is None else encode(customer_record(state))
             self._emit(self.topics.customer_state, customer_id.encode(), value, number)
+
+    def _count(
+        self, runtime: PartitionRuntime, number: int, transitions: list[Transition], changed: list[Change]
+    ) -> None:
+        metrics = self.metrics
+        for transition in transitions:
+            metrics.transitions.labels(transition.transition).inc()
+            if transition.transition == "became_repeat":
+                snap = transition.customer
+                if snap.first_order_at is not None and snap.last_order_at is not None:
+                    metrics.second_purchase.observe(
+                        (snap.last_order_at - snap.first_order_at).total_seconds()
+                    )
+        for change in changed:
+            after = change.state.state if change.state is not None else None
+            if change.before == after:
+                continue
+            for state, step in ((change.before, -1), (after, 1)):
+                if state is not None:
+                    runtime.states[state] += step
+                    metrics.customers.labels(state.value).inc(step)
+        if runtime.core.clock_us is not None:
+            metrics.partition_clock.labels(str(number)).set(runtime.core.clock_us / 1e6)
 
     def _send_transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
         self._emit(self.topics.transitions, key, raw, None)
@@ -227,7 +260,7 @@ class Worker:
             raw, reason, TopicSource(topic=topic, partition=number, offset=offset), keep_original=True
         )
         self._emit(self.topics.dead_letters, key, encode(record), number)
-        self.stats.dead_letters[kind] += 1
+        self.metrics.dead_letters.labels(kind).inc()
 
     def _emit(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
         self.pending.append(Output(topic, key, value, partition))

@@ -8,11 +8,11 @@ that message produced for them (the outbox, re-sent after a crash, see `Outbox`)
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from ..lifecycle import CustomerState
+from ..lifecycle import CustomerState, State
 
 
 class Outbox(msgspec.Struct, frozen=True, array_like=True):
@@ -47,6 +47,12 @@ def decode_stored(raw: bytes) -> StoredCustomer:
     return _decode(raw)
 
 
+class Change(NamedTuple):
+    customer_id: str
+    before: State | None  # None: the customer is new
+    state: CustomerState | None  # None: erased
+
+
 class TableCustomers(MutableMapping[str, CustomerState]):
     """A write-back view of the customers table for one message at a time."""
 
@@ -54,6 +60,8 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         self.table = table
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, Outbox | None] = {}
+        # lifecycle state of each customer read, as stored before this message (None: new)
+        self._before: dict[str, State | None] = {}
 
     def __getitem__(self, customer_id: str) -> CustomerState:
         if customer_id in self.changed:
@@ -63,9 +71,11 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             return state
         raw = self.table.get(customer_id.encode())
         if raw is None:
+            self._before.setdefault(customer_id, None)
             raise KeyError(customer_id)
         stored = decode_stored(raw)
         self._outboxes[customer_id] = stored.outbox
+        self._before.setdefault(customer_id, stored.state.state)
         return stored.state
 
     def __setitem__(self, customer_id: str, state: CustomerState) -> None:
@@ -80,12 +90,10 @@ class TableCustomers(MutableMapping[str, CustomerState]):
     def __len__(self) -> int:
         raise TypeError("the customers table has no cheap length")
 
-    def write_back(
-        self, outboxes: dict[str, Outbox], partition_clock: int | None
-    ) -> list[tuple[str, CustomerState | None]]:
+    def write_back(self, outboxes: dict[str, Outbox], partition_clock: int | None) -> list[Change]:
         """Write every changed customer to the table; returns what changed."""
-        written = list(self.changed.items())
-        for customer_id, state in written:
+        written = [Change(cid, self._before.get(cid), state) for cid, state in self.changed.items()]
+        for customer_id, _, state in written:
             key = customer_id.encode()
             if state is None:
                 self.table.pop(key, None)
@@ -94,6 +102,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             self.table[key] = encode_stored(StoredCustomer(state, outbox, partition_clock))
         self.changed.clear()
         self._outboxes.clear()
+        self._before.clear()
         return written
 
 

@@ -165,7 +165,7 @@ class Env:
 class WorkerProcess:
     def __init__(self, env: Env, name: str) -> None:
         self.log = env.directory / f"{name}.log"
-        port = free_port()
+        self.port = port = free_port()
         command = [
             sys.executable,
             "-m",

@@ -1,0 +1,90 @@
+"""Prometheus metrics of the live worker, served on /metrics beside faust's own.
+
+No label carries a customer id: labels are event types, outcomes, transition names,
+states, partitions and rejection kinds, all small fixed sets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400, 7 * 86400)
+_PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
+_DAY = 86400.0
+_SECOND_PURCHASE_BUCKETS = tuple(d * _DAY for d in (1, 3, 7, 14, 21, 30, 45, 60, 90, 180, 365))
+
+
+class WorkerMetrics:
+    """The engine's own metrics, registered once per registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        self.events = Counter(
+            "lifecycle_events",
+            "Order events handled, by type and outcome (applied, late, duplicate, erased, rejected).",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "lifecycle_transitions", "Transitions emitted, by name.", ["transition"], registry=registry
+        )
+        self.customers = Gauge(
+            "lifecycle_customers",
+            "Customers known to this worker, by lifecycle state.",
+            ["state"],
+            registry=registry,
+        )
+        self.event_time_lag = Histogram(
+            "lifecycle_event_time_lag_seconds",
+            "Wall clock minus the event's occurred_at, when it is handled (rejects excepted).",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.processing = Histogram(
+            "lifecycle_processing_seconds",
+            "Time to handle one message of the orders or ticks topic.",
+            buckets=_PROCESSING_BUCKETS,
+            registry=registry,
+        )
+        self.partition_clock = Gauge(
+            "lifecycle_partition_clock_seconds",
+            "Each partition's clock, as Unix time.",
+            ["partition"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "lifecycle_dead_letters",
+            "Messages sent to the dead-letter topic, by kind of problem.",
+            ["reason"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "lifecycle_consumer_lag",
+            "Messages of the orders topic not yet processed, per partition owned by this worker.",
+            ["partition"],
+            registry=registry,
+        )
+        self.second_purchase = Histogram(
+            "lifecycle_second_purchase_seconds",
+            "Time from a customer's "
+            "first to second counted order, at the second-purchase "
+            "conversion (became_repeat).",
+            buckets=_SECOND_PURCHASE_BUCKETS,
+            registry=registry,
+        )
+        self.rerouted = Counter(
+            "lifecycle_rerouted_events",
+            "Events that arrived on another partition than their customer's and were re-sent there.",
+            registry=registry,
+        )
+        self.resent = Counter(
+            "lifecycle_resent_transitions",
+            "Transitions sent again when a partition "
+            "was taken up, because their first send may have been lost.",
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "lifecycle_ready",
+            "1 when table recovery is complete and the worker owns partitions, else 0.",
+            registry=registry,
+        )

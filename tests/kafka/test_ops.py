@@ -1,0 +1,153 @@
+"""Operations against the real things: a Prometheus server scraping a worker, and /readyz
+during the recovery of a large changelog."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from stream.lifecycle import CustomerState, State
+from stream.partitioning import partition_for
+from stream.worker.state import StoredCustomer, encode_stored
+from tests.kafka.conftest import free_port, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not installed; `make test` installs Debian's prometheus package"
+    processes = []
+
+    def start(target_port: int) -> str:
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: lifecycle\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+        )
+        processes.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(tmp_path / "prometheus.log", "wb"),
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(f"{url}/-/ready")[0] == 200, 60, "prometheus to be ready")
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def query(url: str, promql: str) -> dict[str, float]:
+    status, body = http_get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+    if status != 200:
+        return {}
+    result = orjson.loads(body)["data"]["result"]
+    return {next(iter(r["metric"].values()), ""): float(r["value"][1]) for r in result}
+
+
+def test_prometheus_sees_the_customers_and_transitions_the_replay_computes(env_factory, prometheus):
+    env = env_factory(kafka={"partitions": 3})
+    history = env.directory / "history.jsonl"
+    env.lifecycle("generate", "--customers", "400", "--seed", "21", "--output", str(history))
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    worker = env.start_worker()
+    url = prometheus(worker.port)
+    want_states = {s.value: float(n) for s, n in Counter(State(s["state"]) for s in expected_states).items()}
+    want_transitions = {name: float(n) for name, n in Counter(t["transition"] for t in expected).items()}
+    wait_for(
+        lambda: query(url, "sum by (state) (lifecycle_customers)") == want_states,
+        180,
+        f"PromQL customers by state to equal the replay's {want_states}",
+        every=1,
+    )
+    wait_for(
+        lambda: query(url, "sum by (transition) (lifecycle_transitions_total)") == want_transitions,
+        60,
+        "PromQL transition counts to equal the replay's",
+        every=1,
+    )
+    assert list(query(url, "lifecycle_ready").values()) == [1.0]
+    assert worker.alive()
+
+
+def test_readyz_is_503_during_recovery_and_200_after(env_factory):
+    env = env_factory(kafka={"partitions": 2}, worker={"store": "memory"})
+    env.lifecycle("topics", "create")
+    changelog = f"{env.config.worker.app_id}-customers-changelog"
+    asyncio.run(_fill_changelog(env.config.kafka.bootstrap_servers, changelog, 200_000))
+    worker = env.start_worker()
+    readyz = f"http://127.0.0.1:{worker.port}/readyz"
+    wait_for(lambda: http_get(readyz)[0] == 503, 120, "/readyz to answer 503 while recovering", every=0.05)
+    healthz = http_get(f"http://127.0.0.1:{worker.port}/healthz")
+    assert healthz[0] == 200
+    wait_for(lambda: http_get(readyz)[0] == 200, 300, "/readyz to answer 200 after recovery")
+    assert worker.alive()
+
+
+async def _fill_changelog(bootstrap: str, topic: str, customers: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 2, 1, topic_configs={"cleanup.policy": "compact"})])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    await producer.start()
+    at = 1_700_000_000_000_000
+    pending = []
+    for i in range(customers):
+        cid = f"r{i:07d}"
+        state = CustomerState(
+            customer_id=cid,
+            created_at=at,
+            id_prefix="0" * 8 + "-0000-0000-0000-0000",
+            state=State.ONE_TIMER,
+            state_since=at,
+            seq=1,
+            order_count=1,
+            first_order_at=at,
+            last_order_at=at,
+            deadline=at + 30 * 86_400_000_000,
+        )
+        pending.append(
+            await producer.send(
+                topic, encode_stored(StoredCustomer(state)), key=cid.encode(), partition=partition_for(cid, 2)
+            )
+        )
+        if len(pending) >= 20_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await producer.stop()
