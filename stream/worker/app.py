@@ -118,6 +118,12 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             if lag == 0 and config.time.ticks:
                 ticks.send_soon(key=None, value=worker.tick_value(), partition=tp.partition)
 
+    @app.task
+    async def quiet_client_logs() -> None:
+        # aiokafka builds a debug log record for every message it sends: a tenth of the
+        # worker's time went there.
+        logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
+
     _add_health_pages(app)
     # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
     setup_prometheus_sensors(app, name_prefix="faust")

@@ -54,8 +54,8 @@ def prometheus(tmp_path):
                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                     f"--web.listen-address=127.0.0.1:{port}",
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=open(tmp_path / "prometheus.log", "wb"),
+                stdout=subprocess.DEVNULL,  # its log is not needed; readiness is polled
+                stderr=subprocess.STDOUT,
             )
         )
         url = f"http://127.0.0.1:{port}"
