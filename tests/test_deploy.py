@@ -32,3 +32,24 @@ def test_alert_rules_fire_as_their_unit_tests_say(promtool):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_queries_use_only_metrics_the_worker_exports():
+    import json
+    import re
+
+    from prometheus_client import CollectorRegistry
+
+    from stream.metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    WorkerMetrics(registry)
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+    exported = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "lifecycle.json").read_text())
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    assert len(titles) == len(set(titles)) >= 6
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for name in re.findall(r"\blifecycle_[a-z_]+", target["expr"]):
+                assert name in exported, f"{panel['title']}: {name} is not exported"
