@@ -13,6 +13,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from .customer import (
     ERASED_SNAPSHOT,
@@ -31,6 +32,16 @@ from .transitions import Cause, Transition, transition_name
 def erasure_key(customer_id: str) -> str:
     """What is kept of an erased customer: a one-way hash of the id, to ignore redeliveries."""
     return hashlib.blake2b(customer_id.encode(), digest_size=16, person=b"lifecycle-erase").hexdigest()
+
+
+class Scheduled(Protocol):
+    """What the deadline index needs of a stored customer."""
+
+    @property
+    def customer_id(self) -> str: ...
+
+    @property
+    def deadline(self) -> int | None: ...
 
 
 class Outcome(StrEnum):
@@ -85,7 +96,7 @@ class Partition:
 
     # -- the deadline index -------------------------------------------------------------
 
-    def rebuild_deadline_index(self, customers: Iterable[CustomerState] | None = None) -> None:
+    def rebuild_deadline_index(self, customers: Iterable[Scheduled] | None = None) -> None:
         """Rebuild the index from stored states, e.g. when a partition is assigned."""
         source = self.customers.values() if customers is None else customers
         self._deadlines = {c.customer_id: c.deadline for c in source if c.deadline is not None}

@@ -79,7 +79,19 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         options=_rocksdb_options() if rocksdb else None,
     )
     metrics = WorkerMetrics()
-    worker = Worker(config, customers, clocks, erasures, committed_offset=committed_offset, metrics=metrics)
+
+    def owned_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == config.topics.orders}
+
+    worker = Worker(
+        config,
+        customers,
+        clocks,
+        erasures,
+        committed_offset=committed_offset,
+        owned_partitions=owned_partitions,
+        metrics=metrics,
+    )
 
     channels: dict[str, Any] = {}
     _drain_fully_before_commit(app.producer.buffer)

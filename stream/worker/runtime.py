@@ -20,7 +20,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from ..config import Config
-from ..lifecycle import CustomerState, Outcome, Partition, State, Transition, event_type
+from ..lifecycle import Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..messages import (
     InvalidEvent,
@@ -35,7 +35,16 @@ from ..messages import (
 from ..metrics import WorkerMetrics
 from ..partitioning import partition_for
 from ..topics import per_name_topic
-from .state import Change, Outbox, TableCustomers, TableErasures, decode_stored
+from .state import (
+    Change,
+    CustomerHead,
+    Outbox,
+    StoredHead,
+    TableCustomers,
+    TableErasures,
+    decode_head,
+    decode_stored,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,7 @@ class Worker:
         *,
         now_us: Callable[[], int] = wall_clock_us,
         committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
+        owned_partitions: Callable[[], Iterable[int]] = lambda: (),
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
@@ -83,6 +93,7 @@ class Worker:
         self.pending: list[Output] = []
         self.now_us = now_us
         self.committed_offset = committed_offset
+        self.owned_partitions = owned_partitions
         self.policies = config.policy_book()
         self.time_rules = config.time_rules()
         self.partitions: dict[int, PartitionRuntime] = {}
@@ -97,7 +108,7 @@ class Worker:
         if not wanted:
             return
         count = self.config.kafka.partitions
-        states: dict[int, list[CustomerState]] = {n: [] for n in wanted}
+        states: dict[int, list[CustomerHead]] = {n: [] for n in wanted}
         clocks: dict[int, int] = {}
         for number in wanted:
             raw_clock = self.clocks.get(_clock_key(number))
@@ -108,12 +119,11 @@ class Worker:
             number = partition_for(customer_id, count)
             if number not in wanted:
                 continue
-            stored = decode_stored(raw)
+            stored = decode_head(raw)
             states[number].append(stored.state)
             if stored.partition_clock is not None:
                 clocks[number] = max(clocks.get(number, stored.partition_clock), stored.partition_clock)
-            if stored.outbox is not None:
-                self._resend_if_uncommitted(customer_id, number, stored.outbox)
+            self._resend_if_uncommitted(customer_id, number, stored, raw)
         for number in wanted:
             customers = TableCustomers(self.table)
             clock = clocks.get(number)
@@ -144,15 +154,28 @@ class Worker:
                 self.metrics.partition_clock.remove(str(number))
             log.info("let go of partition %d", number)
 
-    def _resend_if_uncommitted(self, customer_id: str, number: int, outbox: Outbox) -> None:
-        committed = self.committed_offset(outbox.source_topic, number)
-        if committed is not None and outbox.source_offset < committed:
-            return
+    def _uncommitted(self, topic: str, number: int, offset: int) -> bool:
+        committed = self.committed_offset(topic, number)
+        return committed is None or offset >= committed
+
+    def _resend_if_uncommitted(self, customer_id: str, number: int, stored: StoredHead, raw: bytes) -> None:
+        """Send again what a message past the committed offset produced for this customer.
+
+        Offsets are committed only after every send is flushed, so an output lost in a crash
+        belongs to such a message, and its redelivery changes nothing (it is a duplicate).
+        """
         key = customer_id.encode()
-        for raw in outbox.transitions:
-            sent = orjson.loads(raw)
-            self._send_transition(key, raw, sent["transition"], fresh=not sent["replayed"])
-            self.metrics.resent.inc()
+        outbox = stored.outbox
+        if outbox is not None and self._uncommitted(outbox.source_topic, number, outbox.source_offset):
+            for sent_raw in outbox.transitions:
+                sent = orjson.loads(sent_raw)
+                self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
+                self.metrics.resent.inc()
+        if stored.written_by is not None and self._uncommitted(
+            stored.written_by[0], number, stored.written_by[1]
+        ):
+            state = decode_stored(raw).state
+            self._emit(self.topics.customer_state, key, encode(customer_record(state)), number)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -161,7 +184,8 @@ class Worker:
     ) -> None:
         """Handle one message of the orders or ticks topic, partition `number`."""
         if number not in self.partitions:
-            self.take_up([number])
+            # every owned partition in one sweep of the table: a sweep reads all local data
+            self.take_up({number, *self.owned_partitions()})
         runtime = self.partitions[number]
         raw = value or b""
         if topic == self.topics.ticks:
@@ -208,7 +232,7 @@ class Worker:
             by_customer.setdefault(transition.customer_id, []).append(raw)
         outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
         clock = runtime.core.clock_us
-        changed = runtime.customers.write_back(outboxes, clock)
+        changed = runtime.customers.write_back(outboxes, clock, (topic, offset))
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,

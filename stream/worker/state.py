@@ -33,10 +33,29 @@ class StoredCustomer(msgspec.Struct, array_like=True):
     outbox: Outbox | None = None
     # the partition clock when this record was written; see Worker._publish
     partition_clock: int | None = None
+    # the message (topic, offset) whose handling wrote this record; see Worker.take_up
+    written_by: tuple[str, int] | None = None
+
+
+class CustomerHead(msgspec.Struct):
+    """The few fields of a stored customer that taking up a partition needs."""
+
+    customer_id: str
+    state: State
+    deadline: int | None = None
+
+
+class StoredHead(msgspec.Struct, array_like=True):
+    # same positions as StoredCustomer; decoding skips the orders, the bulk of a record
+    state: CustomerHead
+    outbox: Outbox | None = None
+    partition_clock: int | None = None
+    written_by: tuple[str, int] | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(StoredCustomer).decode
+_decode_head = msgspec.msgpack.Decoder(StoredHead).decode
 
 
 def encode_stored(stored: StoredCustomer) -> bytes:
@@ -45,6 +64,10 @@ def encode_stored(stored: StoredCustomer) -> bytes:
 
 def decode_stored(raw: bytes) -> StoredCustomer:
     return _decode(raw)
+
+
+def decode_head(raw: bytes) -> StoredHead:
+    return _decode_head(raw)
 
 
 class Change(NamedTuple):
@@ -90,7 +113,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
     def __len__(self) -> int:
         raise TypeError("the customers table has no cheap length")
 
-    def write_back(self, outboxes: dict[str, Outbox], partition_clock: int | None) -> list[Change]:
+    def write_back(
+        self, outboxes: dict[str, Outbox], partition_clock: int | None, written_by: tuple[str, int]
+    ) -> list[Change]:
         """Write every changed customer to the table; returns what changed."""
         written = [Change(cid, self._before.get(cid), state) for cid, state in self.changed.items()]
         for customer_id, _, state in written:
@@ -99,7 +124,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
                 self.table.pop(key, None)
                 continue
             outbox = outboxes.get(customer_id) or self._outboxes.get(customer_id)
-            self.table[key] = encode_stored(StoredCustomer(state, outbox, partition_clock))
+            self.table[key] = encode_stored(StoredCustomer(state, outbox, partition_clock, written_by))
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()
