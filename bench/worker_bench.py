@@ -31,11 +31,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.lifecycle import CustomerState, State  # noqa: E402
 from stream.lifecycle.instants import format_rfc3339  # noqa: E402
 from stream.localkafka import Broker  # noqa: E402
 from stream.partitioning import partition_for  # noqa: E402
-from stream.worker.state import StoredCustomer, encode_stored  # noqa: E402
+from tests.kafka.changelog import fill_changelog  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "worker"
 PARTITIONS = 3
@@ -226,53 +225,12 @@ def latency(bootstrap: str, rate: int, seconds: int = 20) -> None:
     )
 
 
-async def fill_changelog(bootstrap: str, topic: str, customers: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    from aiokafka.admin import NewTopic
-
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20)
-    await producer.start()
-    at = 1_700_000_000_000_000
-    pending = []
-    for i in range(customers):
-        cid = f"r{i:08d}"
-        state = CustomerState(
-            customer_id=cid,
-            created_at=at,
-            id_prefix="00000000-0000-0000-0000-0000",
-            state=State.ONE_TIMER,
-            state_since=at,
-            seq=1,
-            order_count=1,
-            first_order_at=at,
-            last_order_at=at,
-            spend={"EUR": 1000},
-            deadline=at + 30 * 86_400_000_000,
-        )
-        pending.append(
-            await producer.send(
-                topic,
-                encode_stored(StoredCustomer(state)),
-                key=cid.encode(),
-                partition=partition_for(cid, PARTITIONS),
-            )
-        )
-        if len(pending) >= 20000:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
-    await producer.stop()
-
-
 def recovery(bootstrap: str, customers: int) -> None:
     tag = f"rec{uuid.uuid4().hex[:6]}"
     config = write_config(tag, bootstrap, ticks=True)
     lifecycle("topics", "create", "--config", str(config))
     started = time.perf_counter()
-    asyncio.run(fill_changelog(bootstrap, f"bench-{tag}-customers-changelog", customers))
+    asyncio.run(fill_changelog(bootstrap, f"bench-{tag}-customers-changelog", customers, PARTITIONS))
     print(
         f"recovery    wrote {customers:,} customer states to the changelog "
         f"in {time.perf_counter() - started:.1f} s"

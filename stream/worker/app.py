@@ -49,21 +49,20 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         autodiscover=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    # bytes in and out: the worker encodes states itself (msgpack), faust stores raw bytes
-    customers = app.Table(
-        "customers",
-        partitions=config.kafka.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        options=_rocksdb_options() if rocksdb else None,
-    )
-    clocks = app.Table(
-        "partition-clocks",
-        partitions=config.kafka.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        options=_rocksdb_options() if rocksdb else None,
-    )
+
+    def bytes_table(name: str) -> Any:
+        # bytes in and out: the worker encodes states itself (msgpack), faust stores raw bytes
+        return app.Table(
+            name,
+            partitions=config.kafka.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            options=_rocksdb_options() if rocksdb else None,
+        )
+
+    customers = bytes_table("customers")
+    clocks = bytes_table("partition-clocks")
+    erasures = bytes_table("erasures")
     source = app.topic(config.topics.orders, config.topics.ticks, **raw)
 
     def committed_offset(topic: str, partition: int) -> int | None:
@@ -71,13 +70,6 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         committed: int | None = app.consumer._committed_offset.get(TP(topic, partition))
         return committed
 
-    erasures = app.Table(
-        "erasures",
-        partitions=config.kafka.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        options=_rocksdb_options() if rocksdb else None,
-    )
     metrics = WorkerMetrics()
 
     def owned_partitions() -> set[int]:

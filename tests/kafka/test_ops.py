@@ -13,11 +13,9 @@ from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from stream.lifecycle import CustomerState, State
-from stream.partitioning import partition_for
-from stream.worker.state import StoredCustomer, encode_stored
+from stream.lifecycle import State
+from tests.kafka.changelog import fill_changelog
 from tests.kafka.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -106,7 +104,7 @@ def test_readyz_is_503_during_recovery_and_200_after(env_factory):
     env = env_factory(kafka={"partitions": 2}, worker={"store": "memory"})
     env.lifecycle("topics", "create")
     changelog = f"{env.config.worker.app_id}-customers-changelog"
-    asyncio.run(_fill_changelog(env.config.kafka.bootstrap_servers, changelog, 200_000))
+    asyncio.run(fill_changelog(env.config.kafka.bootstrap_servers, changelog, 200_000, partitions=2))
     worker = env.start_worker()
     readyz = f"http://127.0.0.1:{worker.port}/readyz"
     wait_for(lambda: http_get(readyz)[0] == 503, 120, "/readyz to answer 503 while recovering", every=0.05)
@@ -114,40 +112,3 @@ def test_readyz_is_503_during_recovery_and_200_after(env_factory):
     assert healthz[0] == 200
     wait_for(lambda: http_get(readyz)[0] == 200, 300, "/readyz to answer 200 after recovery")
     assert worker.alive()
-
-
-async def _fill_changelog(bootstrap: str, topic: str, customers: int) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 2, 1, topic_configs={"cleanup.policy": "compact"})])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    await producer.start()
-    at = 1_700_000_000_000_000
-    pending = []
-    for i in range(customers):
-        cid = f"r{i:07d}"
-        state = CustomerState(
-            customer_id=cid,
-            created_at=at,
-            id_prefix="0" * 8 + "-0000-0000-0000-0000",
-            state=State.ONE_TIMER,
-            state_since=at,
-            seq=1,
-            order_count=1,
-            first_order_at=at,
-            last_order_at=at,
-            deadline=at + 30 * 86_400_000_000,
-        )
-        pending.append(
-            await producer.send(
-                topic, encode_stored(StoredCustomer(state)), key=cid.encode(), partition=partition_for(cid, 2)
-            )
-        )
-        if len(pending) >= 20_000:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
-    await producer.stop()
