@@ -53,3 +53,53 @@ def test_dashboard_queries_use_only_metrics_the_worker_exports():
         for target in panel["targets"]:
             for name in re.findall(r"\blifecycle_[a-z_]+", target["expr"]):
                 assert name in exported, f"{panel['title']}: {name} is not exported"
+
+
+def compose_command() -> list[str]:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return ["docker", "compose"]
+    found = shutil.which("docker-compose")
+    assert found, "no Compose parser; `make test` installs Debian's docker-compose package"
+    return [found]
+
+
+def test_compose_file_passes_a_real_compose_parser():
+    import yaml
+
+    result = subprocess.run(
+        [*compose_command(), "-f", "docker-compose.yml", "config"],
+        cwd=DEPLOY.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"kafka", "worker-1", "worker-2", "feed", "prometheus", "grafana"} <= set(services)
+    for worker in ("worker-1", "worker-2"):
+        env = services[worker]["environment"]
+        assert env["LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["LIFECYCLE_WORKER_WEB_HOST"] == "0.0.0.0"
+
+
+def test_compose_prometheus_config_is_valid(promtool):
+    result = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_environment_is_a_valid_engine_config():
+    import yaml
+
+    from stream.config import load_config
+
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    environment = compose["services"]["worker-1"]["environment"]
+    config = load_config(None, environ=environment)
+    assert config.kafka.partitions == 6 and config.worker.web_port == 6066
