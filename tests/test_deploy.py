@@ -103,3 +103,20 @@ def test_compose_environment_is_a_valid_engine_config():
     environment = compose["services"]["worker-1"]["environment"]
     config = load_config(None, environ=environment)
     assert config.kafka.partitions == 6 and config.worker.web_port == 6066
+
+
+def test_kubernetes_manifests_parse_and_match_compose_and_the_alert_rules():
+    import yaml
+
+    documents = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "lifecycle.yaml").read_text())}
+    assert set(documents) == {"ConfigMap", "Service", "StatefulSet", "ServiceMonitor", "PrometheusRule"}
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    assert documents["ConfigMap"]["data"] == compose["services"]["worker-1"]["environment"]
+    container = documents["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["ports"][0]["containerPort"] == int(
+        documents["ConfigMap"]["data"]["LIFECYCLE_WORKER_WEB_PORT"]
+    )
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    assert documents["PrometheusRule"]["spec"] == alerts
