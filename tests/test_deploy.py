@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,28 +11,25 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 @pytest.fixture(scope="module")
-def promtool() -> str:
+def promtool() -> Callable[..., str]:
+    """Runs promtool in deploy/prometheus; returns its output, failing the test on an error."""
     found = shutil.which("promtool")
     assert found, "promtool is not installed; `make test` installs Debian's prometheus package"
-    return found
+
+    def run(*args: str) -> str:
+        result = subprocess.run([found, *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    return run
 
 
 def test_alert_rules_are_valid(promtool):
-    result = subprocess.run(
-        [promtool, "check", "rules", "alerts.yml"], cwd=DEPLOY / "prometheus", capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout
+    assert "5 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_fire_as_their_unit_tests_say(promtool):
-    result = subprocess.run(
-        [promtool, "test", "rules", "alerts.test.yml"],
-        cwd=DEPLOY / "prometheus",
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool("test", "rules", "alerts.test.yml")
 
 
 def test_dashboard_queries_use_only_metrics_the_worker_exports():
@@ -85,13 +83,7 @@ def test_compose_file_passes_a_real_compose_parser():
 
 
 def test_compose_prometheus_config_is_valid(promtool):
-    result = subprocess.run(
-        [promtool, "check", "config", "prometheus.yml"],
-        cwd=DEPLOY / "prometheus",
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool("check", "config", "prometheus.yml")
 
 
 def test_compose_environment_is_a_valid_engine_config():
