@@ -64,6 +64,13 @@ def _text(value: object) -> str:
     return value
 
 
+def _existing_file(value: object) -> str:
+    path = _text(value)
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: `{path}`")
+    return path
+
+
 def _flag(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -106,9 +113,13 @@ class TimeSettings:
 class KafkaSettings:
     bootstrap_servers: str = _setting(_text, "127.0.0.1:9092")
     partitions: int = _setting(_positive_int, 6)
-    # SSL and SASL need credentials that are not wired yet (issue #4); until then only
-    # PLAINTEXT is accepted, rather than a setting that half works.
-    security_protocol: str = _setting(_choice("PLAINTEXT"), "PLAINTEXT")
+    security_protocol: str = _setting(_choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "PLAINTEXT")
+    sasl_mechanism: str = _setting(_choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "PLAIN")
+    sasl_username: str = _setting(_text, "")
+    sasl_password: str = _setting(_text, "")
+    ssl_cafile: str = _setting(_existing_file, "")
+    ssl_certfile: str = _setting(_existing_file, "")
+    ssl_keyfile: str = _setting(_existing_file, "")
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,19 @@ def _check_policy(settings: PolicySettings, prefix: str) -> None:
         raise ConfigError(f"config key `{prefix}.{key}`: {message}")
 
 
+def _check_kafka(kafka: KafkaSettings) -> None:
+    if kafka.security_protocol.startswith("SASL_"):
+        for key in ("sasl_username", "sasl_password"):
+            if not getattr(kafka, key):
+                raise ConfigError(
+                    f"config key `kafka.{key}`: required with security_protocol {kafka.security_protocol}"
+                )
+    if bool(kafka.ssl_certfile) != bool(kafka.ssl_keyfile):
+        raise ConfigError(
+            "config key `kafka.ssl_keyfile`: a client certificate needs both ssl_certfile and ssl_keyfile"
+        )
+
+
 def config_from_mapping(document: Mapping[str, Any]) -> Config:
     """Build and check a Config from a parsed TOML document."""
     sections: dict[str, Any] = {}
@@ -198,6 +222,7 @@ def config_from_mapping(document: Mapping[str, Any]) -> Config:
         if store_tables is not None:
             sections["stores"] = _stores(store_tables, sections[name])
     config = Config(**sections)
+    _check_kafka(config.kafka)
     _check_policy(config.policy, "policy")
     for store, settings in config.stores.items():
         _check_policy(settings, f"policy.stores.{store}")

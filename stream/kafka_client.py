@@ -1,18 +1,61 @@
-"""Client settings shared by every Kafka client the engine opens (admin, producer, consumer)."""
+"""Client settings shared by every Kafka client the engine opens (admin, producer, consumer,
+and faust's), including TLS and SASL as managed Kafka services require."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+
+from aiokafka.helpers import create_ssl_context
 
 from .config import Config
 
 
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    kafka = config.kafka
+    if not kafka.security_protocol.endswith("SSL"):
+        return None
+    return create_ssl_context(
+        cafile=kafka.ssl_cafile or None,
+        certfile=kafka.ssl_certfile or None,
+        keyfile=kafka.ssl_keyfile or None,
+    )
+
+
 def client_settings(config: Config) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": config.kafka.bootstrap_servers.split(","),
-        "security_protocol": config.kafka.security_protocol,
+    kafka = config.kafka
+    settings: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "security_protocol": kafka.security_protocol,
         "client_id": config.worker.app_id,
     }
+    context = ssl_context(config)
+    if context is not None:
+        settings["ssl_context"] = context
+    if kafka.security_protocol.startswith("SASL_"):
+        settings.update(
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username,
+            sasl_plain_password=kafka.sasl_password,
+        )
+    return settings
+
+
+def faust_credentials(config: Config) -> Any:
+    """faust's `broker_credentials` for the configured security protocol (None: plaintext)."""
+    import faust
+
+    kafka = config.kafka
+    if kafka.security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=ssl_context(config),
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(config))
+    return None
 
 
 def faust_broker_url(config: Config) -> str:

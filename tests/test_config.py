@@ -83,3 +83,30 @@ def test_missing_or_broken_file_is_reported(tmp_path):
         load_config(tmp_path / "nope.toml", environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[kafka\n"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_username = "u"\n', "kafka.sasl_password"),
+        ('[kafka]\nsecurity_protocol = "TLS"\n', "kafka.security_protocol"),
+        ('[kafka]\nsasl_mechanism = "MD5"\n', "kafka.sasl_mechanism"),
+        ('[kafka]\nssl_cafile = "/nonexistent/ca.pem"\n', "kafka.ssl_cafile"),
+    ],
+)
+def test_bad_security_settings_name_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=re.escape(f"config key `{key}`")):
+        load_config(write(tmp_path, text), environ={})
+
+
+def test_sasl_settings_reach_the_kafka_clients(tmp_path):
+    from stream.kafka_client import client_settings, faust_credentials
+
+    config = load_config(
+        write(tmp_path, '[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "SCRAM-SHA-512"\n'),
+        environ={"LIFECYCLE_KAFKA_SASL_USERNAME": "shop", "LIFECYCLE_KAFKA_SASL_PASSWORD": "s"},
+    )
+    settings = client_settings(config)
+    assert (settings["sasl_mechanism"], settings["sasl_plain_username"]) == ("SCRAM-SHA-512", "shop")
+    credentials = faust_credentials(config)
+    assert credentials.username == "shop" and credentials.mechanism.value == "SCRAM-SHA-512"

@@ -76,6 +76,12 @@ def ensure_jars(log: bool = True) -> Path:
 class Broker:
     port: int
     data_dir: Path
+    # name -> password: adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512) on port + 2
+    sasl_users: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port + 2}"
 
     @property
     def bootstrap(self) -> str:
@@ -137,8 +143,11 @@ class Broker:
             classpath,
         ]
         if not (self.data_dir / "kraft" / "meta.properties").exists():
+            scram = [arg for name, password in self.sasl_users
+                     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                     for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
             formatted = subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(properties)],
+                [*java, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(properties), *scram],
                 capture_output=True,
                 text=True,
             )
@@ -211,6 +220,18 @@ class Broker:
             # events over the engine's 1 MiB limit must reach it, to be dead-lettered with a reason
             "message.max.bytes": str(4 * 1024 * 1024),
         }
+        if self.sasl_users:
+            plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users)
+            settings["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.port + 2}"
+            settings["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.port + 2}"
+            settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            settings["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+            prefix = "listener.name.sasl_plaintext"
+            settings[f"{prefix}.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};")
+            for mechanism in ("scram-sha-256", "scram-sha-512"):
+                settings[f"{prefix}.{mechanism}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;")
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return path
 

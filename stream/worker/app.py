@@ -14,7 +14,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from ..config import Config
-from ..kafka_client import faust_broker_url
+from ..kafka_client import faust_broker_url, faust_credentials
 from ..metrics import WorkerMetrics
 from .runtime import Worker
 
@@ -38,6 +38,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     app = faust.App(
         config.worker.app_id,
         broker=faust_broker_url(config),
+        broker_credentials=faust_credentials(config),
         store="rocksdb://" if rocksdb else "memory://",
         datadir=config.worker.data_dir,
         web_port=config.worker.web_port,

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.config import Config, load_config
+from stream.kafka_client import client_settings
 from stream.localkafka import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +208,7 @@ class WorkerProcess:
 
 async def _read(config: Config, topic: str, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=config.kafka.bootstrap_servers,
+        **client_settings(config),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_bytes=8 * 1024 * 1024,
