@@ -7,26 +7,21 @@ on the same input.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .config import Config
-from .lifecycle import CustomerState, Outcome, Partition, Transition, event_type
+from .lifecycle import CustomerState, Outcome, Partition, Transition
 from .messages import InvalidEvent, decode_event
 from .partitioning import partition_for
-
-
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
+from .wallclock import wall_clock_us
 
 
 @dataclass
 class ReplayStats:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    events_by_type: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -70,7 +65,6 @@ class Replay:
             raise
         result = self._partition(event.customer_id).apply(event, self.now_us())
         self.stats.outcomes[result.outcome] += 1
-        self.stats.events_by_type[event_type(event)] += 1
         self._count(result.transitions)
         if result.outcome is Outcome.REJECTED:
             raise InvalidEvent(result.reason or "rejected")

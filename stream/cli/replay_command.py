@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -112,8 +113,6 @@ def _writer(out: BinaryIO | None) -> Any:
 def _progress_bar(inputs: list[str]) -> Any:
     if not sys.stderr.isatty():
         return None
-    import os
-
     from tqdm import tqdm
 
     total = sum(os.path.getsize(p) for p in inputs if p != "-" and not p.endswith(".gz"))

@@ -143,9 +143,12 @@ class Broker:
             classpath,
         ]
         if not (self.data_dir / "kraft" / "meta.properties").exists():
-            scram = [arg for name, password in self.sasl_users
-                     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
-                     for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
+            scram = [
+                arg
+                for name, password in self.sasl_users
+                for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+            ]
             formatted = subprocess.run(
                 [*java, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(properties), *scram],
                 capture_output=True,
@@ -228,10 +231,12 @@ class Broker:
             settings["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
             prefix = "listener.name.sasl_plaintext"
             settings[f"{prefix}.plain.sasl.jaas.config"] = (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};")
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            )
             for mechanism in ("scram-sha-256", "scram-sha-512"):
                 settings[f"{prefix}.{mechanism}.sasl.jaas.config"] = (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return path
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from ..messages import (
 from ..metrics import WorkerMetrics
 from ..partitioning import partition_for
 from ..topics import per_name_topic
+from ..wallclock import wall_clock_us
 from .state import (
     Change,
     CustomerHead,
@@ -56,10 +56,6 @@ class Output(NamedTuple):
     key: bytes | None
     value: bytes | None
     partition: int | None
-
-
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass
