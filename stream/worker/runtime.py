@@ -80,6 +80,7 @@ class Worker:
         now_us: Callable[[], int] = wall_clock_us,
         committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
         owned_partitions: Callable[[], Iterable[int]] = lambda: (),
+        resend_changelog: Callable[[int, bytes, bytes], None] = lambda partition, key, value: None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
@@ -90,6 +91,7 @@ class Worker:
         self.now_us = now_us
         self.committed_offset = committed_offset
         self.owned_partitions = owned_partitions
+        self.resend_changelog = resend_changelog
         self.policies = config.policy_book()
         self.time_rules = config.time_rules()
         self.partitions: dict[int, PartitionRuntime] = {}
@@ -161,8 +163,9 @@ class Worker:
         belongs to such a message, and its redelivery changes nothing (it is a duplicate).
         """
         key = customer_id.encode()
-        outbox = stored.outbox
-        if outbox is not None and self._uncommitted(outbox.source_topic, number, outbox.source_offset):
+        for outbox in stored.outboxes:
+            if not self._undelivered(number, outbox):
+                continue
             for sent_raw in outbox.transitions:
                 sent = orjson.loads(sent_raw)
                 self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
@@ -170,8 +173,16 @@ class Worker:
         if stored.written_by is not None and self._uncommitted(
             stored.written_by[0], number, stored.written_by[1]
         ):
+            # The local store is written before the changelog: after a crash this record may
+            # exist here only, and the message that wrote it will be redelivered as a
+            # duplicate that writes nothing. Sending it again keeps the changelog, and so any
+            # later owner of the partition, equal to what this worker holds.
+            self.resend_changelog(number, key, raw)
             state = decode_stored(raw).state
             self._emit(self.topics.customer_state, key, encode(customer_record(state)), number)
+
+    def _undelivered(self, number: int, outbox: Outbox) -> bool:
+        return self._uncommitted(outbox.source_topic, number, outbox.source_offset)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -228,7 +239,9 @@ class Worker:
             by_customer.setdefault(transition.customer_id, []).append(raw)
         outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
         clock = runtime.core.clock_us
-        changed = runtime.customers.write_back(outboxes, clock, (topic, offset))
+        changed = runtime.customers.write_back(
+            outboxes, clock, (topic, offset), lambda outbox: self._undelivered(number, outbox)
+        )
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,

@@ -2,12 +2,12 @@
 
 The core writes a customer back after every change; this adapter holds those writes until
 the message is done, then writes each changed customer once, together with the transitions
-that message produced for them (the outbox, re-sent after a crash, see `Outbox`).
+not yet known to be delivered (the outboxes, re-sent after a crash, see `Outbox`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 import msgspec
@@ -19,8 +19,12 @@ class Outbox(msgspec.Struct, frozen=True, array_like=True):
     """The transitions one source message produced for a customer, as sent.
 
     Offsets are committed only after every send is flushed, so a transition whose send was
-    lost in a crash belongs to a message at or after the committed offset. When the partition
-    is taken up again, outboxes from such messages are sent again, with the same event ids.
+    lost in a crash belongs to a message at or after the committed offset. A customer keeps
+    the outboxes of all such messages, not only the last: the local store is written before
+    the changelog and the sends, so after a crash it may hold a customer as a later message
+    left them while an earlier message's transitions never left. When the partition is taken
+    up again, every outbox of a message at or after the committed offset is sent again, with
+    the same event ids.
     """
 
     source_topic: str
@@ -30,7 +34,7 @@ class Outbox(msgspec.Struct, frozen=True, array_like=True):
 
 class StoredCustomer(msgspec.Struct, array_like=True):
     state: CustomerState
-    outbox: Outbox | None = None
+    outboxes: list[Outbox] = msgspec.field(default_factory=list)
     # the partition clock when this record was written; see Worker._publish
     partition_clock: int | None = None
     # the message (topic, offset) whose handling wrote this record; see Worker.take_up
@@ -48,7 +52,7 @@ class CustomerHead(msgspec.Struct):
 class StoredHead(msgspec.Struct, array_like=True):
     # same positions as StoredCustomer; decoding skips the orders, the bulk of a record
     state: CustomerHead
-    outbox: Outbox | None = None
+    outboxes: list[Outbox] = msgspec.field(default_factory=list)
     partition_clock: int | None = None
     written_by: tuple[str, int] | None = None
 
@@ -82,7 +86,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
     def __init__(self, table: Any) -> None:
         self.table = table
         self.changed: dict[str, CustomerState | None] = {}
-        self._outboxes: dict[str, Outbox | None] = {}
+        self._outboxes: dict[str, list[Outbox]] = {}
         # lifecycle state of each customer read, as stored before this message (None: new)
         self._before: dict[str, State | None] = {}
 
@@ -97,7 +101,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             self._before.setdefault(customer_id, None)
             raise KeyError(customer_id)
         stored = decode_stored(raw)
-        self._outboxes[customer_id] = stored.outbox
+        self._outboxes[customer_id] = stored.outboxes
         self._before.setdefault(customer_id, stored.state.state)
         return stored.state
 
@@ -114,17 +118,25 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         raise TypeError("the customers table has no cheap length")
 
     def write_back(
-        self, outboxes: dict[str, Outbox], partition_clock: int | None, written_by: tuple[str, int]
+        self,
+        outboxes: dict[str, Outbox],
+        partition_clock: int | None,
+        written_by: tuple[str, int],
+        undelivered: Callable[[Outbox], bool],
     ) -> list[Change]:
-        """Write every changed customer to the table; returns what changed."""
+        """Write every changed customer to the table, with this message's outbox and the
+        earlier ones still `undelivered`; returns what changed."""
         written = [Change(cid, self._before.get(cid), state) for cid, state in self.changed.items()]
         for customer_id, _, state in written:
             key = customer_id.encode()
             if state is None:
                 self.table.pop(key, None)
                 continue
-            outbox = outboxes.get(customer_id) or self._outboxes.get(customer_id)
-            self.table[key] = encode_stored(StoredCustomer(state, outbox, partition_clock, written_by))
+            kept = [outbox for outbox in self._outboxes.get(customer_id, ()) if undelivered(outbox)]
+            latest = outboxes.get(customer_id)
+            if latest is not None:
+                kept.append(latest)
+            self.table[key] = encode_stored(StoredCustomer(state, kept, partition_clock, written_by))
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()

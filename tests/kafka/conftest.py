@@ -20,7 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.config import Config, load_config
 from stream.kafka_client import client_settings
+from stream.lifecycle import CustomerState
 from stream.localkafka import Broker
+from stream.worker.state import decode_stored
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +143,23 @@ class Env:
             return latest
 
         return fold(self.read(self.config.topics.customer_state, lambda ms: until(fold(ms)), timeout))
+
+    def changelog_states(
+        self, until: Callable[[dict[str, CustomerState]], bool], timeout: float = 120
+    ) -> dict[str, CustomerState]:
+        """Customer states as the table's changelog holds them: what a new owner restores."""
+
+        def fold(messages: list[Any]) -> dict[str, CustomerState]:
+            latest: dict[str, CustomerState] = {}
+            for m in messages:
+                if m.value is None:
+                    latest.pop(m.key.decode(), None)
+                else:
+                    latest[m.key.decode()] = decode_stored(m.value).state
+            return latest
+
+        topic = f"{self.config.worker.app_id}-customers-changelog"
+        return fold(self.read(topic, lambda ms: until(fold(ms)), timeout))
 
     def produce(self, values: list[bytes], partition: int = 0) -> None:
         """Raw messages, exactly as given, to the orders topic (what a broken producer sends)."""

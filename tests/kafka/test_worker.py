@@ -89,6 +89,15 @@ def _check_against_replay(env, expected, expected_states, timeout=240):
     return got
 
 
+def _check_changelog(env, expected_states, timeout=60):
+    want = {s["customer_id"]: (s["state"], s["order_count"], s["seq"]) for s in expected_states}
+
+    def restored(states):
+        return {cid: (c.state.value, c.order_count, c.seq) for cid, c in states.items()}
+
+    env.changelog_states(lambda states: restored(states) == want, timeout=timeout)
+
+
 def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory):
     env = env_factory(kafka={"partitions": 3})
     history = generated(env, 1500, seed=11)
@@ -100,6 +109,9 @@ def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory)
     env.start_worker("crashy")  # same data dir: RocksDB as the crash left it
     got = _check_against_replay(env, expected, expected_states)
     assert len(got) >= len(expected)
+    # The crash may leave local writes that never reached the changelog; a worker that
+    # takes the partitions over later restores from the changelog, so it must agree too.
+    _check_changelog(env, expected_states)
 
 
 def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factory):
@@ -125,6 +137,7 @@ def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factor
     env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
     second.stop()
     _check_against_replay(env, expected, expected_states)
+    _check_changelog(env, expected_states)
 
 
 def test_bad_messages_go_to_dead_letters_with_reasons_and_the_partition_keeps_flowing(env_factory):

@@ -1,0 +1,82 @@
+"""faust's send buffer, with flushes that mean flushed and waits that cost one wake-up.
+
+Every table changelog write and every output of the worker passes through faust's
+`ProducerBuffer`, in the order it was made (handoffs between workers rely on that order).
+faust commits offsets right after flushing it, but its `flush()` gives up after 0.1 s
+without progress, with messages still queued: under load the offsets ran ahead of the
+changelog, and a partition handed to another worker came back without the customers
+written last. Its size also drops when the sending task takes a message, before that
+message reaches the producer, so even a patient "wait until empty" could miss one.
+
+This subclass keeps faust's queue and its one sending task, and adds two events: `idle`,
+set when the queue is empty and the last message taken from it has been handed to the
+producer (whose own flush then covers it), and `ebbed`, set when the queue is back under
+half its limit. A wait is one wake-up, not one `asyncio.wait_for` per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.transport.producer import ProducerBuffer
+from faust.types.tuples import FutureMessage
+from mode import Service
+
+
+class DrainingBuffer(ProducerBuffer):
+    max_messages = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.ebbed = asyncio.Event()
+        self.ebbed.set()
+
+    def put(self, fut: FutureMessage) -> None:
+        self.idle.clear()
+        super().put(fut)
+
+    @Service.task
+    async def _handle_pending(self) -> None:
+        get_pending = self.pending.get
+        send_pending = self._send_pending
+        low_water = self.max_messages // 2
+        while not self.should_stop:
+            message = await get_pending()
+            await send_pending(message)
+            queued = self.pending.qsize()
+            if queued <= low_water:
+                self.ebbed.set()
+                if queued == 0:
+                    self.idle.set()
+
+    async def flush(self) -> None:
+        """Return when every message put so far has been handed to the producer."""
+        while not self.idle.is_set():
+            if self.state != "running":
+                raise RuntimeError("Cannot flush: Producer not Running")
+            # a timeout only to notice a stop; the event is what ends the wait
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout=1.0)
+            except TimeoutError:
+                continue
+
+    async def flush_atmost(self, max_messages: int | None) -> int:
+        before = self.size
+        await self.flush()
+        return before
+
+    async def wait_until_ebb(self) -> None:
+        if self.size > self.max_messages:
+            self.ebbed.clear()
+            await self.ebbed.wait()
+
+
+def install(producer: Any) -> DrainingBuffer:
+    """Replace the (not yet started) producer's buffer with a DrainingBuffer."""
+    buffer = DrainingBuffer(loop=producer.loop, beacon=producer.beacon)
+    buffer.app = producer.app
+    producer.buffer = buffer
+    return buffer
