@@ -71,8 +71,9 @@ def jsonl_lines(stream: BinaryIO) -> Iterator[InputLine]:
                 f"line of over {size - 1} bytes is over the {MAX_EVENT_BYTES}-byte limit; not read",
             )
             continue
-        if raw.strip():
-            yield InputLine(number, raw.rstrip(b"\r\n"))
+        line = raw.rstrip(b"\r\n")
+        if line and not line.isspace():
+            yield InputLine(number, line)
 
 
 def _skip_rest_of_line(stream: BinaryIO) -> int:

@@ -52,7 +52,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event, and frozen dataclasses build slowly
 class EventResult:
     outcome: Outcome
     transitions: list[Transition] = field(default_factory=list)
