@@ -53,6 +53,10 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         # (753 -> 1,130 events/s in bench/worker_bench.py). A quarter MiB stays well under
         # the 1 MiB a topic accepts by default.
         producer_max_batch_size=256 * 1024,
+        # Without a linger the worker sent about one produce request per event (31,660 for
+        # 24,734 events in a profile), and requests cost far more than messages: 20 ms took
+        # it from about 0.7k to 1.3k events/s in one run, for at most 20 ms more latency.
+        producer_linger=0.020,
         autodiscover=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
