@@ -136,16 +136,22 @@ class Partition:
 
     # -- time ---------------------------------------------------------------------------
 
-    def advance(self, to_us: int, now_us: int) -> list[Transition]:
+    def advance(self, to_us: int, now_us: int, max_deadlines: int | None = None) -> list[Transition]:
         """Move the partition clock to `to_us`, firing every deadline at or before it.
 
-        The clock never goes back: an earlier `to_us` changes nothing.
+        The clock never goes back: an earlier `to_us` changes nothing. With `max_deadlines`,
+        it stops after that many deadlines (and any others at the same instant), the clock at
+        the last one, so that a long way can be gone in steps; `to_us` is reached when
+        `clock_us` equals it.
         """
         if self.clock_us is not None and to_us <= self.clock_us:
             return []
         fired: list[Transition] = []
         heap, deadlines = self._heap, self._deadlines
+        settled = 0
         while heap and heap[0][0] <= to_us:
+            if max_deadlines is not None and settled >= max_deadlines and heap[0][0] != self.clock_us:
+                return fired
             due, customer_id = heapq.heappop(heap)
             if deadlines.get(customer_id) != due:
                 continue
@@ -154,6 +160,7 @@ class Partition:
             if customer is None:
                 continue
             self.clock_us = due
+            settled += 1
             transition = self._settle(customer, due, now_us, "deadline", None)
             if transition is not None:
                 fired.append(transition)

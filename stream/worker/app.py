@@ -6,6 +6,7 @@ only connects it to faust-streaming.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -98,7 +99,16 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     )
 
     channels: dict[str, Any] = {}
-    send_buffer.install(app.producer)
+    buffer = send_buffer.install(app.producer)
+
+    def send_outputs() -> None:
+        for output in worker.drain():
+            channel = channels.get(output.topic)
+            if channel is None:
+                channel = channels[output.topic] = app.topic(output.topic, **raw)
+            # faust's send buffer also carries the table changelog writes: one queue keeps
+            # outputs and state in the order they were made
+            channel.send_soon(key=output.key, value=output.value, partition=output.partition)
 
     @app.agent(source, name="lifecycle")
     async def lifecycle(stream: Any) -> None:
@@ -108,13 +118,15 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                 worker.on_message(
                     message.topic, message.partition, message.offset, message.key, message.value
                 )
-            for output in worker.drain():
-                channel = channels.get(output.topic)
-                if channel is None:
-                    channel = channels[output.topic] = app.topic(output.topic, **raw)
-                # faust's send buffer also carries the table changelog writes: one queue keeps
-                # outputs and state in the order they were made, which handoffs rely on
-                channel.send_soon(key=output.key, value=output.value, partition=output.partition)
+            send_outputs()
+            while worker.catching_up(message.partition):
+                # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
+                # health checks and the send buffer running in between
+                await asyncio.sleep(0)
+                await buffer.wait_until_ebb()
+                with metrics.processing.time():
+                    worker.catch_up(message.partition)
+                send_outputs()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -74,6 +74,42 @@ def test_one_timer_goes_inactive_with_no_further_event_at_the_exact_deadline(env
     assert worker.alive()
 
 
+def test_a_tick_with_many_deadlines_due_fires_them_all_at_their_exact_instants(env_factory):
+    env = env_factory(
+        kafka={"partitions": 1},
+        policy={
+            "one_timer_window": "3s",
+            "at_risk_after": "1d",
+            "inactive_after": "2d",
+            "churned_after": "3d",
+        },
+        time={"ticks": True, "tick_interval": "200ms", "tick_delay": "0s"},
+    )
+    customers = 1200  # more than a catch-up step (500): all due within 1.2 ms
+    base = time.time_ns() // 1000
+    events = [
+        {
+            "type": "order.placed",
+            "event_id": f"e{i}",
+            "customer_id": f"c{i}",
+            "order_id": f"o{i}",
+            "occurred_at": format_rfc3339(base + i),
+            "total": {"amount_minor": 1200, "currency": "EUR"},
+        }
+        for i in range(customers)
+    ]
+    (env.directory / "many.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    env.lifecycle("send", str(env.directory / "many.jsonl"))
+    worker = env.start_worker()
+    got = env.transitions(
+        lambda ts: sum(t["transition"] == "went_inactive" for t in ts) >= customers, timeout=180
+    )
+    inactive = {t["customer_id"]: t["occurred_at"] for t in got if t["transition"] == "went_inactive"}
+    assert inactive == {f"c{i}": format_rfc3339(base + i + 3_000_000) for i in range(customers)}
+    assert len(got) == 2 * customers
+    assert worker.alive(), worker.output()
+
+
 def _check_against_replay(env, expected, expected_states, timeout=240):
     want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
     got = env.transitions(

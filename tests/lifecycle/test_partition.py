@@ -279,3 +279,21 @@ def test_events_redelivered_after_an_erasure_do_not_bring_the_customer_back():
     assert all("c1" not in key for key in p.erasures)  # only a one-way hash is kept
     [back] = apply_all(p, [placed("c1", "o2", at(7))])
     assert back.transition == "became_one_timer" and back.seq == 1
+
+
+def test_a_bounded_advance_stops_after_that_many_deadlines_with_the_clock_at_the_last():
+    p = new_partition()
+    apply_all(p, [placed(f"c{i}", f"o{i}", at(0, us=i)) for i in range(5)])
+    first = p.advance(at(100), NOW, max_deadlines=2)
+    assert [t.customer_id for t in first] == ["c0", "c1"]
+    assert p.clock_us == at(30, us=1)
+    rest = p.advance(at(100), NOW, max_deadlines=10)
+    assert [t.customer_id for t in rest] == ["c2", "c3", "c4"]
+    assert p.clock_us == at(100)
+
+
+def test_a_bounded_advance_never_splits_one_instant():
+    p = new_partition()
+    apply_all(p, [placed(f"c{i}", f"o{i}", at(0)) for i in range(4)])
+    fired = p.advance(at(400), NOW, max_deadlines=1)  # went inactive at day 30, churn at 365
+    assert [t.transition for t in fired] == ["went_inactive"] * 4 and p.clock_us == at(30)

@@ -147,3 +147,29 @@ def test_deadline_firing_order_is_time_order_across_many_customers():
         t.occurred_at == t.customer.first_order_at + __import__("datetime").timedelta(30) for t in fired
     )
     assert DAY_US  # keeps the unit import honest
+
+
+@settings(max_examples=200, deadline=None)
+@given(order_histories(), st.integers(0, 3000), st.integers(1, 4), st.integers(0, 800))
+def test_advancing_in_steps_gives_what_one_jump_gives(events, until_days, step, then_days):
+    """A clock moved a few deadlines at a time (as the worker catches up after a pause, and
+    with an event arriving in between) emits exactly what one jump emits."""
+    outputs = []
+    for stepwise in (False, True):
+        p = new_partition()
+        out = []
+        for event in events:
+            out.extend(p.apply(decoded(event), NOW).transitions)
+        target = at(until_days)
+        if stepwise:
+            before = p.clock_us
+            while p.clock_us is None or p.clock_us < target:
+                out.extend(p.advance(target, NOW, max_deadlines=step))
+                assert p.clock_us is not None and (before is None or p.clock_us >= before)
+                before = p.clock_us
+        else:
+            out.extend(p.advance(target, NOW))
+        late = placed("d", "d-late", at(until_days + then_days), TOTAL, event_id="late")
+        out.extend(p.apply(decoded(late), NOW).transitions)
+        outputs.append([msgspec.json.encode(t) for t in out])
+    assert outputs[0] == outputs[1]

@@ -1,0 +1,57 @@
+"""The live worker's logic without Kafka: plain dicts stand in for the Faust tables."""
+
+from __future__ import annotations
+
+import orjson
+
+from stream.config import load_config
+from stream.lifecycle.instants import from_us
+from stream.messages import Tick, encode
+from stream.worker.runtime import CATCH_UP_STEP, Worker
+from tests.helpers import NOW, at, placed
+
+
+def _worker() -> Worker:
+    config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+    return Worker(config, {}, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0])
+
+
+def _names(worker: Worker) -> list[str]:
+    topic = worker.topics.transitions
+    return [orjson.loads(o.value)["transition"] for o in worker.drain() if o.topic == topic and o.value]
+
+
+def test_a_tick_far_ahead_fires_its_deadlines_a_step_at_a_time_and_all_of_them():
+    worker = _worker()
+    customers = CATCH_UP_STEP * 2 + 7
+    orders = worker.topics.orders
+    for i in range(customers):
+        event = placed(f"c{i}", f"o{i}", at(0, us=i))
+        worker.on_message(orders, 0, i, f"c{i}".encode(), orjson.dumps(event))
+    assert _names(worker) == ["became_one_timer"] * customers
+
+    tick = encode(Tick(at=from_us(at(40))))
+    worker.on_message(worker.topics.ticks, 0, 0, None, tick)
+    steps = [_names(worker)]
+    while worker.catching_up(0):
+        worker.catch_up(0)
+        steps.append(_names(worker))
+
+    assert [len(step) for step in steps] == [CATCH_UP_STEP, CATCH_UP_STEP, 7]
+    assert all(name == "went_inactive" for step in steps for name in step)
+    assert worker.partitions[0].core.clock_us == at(40)
+    assert not worker.catching_up(0)
+
+
+def test_a_partition_let_go_of_mid_catch_up_stops_there():
+    worker = _worker()
+    orders = worker.topics.orders
+    for i in range(CATCH_UP_STEP + 1):
+        event = placed(f"c{i}", f"o{i}", at(0, us=i))
+        worker.on_message(orders, 0, i, f"c{i}".encode(), orjson.dumps(event))
+    worker.drain()
+    worker.on_message(worker.topics.ticks, 0, 0, None, encode(Tick(at=from_us(at(40)))))
+    assert worker.catching_up(0)
+    worker.let_go([0])
+    assert not worker.catching_up(0)
+    worker.catch_up(0)  # nothing to do, nothing raised
