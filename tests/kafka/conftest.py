@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -23,6 +23,8 @@ from stream.kafka_client import client_settings
 from stream.lifecycle import CustomerState
 from stream.localkafka import Broker
 from stream.worker.state import decode_stored
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,32 +135,30 @@ class Env:
     def latest_states(
         self, until: Callable[[dict[str, dict]], bool], timeout: float = 120
     ) -> dict[str, dict]:
-        def fold(messages: list[Any]) -> dict[str, dict]:
-            latest: dict[str, dict] = {}
-            for m in messages:
-                if m.value is None:
-                    latest.pop(m.key.decode(), None)
-                else:
-                    latest[m.key.decode()] = orjson.loads(m.value)
-            return latest
-
-        return fold(self.read(self.config.topics.customer_state, lambda ms: until(fold(ms)), timeout))
+        """The customer-state topic as compaction would leave it."""
+        return self._latest(self.config.topics.customer_state, orjson.loads, until, timeout)
 
     def changelog_states(
         self, until: Callable[[dict[str, CustomerState]], bool], timeout: float = 120
     ) -> dict[str, CustomerState]:
         """Customer states as the table's changelog holds them: what a new owner restores."""
+        topic = f"{self.config.worker.app_id}-customers-changelog"
+        return self._latest(topic, lambda raw: decode_stored(raw).state, until, timeout)
 
-        def fold(messages: list[Any]) -> dict[str, CustomerState]:
-            latest: dict[str, CustomerState] = {}
+    def _latest(
+        self, topic: str, decode: Callable[[bytes], T], until: Callable[[dict[str, T]], bool], timeout: float
+    ) -> dict[str, T]:
+        """The last value of every key of a compacted topic, tombstones removing theirs."""
+
+        def fold(messages: list[Any]) -> dict[str, T]:
+            latest: dict[str, T] = {}
             for m in messages:
                 if m.value is None:
                     latest.pop(m.key.decode(), None)
                 else:
-                    latest[m.key.decode()] = decode_stored(m.value).state
+                    latest[m.key.decode()] = decode(m.value)
             return latest
 
-        topic = f"{self.config.worker.app_id}-customers-changelog"
         return fold(self.read(topic, lambda ms: until(fold(ms)), timeout))
 
     def produce(self, values: list[bytes], partition: int = 0) -> None:

@@ -21,6 +21,29 @@ def generated(env, customers: int, seed: int = 5) -> Path:
     return path
 
 
+# a one-timer window of seconds, and ticks often enough to see it close
+SECONDS_WINDOW_AND_FAST_TICKS: dict[str, dict[str, str | bool]] = {
+    "policy": {
+        "one_timer_window": "3s",
+        "at_risk_after": "1d",
+        "inactive_after": "2d",
+        "churned_after": "3d",
+    },
+    "time": {"ticks": True, "tick_interval": "200ms", "tick_delay": "0s"},
+}
+
+
+def _order(customer_id: str, number: str, at_us: int) -> dict:
+    return {
+        "type": "order.placed",
+        "event_id": f"e{number}",
+        "customer_id": customer_id,
+        "order_id": f"o{number}",
+        "occurred_at": format_rfc3339(at_us),
+        "total": {"amount_minor": 1200, "currency": "EUR"},
+    }
+
+
 @pytest.mark.parametrize("partitions", [1, 3])
 def test_worker_gives_the_same_transitions_and_states_as_replay(env_factory, partitions):
     env = env_factory(kafka={"partitions": partitions})
@@ -39,25 +62,10 @@ def test_worker_gives_the_same_transitions_and_states_as_replay(env_factory, par
 
 
 def test_one_timer_goes_inactive_with_no_further_event_at_the_exact_deadline(env_factory):
-    env = env_factory(
-        policy={
-            "one_timer_window": "3s",
-            "at_risk_after": "1d",
-            "inactive_after": "2d",
-            "churned_after": "3d",
-        },
-        time={"ticks": True, "tick_interval": "200ms", "tick_delay": "0s"},
-    )
+    env = env_factory(**SECONDS_WINDOW_AND_FAST_TICKS)
     worker = env.start_worker()
     order_at = time.time_ns() // 1000
-    event = {
-        "type": "order.placed",
-        "event_id": "e1",
-        "customer_id": "quiet",
-        "order_id": "o1",
-        "occurred_at": format_rfc3339(order_at),
-        "total": {"amount_minor": 1200, "currency": "EUR"},
-    }
+    event = _order("quiet", "1", order_at)
     (env.directory / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
     env.lifecycle("send", str(env.directory / "one.jsonl"))
     got = env.transitions(lambda ts: any(t["transition"] == "went_inactive" for t in ts), timeout=120)
@@ -75,29 +83,10 @@ def test_one_timer_goes_inactive_with_no_further_event_at_the_exact_deadline(env
 
 
 def test_a_tick_with_many_deadlines_due_fires_them_all_at_their_exact_instants(env_factory):
-    env = env_factory(
-        kafka={"partitions": 1},
-        policy={
-            "one_timer_window": "3s",
-            "at_risk_after": "1d",
-            "inactive_after": "2d",
-            "churned_after": "3d",
-        },
-        time={"ticks": True, "tick_interval": "200ms", "tick_delay": "0s"},
-    )
+    env = env_factory(kafka={"partitions": 1}, **SECONDS_WINDOW_AND_FAST_TICKS)
     customers = 1200  # more than a catch-up step (500): all due within 1.2 ms
     base = time.time_ns() // 1000
-    events = [
-        {
-            "type": "order.placed",
-            "event_id": f"e{i}",
-            "customer_id": f"c{i}",
-            "order_id": f"o{i}",
-            "occurred_at": format_rfc3339(base + i),
-            "total": {"amount_minor": 1200, "currency": "EUR"},
-        }
-        for i in range(customers)
-    ]
+    events = [_order(f"c{i}", str(i), base + i) for i in range(customers)]
     (env.directory / "many.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     env.lifecycle("send", str(env.directory / "many.jsonl"))
     worker = env.start_worker()
