@@ -57,9 +57,27 @@ class StoredHead(msgspec.Struct, array_like=True):
     written_by: tuple[str, int] | None = None
 
 
+class _StoredBeforeOutboxes(msgspec.Struct, array_like=True):
+    """The record as written before 2026-11-22: one outbox, the last message's."""
+
+    state: CustomerState
+    outbox: Outbox | None = None
+    partition_clock: int | None = None
+    written_by: tuple[str, int] | None = None
+
+
+class _HeadBeforeOutboxes(msgspec.Struct, array_like=True):
+    state: CustomerHead
+    outbox: Outbox | None = None
+    partition_clock: int | None = None
+    written_by: tuple[str, int] | None = None
+
+
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(StoredCustomer).decode
 _decode_head = msgspec.msgpack.Decoder(StoredHead).decode
+_decode_before_outboxes = msgspec.msgpack.Decoder(_StoredBeforeOutboxes).decode
+_decode_head_before_outboxes = msgspec.msgpack.Decoder(_HeadBeforeOutboxes).decode
 
 
 def encode_stored(stored: StoredCustomer) -> bytes:
@@ -67,11 +85,24 @@ def encode_stored(stored: StoredCustomer) -> bytes:
 
 
 def decode_stored(raw: bytes) -> StoredCustomer:
-    return _decode(raw)
+    """A stored customer, also from a table written by an earlier version of the worker."""
+    try:
+        return _decode(raw)
+    except msgspec.ValidationError:
+        old = _decode_before_outboxes(raw)
+        return StoredCustomer(old.state, _as_list(old.outbox), old.partition_clock, old.written_by)
 
 
 def decode_head(raw: bytes) -> StoredHead:
-    return _decode_head(raw)
+    try:
+        return _decode_head(raw)
+    except msgspec.ValidationError:
+        old = _decode_head_before_outboxes(raw)
+        return StoredHead(old.state, _as_list(old.outbox), old.partition_clock, old.written_by)
+
+
+def _as_list(outbox: Outbox | None) -> list[Outbox]:
+    return [] if outbox is None else [outbox]
 
 
 class Change(NamedTuple):

@@ -1,0 +1,40 @@
+"""Customer records in the worker's table: what is written reads back, and so do records
+written by earlier versions (a table outlives an upgrade)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from stream.lifecycle import State
+from stream.lifecycle.customer import new_customer
+from stream.worker.state import Outbox, StoredCustomer, decode_head, decode_stored, encode_stored
+
+
+def _customer():
+    customer = new_customer("c1", 1_000)
+    customer.state = State.ONE_TIMER
+    customer.order_count = 1
+    return customer
+
+
+def test_a_record_reads_back_whole_and_by_its_head():
+    outboxes = [Outbox("orders", 7, [b"{}"]), Outbox("ticks", 3, [b"{}", b"{}"])]
+    raw = encode_stored(StoredCustomer(_customer(), outboxes, 5_000, ("orders", 7)))
+    stored = decode_stored(raw)
+    assert stored.outboxes == outboxes and stored.state.state is State.ONE_TIMER
+    head = decode_head(raw)
+    assert (head.state.customer_id, head.state.state, head.outboxes) == ("c1", State.ONE_TIMER, outboxes)
+    assert (head.partition_clock, head.written_by) == (5_000, ("orders", 7))
+
+
+def test_records_written_with_a_single_outbox_still_read():
+    # the layout before outboxes: [state, outbox or nil, partition_clock, written_by]
+    customer = _customer()
+    for outbox in (["orders", 7, [b"{}"]], None):
+        raw = msgspec.msgpack.encode([customer, outbox, 5_000, ["orders", 7]])
+        expected = [] if outbox is None else [Outbox("orders", 7, [b"{}"])]
+        stored = decode_stored(raw)
+        assert stored.outboxes == expected and stored.state == customer
+        assert stored.written_by == ("orders", 7)
+        head = decode_head(raw)
+        assert head.outboxes == expected and head.partition_clock == 5_000
