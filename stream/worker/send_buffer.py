@@ -17,11 +17,15 @@ half its limit. A wait is one wake-up, not one `asyncio.wait_for` per message.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
 from mode import Service
+
+log = logging.getLogger(__name__)
 
 
 class DrainingBuffer(ProducerBuffer):
@@ -33,6 +37,8 @@ class DrainingBuffer(ProducerBuffer):
         self.idle.set()
         self.ebbed = asyncio.Event()
         self.ebbed.set()
+        # handed to the producer since the last commit; see `install`
+        self.unconfirmed: list[FutureMessage] = []
 
     def put(self, fut: FutureMessage) -> None:
         self.idle.clear()
@@ -45,7 +51,11 @@ class DrainingBuffer(ProducerBuffer):
         low_water = self.max_messages // 2
         while not self.should_stop:
             message = await get_pending()
-            await send_pending(message)
+            self.unconfirmed.append(message)
+            try:
+                await send_pending(message)
+            except Exception as error:  # refused before it reached the producer: a failure too
+                message.set_exception(error)
             queued = self.pending.qsize()
             if queued <= low_water:
                 self.ebbed.set()
@@ -74,9 +84,45 @@ class DrainingBuffer(ProducerBuffer):
             await self.ebbed.wait()
 
 
+# sysexits' EX_IOERR: the worker stopped because Kafka refused or lost a message
+EXIT_SEND_FAILED = 74
+
+
 def install(producer: Any) -> DrainingBuffer:
-    """Replace the (not yet started) producer's buffer with a DrainingBuffer."""
+    """Replace the (not yet started) producer's buffer with a DrainingBuffer, and make the
+    producer's flush, which faust awaits before every commit, confirm each message."""
     buffer = DrainingBuffer(loop=producer.loop, beacon=producer.beacon)
     buffer.app = producer.app
     producer.buffer = buffer
+    flush = producer.flush
+
+    async def flush_and_confirm() -> None:
+        sent, buffer.unconfirmed = buffer.unconfirmed, []
+        await flush()
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        failures = [(m, r) for m, r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
+        if failures:
+            _stop_before_commit(failures)
+
+    producer.flush = flush_and_confirm
     return buffer
+
+
+def _stop_before_commit(failures: list[tuple[FutureMessage, BaseException]]) -> None:
+    """End the process: a message could not be sent even after the producer's retries.
+
+    faust only logs such a failure and goes on to commit the offsets past the message that
+    made it, and a transition or a customer record would be lost for good. Stopping before
+    the commit leaves that message to be processed again when the worker starts, after the
+    cause (a topic's size limit, its ACLs, a broker away for minutes) is put right.
+    """
+    message, error = failures[0]
+    log.critical(
+        "%d message(s) could not be sent after the producer's retries, the first to %s: %r; "
+        "stopping before their offsets are committed, so they are processed again on restart",
+        len(failures),
+        message.message.channel.get_topic_name(),
+        error,
+    )
+    logging.shutdown()
+    os._exit(EXIT_SEND_FAILED)

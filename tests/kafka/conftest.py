@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.config import Config, load_config
 from stream.kafka_client import client_settings
@@ -160,6 +162,47 @@ class Env:
             return latest
 
         return fold(self.read(topic, lambda ms: until(fold(ms)), timeout))
+
+    def create_topic(self, topic: str, configs: dict[str, str]) -> None:
+        async def create() -> None:
+            admin = AIOKafkaAdminClient(**client_settings(self.config))
+            await admin.start()
+            try:
+                partitions = self.config.kafka.partitions
+                await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
+            finally:
+                await admin.close()
+
+        asyncio.run(create())
+
+    def alter_topic(self, topic: str, configs: dict[str, str]) -> None:
+        async def alter() -> None:
+            admin = AIOKafkaAdminClient(**client_settings(self.config))
+            await admin.start()
+            try:
+                await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
+            finally:
+                await admin.close()
+
+        asyncio.run(alter())
+
+    def committed_offsets(self, topic: str) -> dict[int, int]:
+        """The worker group's committed offsets of `topic`, by partition."""
+
+        async def read() -> dict[int, int]:
+            admin = AIOKafkaAdminClient(**client_settings(self.config))
+            await admin.start()
+            try:
+                offsets = await admin.list_consumer_group_offsets(self.config.worker.app_id)
+            finally:
+                await admin.close()
+            return {
+                tp.partition: meta.offset
+                for tp, meta in offsets.items()
+                if tp.topic == topic and meta.offset >= 0
+            }
+
+        return asyncio.run(read())
 
     def produce(self, values: list[bytes], partition: int = 0) -> None:
         """Raw messages, exactly as given, to the orders topic (what a broken producer sends)."""

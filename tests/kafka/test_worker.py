@@ -99,6 +99,25 @@ def test_a_tick_with_many_deadlines_due_fires_them_all_at_their_exact_instants(e
     assert worker.alive(), worker.output()
 
 
+def test_a_message_kafka_refuses_stops_the_worker_before_its_offset_is_committed(env_factory):
+    env = env_factory(kafka={"partitions": 1})
+    transitions = env.config.topics.transitions
+    # a topic that takes nothing as large as a transition: the send fails for good
+    env.create_topic(transitions, {"max.message.bytes": "200"})
+    event = _order("refused", "1", time.time_ns() // 1000)
+    (env.directory / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    env.lifecycle("send", str(env.directory / "one.jsonl"))
+    worker = env.start_worker()
+    assert worker.process.wait(timeout=120) == 74, worker.output()
+    assert f"could not be sent after the producer's retries, the first to {transitions}" in worker.output()
+    assert env.committed_offsets(env.config.topics.orders) == {}
+
+    env.alter_topic(transitions, {"max.message.bytes": str(1024 * 1024)})
+    env.start_worker()  # the order is processed again: nothing was lost
+    [became] = env.transitions(lambda ts: len(ts) >= 1, timeout=120)
+    assert (became["customer_id"], became["transition"]) == ("refused", "became_one_timer")
+
+
 def _check_against_replay(env, expected, expected_states, timeout=240):
     want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
     got = env.transitions(
