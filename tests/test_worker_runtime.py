@@ -55,3 +55,13 @@ def test_a_partition_let_go_of_mid_catch_up_stops_there():
     worker.let_go([0])
     assert not worker.catching_up(0)
     worker.catch_up(0)  # nothing to do, nothing raised
+
+
+def test_a_jump_in_orders_offsets_is_logged_as_messages_skipped(caplog):
+    worker = _worker()
+    orders = worker.topics.orders
+    for offset in (0, 1, 4):
+        event = placed(f"c{offset}", f"o{offset}", at(0, us=offset))
+        worker.on_message(orders, 0, offset, None, orjson.dumps(event))
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == ["orders partition 0: offset 4 follows 1: 2 message(s) skipped"]

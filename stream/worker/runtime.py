@@ -212,6 +212,17 @@ class Worker:
         if topic == self.topics.ticks:
             self._on_tick(runtime, number, offset, raw)
             return
+        previous = runtime.last_order_offset
+        if previous is not None and offset > previous + 1:
+            # Offsets of the orders topic are consecutive; a jump means messages this worker
+            # never saw (see docs/field-notes.md, "one event lost in a rebalance").
+            log.warning(
+                "orders partition %d: offset %d follows %d: %d message(s) skipped",
+                number,
+                offset,
+                previous,
+                offset - previous - 1,
+            )
         runtime.last_order_offset = offset
         try:
             event = decode_event(raw)
