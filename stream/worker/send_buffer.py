@@ -97,8 +97,9 @@ def install(producer: Any) -> DrainingBuffer:
     flush = producer.flush
 
     async def flush_and_confirm() -> None:
-        sent, buffer.unconfirmed = buffer.unconfirmed, []
         await flush()
+        # after the flush: every message queued when the commit began has been handed over
+        sent, buffer.unconfirmed = buffer.unconfirmed, []
         results = await asyncio.gather(*sent, return_exceptions=True)
         failures = [(m, r) for m, r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
         if failures:
