@@ -8,11 +8,14 @@ not yet known to be delivered (the outboxes, re-sent after a crash, see `Outbox`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
 from ..lifecycle import CustomerState, State
+
+Head = TypeVar("Head")  # CustomerState or CustomerHead
+Record = TypeVar("Record")  # StoredCustomer or StoredHead
 
 
 class Outbox(msgspec.Struct, frozen=True, array_like=True):
@@ -57,52 +60,38 @@ class StoredHead(msgspec.Struct, array_like=True):
     written_by: tuple[str, int] | None = None
 
 
-class _StoredBeforeOutboxes(msgspec.Struct, array_like=True):
-    """The record as written before 2026-11-22: one outbox, the last message's."""
+class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
+    """A record as written before 2026-11-22: one outbox, the last message's."""
 
-    state: CustomerState
+    state: Head
     outbox: Outbox | None = None
     partition_clock: int | None = None
     written_by: tuple[str, int] | None = None
 
 
-class _HeadBeforeOutboxes(msgspec.Struct, array_like=True):
-    state: CustomerHead
-    outbox: Outbox | None = None
-    partition_clock: int | None = None
-    written_by: tuple[str, int] | None = None
+def _decoder(record: type[Record], state: type[Head]) -> Callable[[bytes], Record]:
+    """A decoder of `record` that also reads a table written by an earlier worker."""
+    current = msgspec.msgpack.Decoder(record).decode
+    earlier = msgspec.msgpack.Decoder(_BeforeOutboxes[state]).decode  # type: ignore[valid-type]
+
+    def decode(raw: bytes) -> Record:
+        try:
+            return current(raw)
+        except msgspec.ValidationError:
+            old = earlier(raw)
+            outboxes = [] if old.outbox is None else [old.outbox]
+            return record(old.state, outboxes, old.partition_clock, old.written_by)
+
+    return decode
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(StoredCustomer).decode
-_decode_head = msgspec.msgpack.Decoder(StoredHead).decode
-_decode_before_outboxes = msgspec.msgpack.Decoder(_StoredBeforeOutboxes).decode
-_decode_head_before_outboxes = msgspec.msgpack.Decoder(_HeadBeforeOutboxes).decode
+decode_stored = _decoder(StoredCustomer, CustomerState)
+decode_head = _decoder(StoredHead, CustomerHead)
 
 
 def encode_stored(stored: StoredCustomer) -> bytes:
     return _encode(stored)
-
-
-def decode_stored(raw: bytes) -> StoredCustomer:
-    """A stored customer, also from a table written by an earlier version of the worker."""
-    try:
-        return _decode(raw)
-    except msgspec.ValidationError:
-        old = _decode_before_outboxes(raw)
-        return StoredCustomer(old.state, _as_list(old.outbox), old.partition_clock, old.written_by)
-
-
-def decode_head(raw: bytes) -> StoredHead:
-    try:
-        return _decode_head(raw)
-    except msgspec.ValidationError:
-        old = _decode_head_before_outboxes(raw)
-        return StoredHead(old.state, _as_list(old.outbox), old.partition_clock, old.written_by)
-
-
-def _as_list(outbox: Outbox | None) -> list[Outbox]:
-    return [] if outbox is None else [outbox]
 
 
 class Change(NamedTuple):
