@@ -83,6 +83,13 @@ class WorkerMetrics:
             "was taken up, because their first send may have been lost.",
             registry=registry,
         )
+        self.skipped_orders = Counter(
+            "lifecycle_skipped_orders",
+            "Orders offsets a partition's messages jumped over: messages this worker never "
+            "saw. Expected only if producers of the orders topic use transactions.",
+            ["partition"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "lifecycle_ready",
             "1 when table recovery is complete and the worker owns partitions, else 0.",

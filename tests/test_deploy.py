@@ -25,7 +25,7 @@ def promtool() -> Callable[..., str]:
 
 
 def test_alert_rules_are_valid(promtool):
-    assert "5 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "6 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_fire_as_their_unit_tests_say(promtool):

@@ -57,7 +57,7 @@ def test_a_partition_let_go_of_mid_catch_up_stops_there():
     worker.catch_up(0)  # nothing to do, nothing raised
 
 
-def test_a_jump_in_orders_offsets_is_logged_as_messages_skipped(caplog):
+def test_a_jump_in_orders_offsets_is_logged_and_counted_as_messages_skipped(caplog):
     worker = _worker()
     orders = worker.topics.orders
     for offset in (0, 1, 4):
@@ -65,3 +65,5 @@ def test_a_jump_in_orders_offsets_is_logged_as_messages_skipped(caplog):
         worker.on_message(orders, 0, offset, None, orjson.dumps(event))
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert skipped == ["orders partition 0: offset 4 follows 1: 2 message(s) skipped"]
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("lifecycle_skipped_orders_total", {"partition": "0"}) == 2

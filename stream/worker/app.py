@@ -17,7 +17,7 @@ from faust.types import TP
 from ..config import Config
 from ..kafka_client import faust_broker_url, faust_credentials
 from ..metrics import WorkerMetrics
-from . import send_buffer
+from . import acks, send_buffer
 from .runtime import Worker
 
 MiB = 1024 * 1024
@@ -100,6 +100,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     channels: dict[str, Any] = {}
     buffer = send_buffer.install(app.producer)
+    acks.install(app)
 
     def send_outputs() -> None:
         for output in worker.drain():

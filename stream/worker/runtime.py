@@ -214,15 +214,17 @@ class Worker:
             return
         previous = runtime.last_order_offset
         if previous is not None and offset > previous + 1:
-            # Offsets of the orders topic are consecutive; a jump means messages this worker
-            # never saw (see docs/field-notes.md, "one event lost in a rebalance").
+            # Offsets of the orders topic are consecutive (but for transaction markers); a
+            # jump means messages this worker never saw (docs/field-notes.md, "acks").
+            skipped = offset - previous - 1
             log.warning(
                 "orders partition %d: offset %d follows %d: %d message(s) skipped",
                 number,
                 offset,
                 previous,
-                offset - previous - 1,
+                skipped,
             )
+            self.metrics.skipped_orders.labels(str(number)).inc(skipped)
         runtime.last_order_offset = offset
         try:
             event = decode_event(raw)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 
 import orjson
@@ -16,19 +14,9 @@ import pytest
 
 from stream.lifecycle import State
 from tests.kafka.changelog import fill_changelog
-from tests.kafka.conftest import free_port, wait_for
+from tests.kafka.conftest import free_port, http_get, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
 
 
 @pytest.fixture
