@@ -138,6 +138,9 @@ class WorkerSettings:
     data_dir: str = _setting(_text, "./var/worker")
     web_port: int = _setting(_port, 6066)
     web_host: str = _setting(_text, "127.0.0.1")
+    # Kafka static membership: a restarted worker gets its partitions back at once instead
+    # of after the dead member's session (60 s); a stopped one does not leave the group.
+    static_membership: bool = _setting(_flag, False)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path):
         ("[wroker]\nstore = 'memory'\n", {}, "wroker"),
         ("", {"LIFECYCLE_WORKER_STORE": "postgres"}, "worker.store"),
         ("", {"LIFECYCLE_TIME_TICKS": "perhaps"}, "time.ticks"),
+        ("", {"LIFECYCLE_WORKER_STATIC_MEMBERSHIP": "sometimes"}, "worker.static_membership"),
     ],
 )
 def test_bad_config_stops_with_a_message_naming_the_key(tmp_path, text, environ, key):

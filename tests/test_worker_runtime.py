@@ -67,3 +67,15 @@ def test_a_jump_in_orders_offsets_is_logged_and_counted_as_messages_skipped(capl
     assert skipped == ["orders partition 0: offset 4 follows 1: 2 message(s) skipped"]
     registry = worker.metrics.registry
     assert registry.get_sample_value("lifecycle_skipped_orders_total", {"partition": "0"}) == 2
+
+
+def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():
+    from stream.worker.app import _group_instance_id
+
+    def member(port: int, host: str = "0.0.0.0") -> str:
+        overrides = {"worker": {"static_membership": True, "web_port": port, "web_host": host}}
+        return _group_instance_id(load_config(None, environ={}, overrides=overrides))
+
+    # same address, same member (its assignment comes back); another address, a new member
+    assert member(6066) == member(6066)
+    assert len({member(6066), member(6067), member(6066, host="10.0.0.7")}) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
 
 import faust
@@ -58,6 +59,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         # 24,734 events in a profile), and requests cost far more than messages: 20 ms took
         # it from about 0.7k to 1.3k events/s in one run, for at most 20 ms more latency.
         producer_linger=0.020,
+        consumer_group_instance_id=_group_instance_id(config) if config.worker.static_membership else None,
         autodiscover=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -158,6 +160,18 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     setup_prometheus_sensors(app, name_prefix="faust")
     app.lifecycle_worker = worker  # type: ignore[attr-defined]
     return app, worker
+
+
+def _group_instance_id(config: Config) -> str:
+    """This worker's static member id: its host and web address.
+
+    The coordinator hands a returning static member its previous assignment, whose metadata
+    holds the previous worker's web URL, and faust's assignor asserts that URL is its own (a
+    worker back on another port died in the coordinator and sat idle). The same id then means
+    the same URL; the host name tells apart pods that all listen on 0.0.0.0.
+    """
+    worker = config.worker
+    return f"{worker.app_id}-{socket.gethostname()}-{worker.web_host}-{worker.web_port}"
 
 
 def _lag(app: faust.App, worker: Worker, tp: TP) -> int | None:

@@ -131,8 +131,8 @@ class Env:
         self.lifecycle("replay", str(history), "--transitions", f"{out}.t", "--states", f"{out}.s", *extra)
         return _jsonl(Path(f"{out}.t")), _jsonl(Path(f"{out}.s"))
 
-    def start_worker(self, name: str = "w1") -> WorkerProcess:
-        worker = WorkerProcess(self, name)
+    def start_worker(self, name: str = "w1", port: int | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self, name, port)
         self.workers.append(worker)
         return worker
 
@@ -238,9 +238,9 @@ class Env:
 
 
 class WorkerProcess:
-    def __init__(self, env: Env, name: str) -> None:
+    def __init__(self, env: Env, name: str, port: int | None = None) -> None:
         self.log = env.directory / f"{name}.log"
-        self.port = port = free_port()
+        self.port = port = port or free_port()
         command = [
             sys.executable,
             "-m",

@@ -166,6 +166,30 @@ def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory)
     _check_changelog(env, expected_states)
 
 
+def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_back_at_once(env_factory):
+    env = env_factory(kafka={"partitions": 3}, worker={"static_membership": True})
+    history = generated(env, 1500, seed=19)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    first = env.start_worker("static")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 4, timeout=180)
+    taken_up = first.output().count("took up partition")
+    first.kill()
+    killed_at = time.monotonic()
+    again = env.start_worker("static", port=first.port)  # same host, port and data dir
+    wait_for(
+        lambda: again.output().count("took up partition") > taken_up or not again.alive(),
+        120,
+        "the restarted worker to take up its partitions",
+    )
+    assert again.alive(), again.output()
+    # A dynamic member gets them only once the killed member's session has expired (faust's
+    # broker_session_timeout, 60 s; the SIGKILL test above waits that long).
+    assert time.monotonic() - killed_at < 45
+    _check_against_replay(env, expected, expected_states)
+    _check_no_offsets_skipped(env)
+
+
 def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factory):
     env = env_factory(kafka={"partitions": 4})
     history = generated(env, 1500, seed=13)
