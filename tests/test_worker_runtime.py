@@ -8,7 +8,7 @@ from stream.config import load_config
 from stream.lifecycle.instants import from_us
 from stream.messages import Tick, encode
 from stream.worker.runtime import CATCH_UP_STEP, Worker
-from tests.helpers import NOW, at, placed
+from tests.helpers import NOW, at, erased, placed
 
 
 def _worker() -> Worker:
@@ -79,3 +79,66 @@ def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():
     # same address, same member (its assignment comes back); another address, a new member
     assert member(6066) == member(6066)
     assert len({member(6066), member(6067), member(6066, host="10.0.0.7")}) == 3
+
+
+class _Restartable:
+    """A worker over tables that outlive it (the local store), with what it re-sent."""
+
+    def __init__(self) -> None:
+        self.customers: dict = {}
+        self.clocks: dict = {}
+        self.erasures: dict = {}
+        self.committed: int | None = None
+        self.resent: list[tuple[str, int, bytes, bytes | None]] = []
+
+    def start(self) -> Worker:
+        config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+        return Worker(
+            config,
+            self.customers,
+            self.clocks,
+            self.erasures,
+            now_us=lambda: NOW,
+            owned_partitions=lambda: [0],
+            committed_offset=lambda topic, partition: self.committed,
+            resend_changelog=lambda table, n, key, value: self.resent.append((table, n, key, value)),
+        )
+
+
+def test_an_erasure_lost_in_a_crash_is_sent_again_when_the_partition_is_taken_up():
+    tables = _Restartable()
+    worker = tables.start()
+    orders = worker.topics.orders
+    history = [placed("c1", "o1", at(0)), erased("c1", at(1)), placed("c2", "o2", at(2))]
+    for offset, event in enumerate(history):
+        worker.on_message(orders, 0, offset, b"c", orjson.dumps(event))
+    first = [o for o in worker.drain() if o.key == b"c1"]
+    # SIGKILL: nothing was sent or committed; the local store holds what the worker wrote
+    assert b"c1" not in tables.customers
+    [(marker, erased_at)] = tables.erasures.items()
+    tables.committed = 1  # the erasure's offset: not committed
+    again = tables.start()
+    again.on_message(orders, 0, 1, b"c", orjson.dumps(erased("c1", at(1))))  # redelivered
+    assert [r for r in tables.resent if r[2] in (b"c1", marker)] == [
+        ("customers", 0, b"c1", None),
+        ("erasures", 0, marker, erased_at),
+    ]
+    resent = [o for o in again.drain() if o.key == b"c1"]
+    erasure_transitions = [o for o in first if o.topic == worker.topics.transitions and b"erased" in o.value]
+    assert erasure_transitions and set(erasure_transitions) <= set(resent)
+    assert (worker.topics.customer_state, b"c1", None, 0) in resent
+
+
+def test_a_committed_erasure_keeps_nothing_of_the_customer():
+    tables = _Restartable()
+    worker = tables.start()
+    orders = worker.topics.orders
+    worker.on_message(orders, 0, 0, b"c", orjson.dumps(placed("c1", "o1", at(0))))
+    worker.on_message(orders, 0, 1, b"c", orjson.dumps(erased("c1", at(1))))
+    assert any(b"c1" in value for value in tables.clocks.values())  # until committed
+    tables.committed = 2
+    worker.on_message(orders, 0, 2, b"c", orjson.dumps(placed("c2", "o2", at(2))))
+    assert not any(b"c1" in value for value in [*tables.clocks.values(), *tables.customers])
+    tables.committed = 3
+    tables.start().on_message(orders, 0, 3, b"c", orjson.dumps(placed("c3", "o3", at(3))))
+    assert tables.resent == []

@@ -77,6 +77,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     customers = bytes_table("customers")
     clocks = bytes_table("partition-clocks")
     erasures = bytes_table("erasures")
+    tables = {"customers": customers, "erasures": erasures}
     source = app.topic(config.topics.orders, config.topics.ticks, **raw)
 
     def committed_offset(topic: str, partition: int) -> int | None:
@@ -96,7 +97,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         erasures,
         committed_offset=committed_offset,
         owned_partitions=owned_partitions,
-        resend_changelog=lambda partition, key, value: customers.send_changelog(partition, key, value),
+        resend_changelog=lambda table, n, key, value: tables[table].send_changelog(n, key, value),
         metrics=metrics,
     )
 

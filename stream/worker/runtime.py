@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from ..config import Config
 from ..lifecycle import Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
+from ..lifecycle.partition import erasure_key
 from ..messages import (
     InvalidEvent,
     Tick,
@@ -39,11 +40,14 @@ from .state import (
     Change,
     CustomerHead,
     Outbox,
+    PendingErasure,
     StoredHead,
     TableCustomers,
     TableErasures,
     decode_head,
+    decode_pending_erasures,
     decode_stored,
+    encode_pending_erasures,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ class PartitionRuntime:
     last_order_offset: int | None = None
     states: Counter[State] = field(default_factory=Counter)
     catch_up: CatchUp | None = None
+    erasing: list[PendingErasure] = field(default_factory=list)
 
 
 class Worker:
@@ -94,7 +99,7 @@ class Worker:
         now_us: Callable[[], int] = wall_clock_us,
         committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None,
         owned_partitions: Callable[[], Iterable[int]] = lambda: (),
-        resend_changelog: Callable[[int, bytes, bytes], None] = lambda partition, key, value: None,
+        resend_changelog: Callable[[str, int, bytes, bytes | None], None] = lambda table, n, key, value: None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
@@ -122,10 +127,17 @@ class Worker:
         count = self.config.kafka.partitions
         states: dict[int, list[CustomerHead]] = {n: [] for n in wanted}
         clocks: dict[int, int] = {}
-        for number in wanted:
-            raw_clock = self.clocks.get(_clock_key(number))
-            if raw_clock is not None:
-                clocks[number] = int(raw_clock)
+        erasing: dict[int, list[PendingErasure]] = {}
+        # iterated, not looked up: a lookup during a message reads that message's partition only
+        for key, raw in self.clocks.items():
+            kind, _, suffix = (key.decode() if isinstance(key, bytes) else key).partition("-")
+            number = int(suffix)
+            if number not in wanted:
+                continue
+            if kind == "partition":
+                clocks[number] = int(raw)
+            elif kind == "erasing":
+                erasing[number] = decode_pending_erasures(raw)
         for key, raw in self.table.items():
             customer_id = key.decode() if isinstance(key, bytes) else key
             number = partition_for(customer_id, count)
@@ -144,6 +156,8 @@ class Worker:
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(core, customers, persisted_clock=clock)
+            runtime.erasing = erasing.get(number, [])
+            self._resend_erasures(number, runtime.erasing)
             runtime.states.update(c.state for c in states[number])
             for state, count in runtime.states.items():
                 self.metrics.customers.labels(state.value).inc(count)
@@ -177,13 +191,7 @@ class Worker:
         belongs to such a message, and its redelivery changes nothing (it is a duplicate).
         """
         key = customer_id.encode()
-        for outbox in stored.outboxes:
-            if not self._undelivered(number, outbox):
-                continue
-            for sent_raw in outbox.transitions:
-                sent = orjson.loads(sent_raw)
-                self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
-                self.metrics.resent.inc()
+        self._resend_outboxes(number, key, stored.outboxes)
         if stored.written_by is not None and self._uncommitted(
             stored.written_by[0], number, stored.written_by[1]
         ):
@@ -191,9 +199,29 @@ class Worker:
             # exist here only, and the message that wrote it will be redelivered as a
             # duplicate that writes nothing. Sending it again keeps the changelog, and so any
             # later owner of the partition, equal to what this worker holds.
-            self.resend_changelog(number, key, raw)
+            self.resend_changelog("customers", number, key, raw)
             state = decode_stored(raw).state
             self._emit(self.topics.customer_state, key, encode(customer_record(state)), number)
+
+    def _resend_erasures(self, number: int, pending: list[PendingErasure]) -> None:
+        """Send again what an erasure past the committed offset sent; see PendingErasure."""
+        for erasure in pending:
+            key = erasure.customer_id.encode()
+            self._resend_outboxes(number, key, erasure.outboxes)
+            if self._uncommitted(erasure.written_by[0], number, erasure.written_by[1]):
+                self.resend_changelog("customers", number, key, None)
+                marker = erasure.marker.encode()
+                self.resend_changelog("erasures", number, marker, str(erasure.erased_at).encode())
+                self._emit(self.topics.customer_state, key, None, number)
+
+    def _resend_outboxes(self, number: int, key: bytes, outboxes: list[Outbox]) -> None:
+        for outbox in outboxes:
+            if not self._undelivered(number, outbox):
+                continue
+            for sent_raw in outbox.transitions:
+                sent = orjson.loads(sent_raw)
+                self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
+                self.metrics.resent.inc()
 
     def _undelivered(self, number: int, outbox: Outbox) -> bool:
         return self._uncommitted(outbox.source_topic, number, outbox.source_offset)
@@ -246,7 +274,8 @@ class Worker:
             self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", kind)
         else:
             self.metrics.event_time_lag.observe((now - to_us(event.occurred_at)) / 1e6)
-        self._publish(runtime, number, topic, offset, result.transitions)
+        erased = event.customer_id if result.erased else None
+        self._publish(runtime, number, topic, offset, result.transitions, erased)
 
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
         try:
@@ -282,7 +311,13 @@ class Worker:
         self._publish(runtime, number, self.topics.ticks, offset, fired)
 
     def _publish(
-        self, runtime: PartitionRuntime, number: int, topic: str, offset: int, transitions: list[Transition]
+        self,
+        runtime: PartitionRuntime,
+        number: int,
+        topic: str,
+        offset: int,
+        transitions: list[Transition],
+        erased: str | None = None,
     ) -> None:
         """Write changed customers (with their outboxes), the clock, then send the outputs."""
         encoded = [(transition, encode(transition)) for transition in transitions]
@@ -301,14 +336,39 @@ class Worker:
             if not any(change.state is not None for change in changed):
                 self.clocks[_clock_key(number)] = str(clock).encode()
             runtime.persisted_clock = clock
+        self._keep_erasures(runtime, number, (topic, offset), changed, erased)
         self._count(runtime, number, transitions, changed)
         for transition, raw in encoded:
             self._send_transition(
                 transition.customer_id.encode(), raw, transition.transition, fresh=not transition.replayed
             )
-        for customer_id, _, state in changed:
-            value = None if state is None else encode(customer_record(state))
-            self._emit(self.topics.customer_state, customer_id.encode(), value, number)
+        for change in changed:
+            value = None if change.state is None else encode(customer_record(change.state))
+            self._emit(self.topics.customer_state, change.customer_id.encode(), value, number)
+
+    def _keep_erasures(
+        self,
+        runtime: PartitionRuntime,
+        number: int,
+        written_by: tuple[str, int],
+        changed: list[Change],
+        erased: str | None,
+    ) -> None:
+        """Add this message's erasure to the partition's pending ones, drop the committed."""
+        if erased is None and not runtime.erasing:
+            return
+        kept = [p for p in runtime.erasing if self._uncommitted(p.written_by[0], number, p.written_by[1])]
+        if erased is not None:
+            outboxes = next((c.outboxes for c in changed if c.customer_id == erased), [])
+            marker = erasure_key(erased)
+            kept.append(PendingErasure(erased, marker, runtime.core.erasures[marker], written_by, outboxes))
+        if kept == runtime.erasing:
+            return
+        runtime.erasing = kept
+        if kept:
+            self.clocks[_erasing_key(number)] = encode_pending_erasures(kept)
+        else:
+            self.clocks.pop(_erasing_key(number), None)
 
     def _count(
         self, runtime: PartitionRuntime, number: int, transitions: list[Transition], changed: list[Change]
@@ -364,3 +424,7 @@ class Worker:
 
 def _clock_key(number: int) -> bytes:
     return f"partition-{number}".encode()
+
+
+def _erasing_key(number: int) -> bytes:
+    return f"erasing-{number}".encode()

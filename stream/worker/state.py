@@ -85,19 +85,46 @@ def _decoder(record: type[Record], state: type[Head]) -> Callable[[bytes], Recor
     return decode
 
 
+class PendingErasure(msgspec.Struct, frozen=True, array_like=True):
+    """An erasure whose message is not yet committed: what to send again if it was lost.
+
+    Erasing deletes the customer's record, and with it the outboxes that would re-send its
+    transitions after a crash; and the local store forgets the customer before the changelog
+    does, so a worker restarted after a crash takes the redelivered erasure for a duplicate,
+    while a later owner of the partition would restore the customer from the changelog. So
+    the partition keeps its pending erasures (in the partition-clocks table) until the
+    erasing message's offset is committed, and taking the partition up sends their
+    tombstones, erasure markers and transitions again. The customer id is kept no longer.
+    """
+
+    customer_id: str
+    marker: str  # the key of the erasure marker (a hash of the id), see `erasure_key`
+    erased_at: int  # the marker's value
+    written_by: tuple[str, int]
+    outboxes: list[Outbox]
+
+
 _encode = msgspec.msgpack.Encoder().encode
 decode_stored = _decoder(StoredCustomer, CustomerState)
 decode_head = _decoder(StoredHead, CustomerHead)
+decode_pending_erasures = msgspec.msgpack.Decoder(list[PendingErasure]).decode
 
 
 def encode_stored(stored: StoredCustomer) -> bytes:
     return _encode(stored)
 
 
+def encode_pending_erasures(pending: list[PendingErasure]) -> bytes:
+    return _encode(pending)
+
+
 class Change(NamedTuple):
     customer_id: str
     before: State | None  # None: the customer is new
     state: CustomerState | None  # None: erased
+    # outboxes not known to be delivered: stored with the customer, or, when it was erased,
+    # for the caller to keep (see PendingErasure)
+    outboxes: list[Outbox]
 
 
 class TableCustomers(MutableMapping[str, CustomerState]):
@@ -146,17 +173,18 @@ class TableCustomers(MutableMapping[str, CustomerState]):
     ) -> list[Change]:
         """Write every changed customer to the table, with this message's outbox and the
         earlier ones still `undelivered`; returns what changed."""
-        written = [Change(cid, self._before.get(cid), state) for cid, state in self.changed.items()]
-        for customer_id, _, state in written:
-            key = customer_id.encode()
-            if state is None:
-                self.table.pop(key, None)
-                continue
+        written = []
+        for customer_id, state in self.changed.items():
             kept = [outbox for outbox in self._outboxes.get(customer_id, ()) if undelivered(outbox)]
             latest = outboxes.get(customer_id)
             if latest is not None:
                 kept.append(latest)
-            self.table[key] = encode_stored(StoredCustomer(state, kept, partition_clock, written_by))
+            written.append(Change(customer_id, self._before.get(customer_id), state, kept))
+            key = customer_id.encode()
+            if state is None:
+                self.table.pop(key, None)
+            else:
+                self.table[key] = encode_stored(StoredCustomer(state, kept, partition_clock, written_by))
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()
