@@ -216,6 +216,10 @@ class Partition:
         now_us: int,
     ) -> EventResult:
         assert self.clock_us is not None
+        if customer is None and self._before_erasure(event.customer_id, to_us(event.occurred_at)):
+            # an erasure its marker already covers: a redelivery, which must not move the
+            # marker to a later clock (that would end a later life of the customer)
+            return EventResult(Outcome.DUPLICATE, fired)
         self.erasures[erasure_key(event.customer_id)] = self.clock_us
         if customer is None:
             return EventResult(Outcome.APPLIED, fired, erased=True)

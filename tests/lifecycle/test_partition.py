@@ -281,6 +281,19 @@ def test_events_redelivered_after_an_erasure_do_not_bring_the_customer_back():
     assert back.transition == "became_one_timer" and back.seq == 1
 
 
+def test_an_erasure_redelivered_after_the_clock_moved_on_is_a_duplicate_and_keeps_its_instant():
+    p = new_partition()
+    erasure = erased("c1", at(6))
+    apply_all(p, [placed("c1", "o1", at(0)), erasure, placed("x", "x1", at(9))])
+    marker = dict(p.erasures)
+    again = p.apply(decoded(erasure), NOW)
+    assert again.outcome is Outcome.DUPLICATE and not again.erased
+    assert p.erasures == marker  # not moved to the clock (day 9)
+    # an order of day 8 is of a new life, as it was before the redelivery
+    [back] = apply_all(p, [placed("c1", "o2", at(8))])
+    assert back.transition == "became_one_timer"
+
+
 def test_a_bounded_advance_stops_after_that_many_deadlines_with_the_clock_at_the_last():
     p = new_partition()
     apply_all(p, [placed(f"c{i}", f"o{i}", at(0, us=i)) for i in range(5)])
