@@ -180,7 +180,9 @@ class Worker:
                 self.metrics.partition_clock.remove(str(number))
             log.info("let go of partition %d", number)
 
-    def _uncommitted(self, topic: str, number: int, offset: int) -> bool:
+    def _uncommitted(self, number: int, source: tuple[str, int]) -> bool:
+        """True if the message (topic, offset) of partition `number` is past the committed offset."""
+        topic, offset = source
         committed = self.committed_offset(topic, number)
         return committed is None or offset >= committed
 
@@ -192,9 +194,7 @@ class Worker:
         """
         key = customer_id.encode()
         self._resend_outboxes(number, key, stored.outboxes)
-        if stored.written_by is not None and self._uncommitted(
-            stored.written_by[0], number, stored.written_by[1]
-        ):
+        if stored.written_by is not None and self._uncommitted(number, stored.written_by):
             # The local store is written before the changelog: after a crash this record may
             # exist here only, and the message that wrote it will be redelivered as a
             # duplicate that writes nothing. Sending it again keeps the changelog, and so any
@@ -208,7 +208,7 @@ class Worker:
         for erasure in pending:
             key = erasure.customer_id.encode()
             self._resend_outboxes(number, key, erasure.outboxes)
-            if self._uncommitted(erasure.written_by[0], number, erasure.written_by[1]):
+            if self._uncommitted(number, erasure.written_by):
                 self.resend_changelog("customers", number, key, None)
                 marker = erasure.marker.encode()
                 self.resend_changelog("erasures", number, marker, str(erasure.erased_at).encode())
@@ -224,7 +224,7 @@ class Worker:
                 self.metrics.resent.inc()
 
     def _undelivered(self, number: int, outbox: Outbox) -> bool:
-        return self._uncommitted(outbox.source_topic, number, outbox.source_offset)
+        return self._uncommitted(number, (outbox.source_topic, outbox.source_offset))
 
     # -- messages -----------------------------------------------------------------------
 
@@ -357,7 +357,7 @@ class Worker:
         """Add this message's erasure to the partition's pending ones, drop the committed."""
         if erased is None and not runtime.erasing:
             return
-        kept = [p for p in runtime.erasing if self._uncommitted(p.written_by[0], number, p.written_by[1])]
+        kept = [p for p in runtime.erasing if self._uncommitted(number, p.written_by)]
         if erased is not None:
             outboxes = next((c.outboxes for c in changed if c.customer_id == erased), [])
             marker = erasure_key(erased)
