@@ -72,3 +72,37 @@ def test_a_message_fetched_before_a_rebalance_is_not_committed_after_it(app):
     app.consumer_generation_id = 2
     app.consumer.ack(_message(102, generation=1))
     assert app.consumer._new_offset(ORDERS) == 102
+
+
+def test_nothing_is_committed_past_a_hole_before_the_first_acked_offset(app):
+    consumer = app.consumer
+    consumer._committed_offset[ORDERS] = 0  # faust skips its own check at 0
+    processed(app, range(5, 7))
+    assert consumer._new_offset(ORDERS) is None
+    processed(app, range(0, 5))
+    assert consumer._new_offset(ORDERS) == 7
+
+
+def test_without_a_known_committed_offset_nothing_is_committed(app):
+    consumer = app.consumer
+    del consumer._committed_offset[ORDERS]  # a partition never committed, before the seek
+    processed(app, range(1986, 1987))
+    assert consumer._new_offset(ORDERS) is None
+
+
+async def test_the_seek_makes_the_start_of_a_partition_never_committed_known(app):
+    consumer = app.consumer
+    del consumer._committed_offset[ORDERS]
+
+    async def nothing_committed() -> dict[TP, None]:
+        return {ORDERS: None}
+
+    async def position(tp: TP) -> int:
+        return 0  # where the consumer starts: the beginning of the partition
+
+    consumer.seek_to_committed = nothing_committed
+    consumer.assignment = lambda: {ORDERS}
+    consumer.position = position
+    await consumer.perform_seek()
+    processed(app, range(0, 3))
+    assert consumer._new_offset(ORDERS) == 3

@@ -19,13 +19,21 @@ and left (docs/field-notes.md). At a shutdown, the skipped message's offset was 
 Such an ack is dropped here: the message is no longer waited for, and its offset is left
 uncommitted, so whoever owns the partition next processes it (again, if it was processed:
 the worker takes duplicates in its stride).
+
+And faust commits the end of the first run of acked offsets without checking that the run
+starts where the partition's committed offset is when that offset is unknown (a partition
+never committed, or in the moments after an assignment before the seek) or 0: a worker that
+had processed one message near the end of a partition without a commit committed past
+every message before it (955 lost in the churn test). Here a commit waits until the acked
+offsets start at the committed offset, and the start of a partition never committed is the
+position the seek found.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from faust.types import Message
+from faust.types import TP, Message
 from mode.utils.futures import notify
 
 
@@ -43,3 +51,30 @@ def install(app: Any) -> None:
         return False
 
     consumer.ack = ack
+
+    next_offset = consumer._new_offset
+
+    def new_offset(tp: TP) -> int | None:
+        acked = consumer._acked.get(tp)
+        if acked:
+            first = min(acked)
+            gaps = consumer._gap.get(tp)
+            if gaps:  # offsets faust saw skipped over (transaction markers): as good as acked
+                first = min(first, min(interval.begin for interval in gaps))
+            committed = consumer._committed_offset.get(tp)
+            if committed is None or first > committed:
+                return None  # a hole before the first acked offset, or no known start
+        offset: int | None = next_offset(tp)
+        return offset
+
+    consumer._new_offset = new_offset
+
+    seek_to_committed = consumer.perform_seek
+
+    async def perform_seek() -> None:
+        await seek_to_committed()
+        for tp in consumer.assignment():
+            if app.topics.acks_enabled_for(tp.topic) and consumer._committed_offset.get(tp) is None:
+                consumer._committed_offset[tp] = await consumer.position(tp)
+
+    consumer.perform_seek = perform_seek
