@@ -90,6 +90,11 @@ class WorkerMetrics:
             ["partition"],
             registry=registry,
         )
+        self.stalled_partitions = Gauge(
+            "lifecycle_stalled_partitions",
+            "Owned orders partitions with messages to process and none processed for 30 s.",
+            registry=registry,
+        )
         self.ready = Gauge(
             "lifecycle_ready",
             "1 when table recovery is complete and the worker owns partitions, else 0.",

@@ -20,6 +20,7 @@ from ..kafka_client import faust_broker_url, faust_credentials
 from ..metrics import WorkerMetrics
 from . import acks, send_buffer
 from .runtime import Worker
+from .watchdog import StallWatch
 
 MiB = 1024 * 1024
 
@@ -132,21 +133,28 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                     worker.catch_up(message.partition)
                 send_outputs()
 
+    stall_watch = StallWatch(app)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        worker.let_go({tp.partition for tp in revoked if tp.topic == config.topics.orders})
+        numbers = {tp.partition for tp in revoked if tp.topic == config.topics.orders}
+        worker.let_go(numbers)
+        stall_watch.forget(numbers)
 
     ticks = app.topic(config.topics.ticks, **raw)
 
     @app.timer(interval=config.time.tick_interval / 1_000_000)
     async def send_ticks() -> None:
         metrics.ready.set(1 if _ready(app) else 0)
+        metrics.stalled_partitions.set(stall_watch.stalled())
         for tp in app.assignor.assigned_actives():
             if tp.topic != config.topics.orders:
                 continue
             lag = _lag(app, worker, tp)
             if lag is not None:
                 metrics.consumer_lag.labels(str(tp.partition)).set(lag)
+            runtime = worker.partitions.get(tp.partition)
+            stall_watch.observe(tp, runtime.last_order_offset if runtime else None, lag)
             if lag == 0 and config.time.ticks:
                 ticks.send_soon(key=None, value=worker.tick_value(), partition=tp.partition)
 

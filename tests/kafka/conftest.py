@@ -26,6 +26,7 @@ from stream.config import Config, load_config
 from stream.kafka_client import client_settings
 from stream.lifecycle import CustomerState
 from stream.localkafka import Broker
+from stream.partitioning import partition_for
 from stream.worker.state import decode_stored
 
 T = TypeVar("T")
@@ -232,6 +233,42 @@ class Env:
 
         asyncio.run(send())
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """The end offset of every partition of `topic`."""
+
+        async def read() -> dict[int, int]:
+            consumer = AIOKafkaConsumer(**client_settings(self.config), group_id=None)
+            await consumer.start()
+            try:
+                tps = [TopicPartition(topic, p) for p in range(self.config.kafka.partitions)]
+                ends = await consumer.end_offsets(tps)
+            finally:
+                await consumer.stop()
+            return {tp.partition: offset for tp, offset in ends.items()}
+
+        return asyncio.run(read())
+
+    def evidence(self, expected: list[dict], got: list[dict]) -> str:
+        """What a failed run leaves to read: who is short, where the group stands, what the
+        workers said last."""
+        count = self.config.kafka.partitions
+        have = {(t["customer_id"], t["seq"]) for t in got}
+        short: dict[int, set[str]] = {}
+        for t in expected:
+            if (t["customer_id"], t["seq"]) not in have:
+                short.setdefault(partition_for(t["customer_id"], count), set()).add(t["customer_id"])
+        lines = [f"transitions: {len(have)} of {len(expected)} expected (customer, seq) pairs"]
+        for number in range(count):
+            missing = sorted(short.get(number, ()))
+            lines.append(f"  partition {number}: {len(missing)} customers short {missing[:8]}")
+        orders = self.config.topics.orders
+        committed = self.committed_offsets(orders)
+        for number, end in sorted(self.end_offsets(orders).items()):
+            lines.append(f"  {orders}[{number}]: committed {committed.get(number)}, end {end}")
+        for worker in self.workers:
+            lines.append(worker.evidence())
+        return "\n".join(lines)
+
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
@@ -282,6 +319,20 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def evidence(self, tail: int = 25) -> str:
+        """Alive or not, its skipped-orders count, and the last lines it logged."""
+        status = "alive" if self.alive() else f"exited {self.process.returncode}"
+        skipped = [line for line in _metric_lines(self.port) if line.startswith("lifecycle_skipped_orders")]
+        last = self.output().splitlines()[-tail:]
+        return "\n".join(
+            [f"--- worker {self.log.stem} ({status}, port {self.port}); skipped: {skipped or 'n/a'}", *last]
+        )
+
+
+def _metric_lines(port: int) -> list[str]:
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    return body.decode(errors="replace").splitlines() if status == 200 else []
 
 
 async def _read(config: Config, topic: str, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:

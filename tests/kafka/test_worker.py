@@ -120,9 +120,16 @@ def test_a_message_kafka_refuses_stops_the_worker_before_its_offset_is_committed
 
 def _check_against_replay(env, expected, expected_states, timeout=240):
     want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
-    got = env.transitions(
-        lambda ts: {(t["customer_id"], t["seq"]) for t in ts} >= set(want_ids), timeout=timeout
-    )
+    seen: list[dict] = []
+
+    def complete(ts: list[dict]) -> bool:
+        seen[:] = ts
+        return {(t["customer_id"], t["seq"]) for t in ts} >= set(want_ids)
+
+    try:
+        got = env.transitions(complete, timeout=timeout)
+    except AssertionError as timeout_error:
+        raise AssertionError(f"{timeout_error}\n{env.evidence(expected, seen)}") from None
     ids: dict[tuple[str, int], set[str]] = {}
     for t in got:
         ids.setdefault((t["customer_id"], t["seq"]), set()).add(t["event_id"])

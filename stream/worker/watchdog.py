@@ -1,0 +1,91 @@
+"""Notices an owned orders partition with lag that makes no progress, and says why it may be.
+
+A worker that owns a partition with unprocessed orders must move through them. When one
+does not for `STALL_AFTER_S`, the watchdog logs a warning with what faust and aiokafka know
+of the partition (fetching active or paused, positions, offsets, the stream's buffer) and sets
+`lifecycle_stalled_partitions`; it logs again when the partition moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+STALL_AFTER_S = 30.0
+
+
+@dataclass
+class _Progress:
+    offset: int | None
+    since: float
+    reported: bool = False
+
+
+class StallWatch:
+    """Called by the worker's timer for each owned orders partition and its lag."""
+
+    def __init__(self, app: Any, now: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.now = now
+        self.progress: dict[int, _Progress] = {}
+
+    def observe(self, tp: TP, processed_offset: int | None, lag: int | None) -> None:
+        now = self.now()
+        seen = self.progress.get(tp.partition)
+        if seen is None or seen.offset != processed_offset or not lag:
+            if seen is not None and seen.reported:
+                log.warning("orders partition %d moves again (offset %s)", tp.partition, processed_offset)
+            self.progress[tp.partition] = _Progress(processed_offset, now)
+            return
+        if seen.reported or now - seen.since < STALL_AFTER_S:
+            return
+        seen.reported = True
+        log.warning(
+            "orders partition %d: %d message(s) to process and none processed for %.0f s; %s",
+            tp.partition,
+            lag,
+            now - seen.since,
+            self.describe(tp),
+        )
+
+    def forget(self, partitions: set[int]) -> None:
+        for number in partitions:
+            self.progress.pop(number, None)
+
+    def stalled(self) -> int:
+        return sum(1 for p in self.progress.values() if p.reported)
+
+    def describe(self, tp: TP) -> str:
+        """faust's and aiokafka's view of one partition, for the log."""
+        consumer = self.app.consumer
+        facts: dict[str, Any] = {
+            "flow_active": getattr(consumer, "flow_active", None),
+            "flow_control_active": self.app.flow_control.is_active(),
+            "rebalancing": self.app.rebalancing,
+            "faust_active": tp in (consumer._active_partitions or ()),
+            "faust_paused": tp in consumer._paused_partitions,
+            "faust_buffered": tp in consumer._buffered_partitions,
+            "read_offset": consumer._read_offset.get(tp),
+            "committed_offset": consumer._committed_offset.get(tp),
+            "acked": len(consumer._acked.get(tp, ())),
+            "unacked_messages": len(consumer._unacked_messages),
+            "highwater": consumer.highwater(tp),
+            "producer_buffer": self.app.producer.buffer.size,
+            "stream_queues": [len(channel.queue) for channel in self.app.topics._topics],
+        }
+        try:
+            client = consumer._thread._ensure_consumer()
+            state = client._subscription.subscription.assignment.state_value(tp)
+            facts["kafka_paused"] = state.paused if state is not None else "unassigned"
+            facts["kafka_position"] = state._position if state is not None else None
+            facts["kafka_awaiting_reset"] = state.awaiting_reset if state is not None else None
+        except Exception as error:  # diagnostics only: never let them stop the worker
+            facts["kafka"] = repr(error)
+        return ", ".join(f"{key}={value}" for key, value in facts.items())
