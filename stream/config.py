@@ -16,6 +16,8 @@ from typing import Any
 
 from .lifecycle import Policy, PolicyBook, TimeRules
 from .lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
+from .lifecycle.segments import SegmentRules
+from .segment_config import SegmentConfigError, segment_rules
 
 ENV_PREFIX = "LIFECYCLE_"
 
@@ -129,6 +131,7 @@ class TopicSettings:
     customer_state: str = _setting(_text, "lifecycle.customer-state")
     dead_letters: str = _setting(_text, "lifecycle.dead-letters")
     ticks: str = _setting(_text, "lifecycle.ticks")
+    segment_changes: str = _setting(_text, "lifecycle.segment-changes")
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    segments: SegmentRules = field(default_factory=SegmentRules)
 
     def policy_book(self) -> PolicyBook:
         return PolicyBook(
@@ -214,9 +218,16 @@ def _check_kafka(kafka: KafkaSettings) -> None:
 def config_from_mapping(document: Mapping[str, Any]) -> Config:
     """Build and check a Config from a parsed TOML document."""
     sections: dict[str, Any] = {}
+    document = dict(document)
+    segment_tables, classes = document.pop("segments", None), document.pop("classes", None)
+    try:
+        sections["segments"] = segment_rules(segment_tables, classes, _duration)
+    except SegmentConfigError as error:
+        raise ConfigError(str(error)) from None
     for name, values in document.items():
         if name not in _SECTIONS:
-            raise ConfigError(f"config key `{name}`: unknown section; known: {', '.join(_SECTIONS)}")
+            known = ", ".join([*_SECTIONS, "segments", "classes"])
+            raise ConfigError(f"config key `{name}`: unknown section; known: {known}")
         if not isinstance(values, Mapping):
             raise ConfigError(f"config key `{name}`: expected a table of settings")
         values = dict(values)

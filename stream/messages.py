@@ -61,6 +61,8 @@ class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
     spend: dict[str, int]
     store_id: str | None
     next_deadline_at: datetime | None
+    segments: list[str] = msgspec.field(default_factory=list)  # sorted names
+    segment_class: str | None = msgspec.field(default=None, name="class")
     schema_version: Literal["v1"] = "v1"
 
 
@@ -79,6 +81,8 @@ def customer_record(customer: CustomerState) -> CustomerRecord:
         spend=dict(customer.spend),
         store_id=customer.store_id,
         next_deadline_at=instant(customer.deadline),
+        segments=list(customer.segments),
+        segment_class=customer.segment_class,
     )
 
 

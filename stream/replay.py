@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .config import Config
 from .lifecycle import CustomerState, Outcome, Partition, Transition
+from .lifecycle.transitions import Change
 from .messages import InvalidEvent, decode_event
 from .partitioning import partition_for
 from .wallclock import wall_clock_us
@@ -23,6 +24,7 @@ class ReplayStats:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
+    segment_changes: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected(self) -> int:
@@ -42,7 +44,8 @@ class Replay:
         self.partition_count = config.kafka.partitions
         policies, rules = config.policy_book(), config.time_rules()
         self.partitions = [
-            Partition({}, policies, rules, rebuilding=rebuilding) for _ in range(self.partition_count)
+            Partition({}, policies, rules, rebuilding=rebuilding, segments=config.segments)
+            for _ in range(self.partition_count)
         ]
         self.now_us = now_us
         self.stats = ReplayStats()
@@ -55,7 +58,7 @@ class Replay:
             self._partition_of[customer_id] = found
         return found
 
-    def feed(self, raw: bytes) -> list[Transition]:
+    def feed(self, raw: bytes) -> list[Change]:
         """Apply one raw event; raises InvalidEvent when it is rejected."""
         self.stats.read += 1
         try:
@@ -77,18 +80,21 @@ class Replay:
         self.stats.read += 1
         self.stats.outcomes[Outcome.REJECTED.value] += 1
 
-    def advance(self, until_us: int) -> list[Transition]:
+    def advance(self, until_us: int) -> list[Change]:
         """Move every partition clock to `until_us`, in partition order."""
-        fired: list[Transition] = []
+        fired: list[Change] = []
         now = self.now_us()
         for partition in self.partitions:
             fired.extend(partition.advance(until_us, now))
         self._count(fired)
         return fired
 
-    def _count(self, transitions: list[Transition]) -> None:
-        for transition in transitions:
-            self.stats.transitions[transition.transition] += 1
+    def _count(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, Transition):
+                self.stats.transitions[change.transition] += 1
+            else:
+                self.stats.segment_changes[change.change.value] += 1
 
     def customers(self) -> Iterator[CustomerState]:
         for partition in self.partitions:

@@ -10,11 +10,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from ..config import load_config
 from ..inputs import csv_lines, jsonl_lines, open_input
 from ..lifecycle import State, Transition
+from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
 from ..replay import Replay
 from .common import UsageError, check_readable, instant_argument, open_output
@@ -37,6 +38,9 @@ def register(commands: Any) -> None:
         "--until", metavar="RFC3339", help="after the input, move the clock to this instant, firing deadlines"
     )
     parser.add_argument("--transitions", metavar="PATH", help="write transitions here (JSONL)")
+    parser.add_argument(
+        "--segment-changes", metavar="PATH", help="write segment and class changes here (JSONL)"
+    )
     parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
     transitions_out = open_output("--transitions", args.transitions)
+    segment_changes_out = open_output("--segment-changes", args.segment_changes)
     states_out = open_output("--states", args.states)
     rejects_out = open_output("--rejects", args.rejects)
     replay = Replay(config)
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     # freeing them (see `stream.cli.console`). The next replay in the same process drops it.
     _finished[:] = [replay]
     with _few_collections():
-        return _replay(args, replay, until, transitions_out, states_out, rejects_out)
+        outputs = _Outputs(transitions_out, segment_changes_out, states_out, rejects_out)
+        return _replay(args, replay, until, outputs)
 
 
 _finished: list[Replay] = []
@@ -88,17 +94,18 @@ def _few_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-def _replay(
-    args: argparse.Namespace,
-    replay: Replay,
-    until: int | None,
-    transitions_out: BinaryIO | None,
-    states_out: BinaryIO | None,
-    rejects_out: BinaryIO | None,
-) -> int:
+class _Outputs(NamedTuple):
+    transitions: BinaryIO | None
+    segment_changes: BinaryIO | None
+    states: BinaryIO | None
+    rejects: BinaryIO | None
+
+
+def _replay(args: argparse.Namespace, replay: Replay, until: int | None, outputs: _Outputs) -> int:
     started = time.perf_counter()
     progress = _progress_bar(args.inputs)
-    write_transitions = _writer(transitions_out)
+    write_transitions = _writer(outputs.transitions, outputs.segment_changes)
+    states_out, rejects_out = outputs.states, outputs.rejects
     for path in args.inputs:
         try:
             stream = open_input(path)
@@ -129,7 +136,7 @@ def _replay(
         states[customer.state.value] += 1
         if states_out is not None:
             states_out.write(encode(customer_record(customer)) + b"\n")
-    for handle in (transitions_out, states_out, rejects_out):
+    for handle in outputs:
         if handle is not None:
             handle.flush()
             if handle is not sys.stdout.buffer:
@@ -138,16 +145,20 @@ def _replay(
     return 0
 
 
-def _writer(out: BinaryIO | None) -> Any:
-    if out is None:
-        return lambda transitions: None
-    write = out.write
+def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:
+    """Writes each change to its file, in emission order; those with no file are dropped."""
+    if transitions_out is None and segment_changes_out is None:
+        return lambda changes: None
+    write_transition = transitions_out.write if transitions_out is not None else None
+    write_segment_change = segment_changes_out.write if segment_changes_out is not None else None
 
-    def write_transitions(transitions: list[Transition]) -> None:
-        for transition in transitions:
-            write(encode(transition) + b"\n")
+    def write_changes(changes: list[Change]) -> None:
+        for change in changes:
+            write = write_transition if isinstance(change, Transition) else write_segment_change
+            if write is not None:
+                write(encode(change) + b"\n")
 
-    return write_transitions
+    return write_changes
 
 
 def _progress_bar(inputs: list[str]) -> Any:
@@ -170,3 +181,6 @@ def _print_summary(replay: Replay, states: Counter[str], seconds: float) -> None
     print(f"read {stats.read} events in {seconds:.2f} s ({rate:,.0f} events/s): {outcomes}", file=sys.stderr)
     print(f"transitions: {by_name}", file=sys.stderr)
     print(f"customers by state: {by_state}", file=sys.stderr)
+    if stats.segment_changes:
+        by_kind = ", ".join(f"{n} {c}" for n, c in sorted(stats.segment_changes.items()))
+        print(f"segment changes: {by_kind}", file=sys.stderr)

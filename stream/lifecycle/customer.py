@@ -68,6 +68,13 @@ class CustomerState(msgspec.Struct, kw_only=True):
     spend: dict[str, int] = msgspec.field(default_factory=dict)
     deadline: int | None = None
     orders: dict[str, OrderRecord] = msgspec.field(default_factory=dict)
+    # segments (docs/segments.md): current membership (sorted names) and class, the count
+    # of segment changes, and what windowed and `bought` conditions read (see segments.py)
+    segments: list[str] = msgspec.field(default_factory=list)
+    segment_class: str | None = None
+    change_seq: int = 0
+    recent: list[tuple[int, str]] | None = None
+    bought_keys: list[str] | None = None
 
 
 def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
@@ -210,6 +217,8 @@ def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
         spend=dict(customer.spend),
         first_order=first_order,
         days_since_last_order=None if last is None else (at_us - last) // DAY_US,
+        segments=list(customer.segments),
+        segment_class=customer.segment_class,
     )
 
 

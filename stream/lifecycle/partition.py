@@ -13,7 +13,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .customer import (
     ERASED_SNAPSHOT,
@@ -23,10 +23,21 @@ from .customer import (
     record_event,
     snapshot,
 )
-from .events import CustomerErased, OrderEvent, event_type
+from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
-from .transitions import Cause, Transition, transition_name
+from .segments import SegmentRules, evaluate, moved_up, note_event, rebuild_windows
+from .transitions import (
+    Cause,
+    Change,
+    CustomerSnapshot,
+    SegmentCause,
+    SegmentChange,
+    SegmentChangeKind,
+    Transition,
+    segment_change_id_prefix,
+    transition_name,
+)
 
 
 def erasure_key(customer_id: str) -> str:
@@ -52,10 +63,18 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
+class _Move(NamedTuple):
+    kind: SegmentChangeKind
+    segment: str | None
+    from_class: str | None = None
+    to_class: str | None = None
+
+
 @dataclass(slots=True)  # not frozen: one per event, and frozen dataclasses build slowly
 class EventResult:
     outcome: Outcome
-    transitions: list[Transition] = field(default_factory=list)
+    # transitions and segment changes, in emission order
+    transitions: list[Change] = field(default_factory=list)
     reason: str | None = None
     erased: bool = False
     reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent
@@ -81,8 +100,10 @@ class Partition:
         clock_us: int | None = None,
         rebuilding: bool = False,
         erasures: MutableMapping[str, int] | None = None,
+        segments: SegmentRules | None = None,
     ) -> None:
         self.customers = customers
+        self.segments = segments or SegmentRules()
         # erasure key -> partition clock at the erasure; see `erasure_key`
         self.erasures: MutableMapping[str, int] = {} if erasures is None else erasures
         self.policies = policies or PolicyBook()
@@ -112,14 +133,9 @@ class Partition:
             heapq.heappop(self._heap)
         return None
 
-    def _schedule(self, customer: CustomerState) -> None:
-        policy = self.policies.for_store(customer.store_id)
-        assert self.clock_us is not None
-        at = self.clock_us
-        due = next_deadline(
-            policy, customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0, at
-        )
-        customer.deadline = due
+    def _index(self, customer: CustomerState) -> None:
+        """Put the customer's next deadline (set by `_settle`) in the index."""
+        due = customer.deadline
         cid = customer.customer_id
         if due is None:
             self._deadlines.pop(cid, None)
@@ -136,7 +152,7 @@ class Partition:
 
     # -- time ---------------------------------------------------------------------------
 
-    def advance(self, to_us: int, now_us: int, max_deadlines: int | None = None) -> list[Transition]:
+    def advance(self, to_us: int, now_us: int, max_deadlines: int | None = None) -> list[Change]:
         """Move the partition clock to `to_us`, firing every deadline at or before it.
 
         The clock never goes back: an earlier `to_us` changes nothing. With `max_deadlines`,
@@ -146,7 +162,7 @@ class Partition:
         """
         if self.clock_us is not None and to_us <= self.clock_us:
             return []
-        fired: list[Transition] = []
+        fired: list[Change] = []
         heap, deadlines = self._heap, self._deadlines
         settled = 0
         while heap and heap[0][0] <= to_us:
@@ -161,10 +177,8 @@ class Partition:
                 continue
             self.clock_us = due
             settled += 1
-            transition = self._settle(customer, due, now_us, "deadline", None)
-            if transition is not None:
-                fired.append(transition)
-            self._schedule(customer)
+            fired += self._settle(customer, due, now_us, "deadline", None)
+            self._index(customer)
             self.customers[customer_id] = customer
         self.clock_us = to_us
         return fired
@@ -191,20 +205,21 @@ class Partition:
             return EventResult(Outcome.ERASED, fired)
         if customer is None:
             customer = new_customer(event.customer_id, at)
+        new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
         try:
             changed = record_event(customer, event, at)
         except RejectedEvent as rejected:
             return EventResult(Outcome.REJECTED, fired, reason=str(rejected), reason_code="inconsistent")
         if not changed:
             return EventResult(Outcome.DUPLICATE, fired)
+        if self.segments:
+            note_event(self.segments, customer, event, new_order, clock)
         # On time, the transition's instant is the event's own; reusing its datetime when it
         # is already UTC saves a conversion on the hottest path.
         on_time = at == clock
         instant = event.occurred_at if on_time and event.occurred_at.tzinfo is UTC else None
-        transition = self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
-        if transition is not None:
-            fired.append(transition)
-        self._schedule(customer)
+        fired += self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
+        self._index(customer)
         self.customers[event.customer_id] = customer
         return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired)
 
@@ -212,7 +227,7 @@ class Partition:
         self,
         customer: CustomerState | None,
         event: CustomerErased,
-        fired: list[Transition],
+        fired: list[Change],
         now_us: int,
     ) -> EventResult:
         assert self.clock_us is not None
@@ -223,21 +238,43 @@ class Partition:
         self.erasures[erasure_key(event.customer_id)] = self.clock_us
         if customer is None:
             return EventResult(Outcome.APPLIED, fired, erased=True)
-        if customer.state is not State.PROSPECT:
-            fired.append(
-                self._transition(
-                    customer,
-                    State.PROSPECT,
-                    self.clock_us,
-                    now_us,
-                    "customer.erased",
-                    event.event_id,
-                    erased=True,
-                )
-            )
+        fired += self._erasure_changes(customer, event.event_id, now_us)
         del self.customers[customer.customer_id]
         self._deadlines.pop(customer.customer_id, None)
         return EventResult(Outcome.APPLIED, fired, erased=True)
+
+    def _erasure_changes(self, customer: CustomerState, event_id: str, now_us: int) -> list[Change]:
+        """Back to prospect, out of every segment and class, all at the partition clock,
+        with nothing about the person in the snapshot."""
+        assert self.clock_us is not None
+        at = self.clock_us
+        occurred, detected = from_us(at), self._detected_at(now_us)
+        replayed = self.rebuilding or now_us - at > self.time_rules.stale_after
+        changes: list[Change] = []
+        if customer.state is not State.PROSPECT:
+            customer.seq += 1
+            changes.append(
+                Transition(
+                    event_id=f"{customer.id_prefix}{customer.seq:08x}",
+                    customer_id=customer.customer_id,
+                    seq=customer.seq,
+                    transition=transition_name(customer.state, State.PROSPECT),
+                    from_state=customer.state,
+                    to_state=State.PROSPECT,
+                    occurred_at=occurred,
+                    detected_at=detected,
+                    replayed=replayed,
+                    cause="customer.erased",
+                    cause_event_id=event_id,
+                    customer=ERASED_SNAPSHOT,
+                )
+            )
+        if self.segments or customer.segments or customer.segment_class:
+            moves = self._move_segments(customer, [], None)
+            changes += self._segment_changes(
+                customer, moves, occurred, detected, replayed, "customer.erased", event_id, ERASED_SNAPSHOT
+            )
+        return changes
 
     def _before_erasure(self, customer_id: str, at_us: int) -> bool:
         """True for an event of a customer's life that an erasure ended.
@@ -248,7 +285,7 @@ class Partition:
         erased_at = self.erasures.get(erasure_key(customer_id))
         return erased_at is not None and at_us <= erased_at
 
-    # -- transitions --------------------------------------------------------------------
+    # -- transitions and segment changes ---------------------------------------------
 
     def _settle(
         self,
@@ -258,45 +295,147 @@ class Partition:
         cause: Cause,
         cause_event_id: str | None,
         instant: datetime | None = None,
-    ) -> Transition | None:
-        """Move the customer to the state the table gives at `at_us`: a transition if it changed."""
+    ) -> list[Change]:
+        """Move the customer to the state the table gives at `at_us`, and to the segments
+        and class they are in then; set their next deadline. Returns the changes, in the
+        order of SEGMENTS.md: the transition, segments in configuration order, the class."""
         policy = self.policies.for_store(customer.store_id)
-        target = state_at(
-            policy, customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0, at_us
+        count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
+        target = state_at(policy, count, first, last, at_us)
+        deadline = next_deadline(policy, count, first, last, at_us)
+        previous = customer.state
+        if target is not previous:
+            customer.seq += 1
+            customer.state = target
+            customer.state_since = at_us
+        moves: list[_Move] = []
+        if self.segments:
+            membership = evaluate(self.segments, customer, at_us, deadline)
+            moves = self._move_segments(customer, membership.segments, membership.klass)
+            if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
+                deadline = membership.next_change
+        customer.deadline = deadline
+        if target is previous and not moves:
+            return []
+        snap = snapshot(customer, at_us)
+        occurred = instant or from_us(at_us)
+        detected = self._detected_at(now_us)
+        replayed = self.rebuilding or now_us - at_us > self.time_rules.stale_after
+        changes: list[Change] = []
+        if target is not previous:
+            changes.append(
+                Transition(
+                    event_id=f"{customer.id_prefix}{customer.seq:08x}",
+                    customer_id=customer.customer_id,
+                    seq=customer.seq,
+                    transition=transition_name(previous, target),
+                    from_state=previous,
+                    to_state=target,
+                    occurred_at=occurred,
+                    detected_at=detected,
+                    replayed=replayed,
+                    cause=cause,
+                    cause_event_id=cause_event_id,
+                    customer=snap,
+                )
+            )
+        changes += self._segment_changes(
+            customer, moves, occurred, detected, replayed, cause, cause_event_id, snap
         )
-        if target is customer.state:
-            return None
-        return self._transition(customer, target, at_us, now_us, cause, cause_event_id, instant=instant)
+        return changes
 
-    def _transition(
+    def _move_segments(self, customer: CustomerState, members: list[str], klass: str | None) -> list[_Move]:
+        """Set the customer's segments and class; the moves, in the order they are told."""
+        before = set(customer.segments)
+        after = set(members)
+        moves: list[_Move] = []
+        if before != after:
+            configured = [s.name for s in self.segments.segments]
+            gone = sorted(before.difference(configured))  # segments no longer configured
+            for name in [*configured, *gone]:
+                if (name in before) != (name in after):
+                    moves.append(
+                        _Move(
+                            SegmentChangeKind.ENTERED_SEGMENT
+                            if name in after
+                            else SegmentChangeKind.LEFT_SEGMENT,
+                            name,
+                        )
+                    )
+            customer.segments = sorted(after)
+        if klass != customer.segment_class:
+            moves.append(_Move(SegmentChangeKind.CLASS_CHANGED, None, customer.segment_class, klass))
+            customer.segment_class = klass
+        return moves
+
+    def _segment_changes(
         self,
         customer: CustomerState,
-        target: State,
-        at_us: int,
-        now_us: int,
-        cause: Cause,
+        moves: list[_Move],
+        occurred: datetime,
+        detected: datetime,
+        replayed: bool,
+        cause: SegmentCause,
         cause_event_id: str | None,
-        *,
-        instant: datetime | None = None,
-        erased: bool = False,
-    ) -> Transition:
-        customer.seq += 1
-        previous = customer.state
-        customer.state = target
-        customer.state_since = at_us
-        return Transition(
-            event_id=f"{customer.id_prefix}{customer.seq:08x}",
-            customer_id=customer.customer_id,
-            seq=customer.seq,
-            transition=transition_name(previous, target),
-            from_state=previous,
-            to_state=target,
-            occurred_at=instant or from_us(at_us),
-            detected_at=self._detected_at(now_us),
-            replayed=self.rebuilding or now_us - at_us > self.time_rules.stale_after,
-            cause=cause,
-            cause_event_id=cause_event_id,
-            customer=ERASED_SNAPSHOT if erased else snapshot(customer, at_us),
+        snap: CustomerSnapshot,
+    ) -> list[Change]:
+        if not moves:
+            return []
+        prefix = segment_change_id_prefix(customer.customer_id, customer.created_at)
+        changes: list[Change] = []
+        for move in moves:
+            customer.change_seq += 1
+            is_class = move.kind is SegmentChangeKind.CLASS_CHANGED
+            changes.append(
+                SegmentChange(
+                    event_id=f"{prefix}{customer.change_seq:08x}",
+                    customer_id=customer.customer_id,
+                    seq=customer.change_seq,
+                    change=move.kind,
+                    segment=move.segment,
+                    from_class=move.from_class,
+                    to_class=move.to_class,
+                    moved_up=moved_up(self.segments.classes, move.from_class, move.to_class)
+                    if is_class
+                    else None,
+                    occurred_at=occurred,
+                    detected_at=detected,
+                    replayed=replayed,
+                    cause=cause,
+                    cause_event_id=cause_event_id,
+                    customer=snap,
+                )
+            )
+        return changes
+
+    def reevaluate_segments(self, customer: CustomerState, now_us: int) -> list[Change]:
+        """Segments and class under the rules this partition runs with, for a customer last
+        evaluated under others (a segment added, removed or redefined): each difference is a
+        change at the partition clock, marked replayed, so a new segment mails no one."""
+        assert self.clock_us is not None
+        at = self.clock_us
+        policy = self.policies.for_store(customer.store_id)
+        count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
+        deadline = next_deadline(policy, count, first, last, at)
+        rebuild_windows(self.segments, customer, at)
+        membership = evaluate(self.segments, customer, at, deadline)
+        moves = self._move_segments(customer, membership.segments, membership.klass)
+        if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
+            deadline = membership.next_change
+        customer.deadline = deadline
+        self._index(customer)
+        self.customers[customer.customer_id] = customer
+        if not moves:
+            return []
+        return self._segment_changes(
+            customer,
+            moves,
+            from_us(at),
+            self._detected_at(now_us),
+            True,
+            "configuration",
+            None,
+            snapshot(customer, at),
         )
 
     def _detected_at(self, now_us: int) -> datetime:

@@ -70,6 +70,11 @@ def event_id_prefix(customer_id: str, created_at_us: int) -> str:
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
 
 
+def segment_change_id_prefix(customer_id: str, created_at_us: int) -> str:
+    """Like `event_id_prefix`, for segment changes: their own sequence, their own ids."""
+    return event_id_prefix(f"{customer_id}\x1fsegments", created_at_us)
+
+
 def transition_event_id(customer_id: str, created_at_us: int, seq: int) -> str:
     """A stable, UUID-shaped id from (customer, instant their state was created, seq) alone.
 
@@ -102,6 +107,8 @@ class CustomerSnapshot(msgspec.Struct, frozen=True):
     spend: dict[str, int]
     first_order: FirstOrder | None
     days_since_last_order: int | None
+    segments: list[str] = msgspec.field(default_factory=list)  # sorted names
+    segment_class: str | None = msgspec.field(default=None, name="class")
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,3 +127,41 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
     cause_event_id: str | None
     customer: CustomerSnapshot
     schema_version: Literal["v1"] = "v1"
+
+
+SegmentCause = Literal[
+    "order.placed", "order.cancelled", "order.refunded", "customer.erased", "deadline", "configuration"
+]
+
+
+class SegmentChangeKind(StrEnum):
+    ENTERED_SEGMENT = "entered_segment"
+    LEFT_SEGMENT = "left_segment"
+    CLASS_CHANGED = "class_changed"
+
+
+class SegmentChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer entering or leaving a segment, or changing class.
+
+    `seq` counts a customer's segment changes (1, 2, 3 … without gaps), apart from the
+    transitions' own `seq`. `cause` "configuration": a segment added, removed or redefined.
+    """
+
+    event_id: str
+    customer_id: str
+    seq: int
+    change: SegmentChangeKind
+    segment: str | None
+    from_class: str | None = None
+    to_class: str | None = None
+    moved_up: bool | None = None
+    occurred_at: datetime
+    detected_at: datetime
+    replayed: bool
+    cause: SegmentCause
+    cause_event_id: str | None
+    customer: CustomerSnapshot
+    schema_version: Literal["v1"] = "v1"
+
+
+Change = Transition | SegmentChange
