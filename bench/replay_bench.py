@@ -61,7 +61,7 @@ def parse_only(path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def replay(path: Path, out: Path) -> tuple[float, int]:
+def replay(path: Path, out: Path, *extra: str) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process."""
     command = [
         sys.executable,
@@ -75,6 +75,7 @@ def replay(path: Path, out: Path) -> tuple[float, int]:
         str(out / "s.jsonl"),
         "--rejects",
         str(out / "r.jsonl"),
+        *extra,
     ]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
@@ -116,6 +117,17 @@ def main() -> None:
     print(f"ratio     replay / baseline:   {seconds / baseline:.1f}x   (target <= 4x)")
     print(f"rate      target >= 150,000 events/s: {'met' if events / seconds >= 150_000 else 'NOT met'}")
     print(f"memory    replay peak RSS:     {peak / 2**20:,.0f} MiB   (aim < 1024 MiB)")
+    preset = ROOT / "deploy" / "segments.example.toml"
+    with_segments, segmented_peak = replay(
+        path, out, "--config", str(preset), "--segment-changes", str(out / "sc.jsonl")
+    )
+    with open(out / "sc.jsonl", "rb") as written:
+        changes = sum(1 for _ in written)
+    print(
+        f"segments  replay with the preset segments ({preset.name}): {with_segments:.2f} s, "
+        f"{changes:,} segment changes, peak {segmented_peak / 2**20:,.0f} MiB"
+    )
+    print(f"ratio     with segments / without: {with_segments / seconds:.2f}x   (target <= 1.5x)")
 
 
 if __name__ == "__main__":

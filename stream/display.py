@@ -1,4 +1,5 @@
-"""One readable line per transition, for people watching a terminal (`lifecycle tail`, the demo).
+"""One readable line per transition or segment change, for people watching a terminal
+(`lifecycle tail`, the demo).
 
 python -m stream.display < transitions.jsonl
 """
@@ -22,10 +23,25 @@ def transition_line(transition: dict[str, Any]) -> str:
     )
 
 
+def segment_change_line(change: dict[str, Any]) -> str:
+    flag = " (replayed)" if change.get("replayed") else ""
+    if change["change"] == "class_changed":
+        direction = "up" if change.get("moved_up") else "down"
+        what = f"class {change.get('from_class') or '-'} -> {change.get('to_class') or '-'} ({direction})"
+    else:
+        what = change["segment"]
+    return f"{change['occurred_at']:<27} {change['customer_id']:>16}  {change['change']:<22} {what}{flag}"
+
+
+def change_line(message: dict[str, Any]) -> str:
+    """A transition's or a segment change's line, whichever `message` is."""
+    return segment_change_line(message) if "change" in message else transition_line(message)
+
+
 def main() -> None:
     try:
         for line in sys.stdin.buffer:
-            print(transition_line(orjson.loads(line)), flush=True)
+            print(change_line(orjson.loads(line)), flush=True)
     except BrokenPipeError:
         pass
 

@@ -90,6 +90,30 @@ class WorkerMetrics:
             ["partition"],
             registry=registry,
         )
+        self.segment_members = Gauge(
+            "lifecycle_segment_members",
+            "Customers of this worker's partitions in each segment.",
+            ["segment"],
+            registry=registry,
+        )
+        self.class_members = Gauge(
+            "lifecycle_class_members",
+            "Customers of this worker's partitions in each class.",
+            ["class"],
+            registry=registry,
+        )
+        self.segment_changes = Counter(
+            "lifecycle_segment_changes",
+            "Segment changes emitted, by segment and change (entered_segment, left_segment).",
+            ["segment", "change"],
+            registry=registry,
+        )
+        self.class_changes = Counter(
+            "lifecycle_class_changes",
+            "Class changes emitted, by direction (up, down).",
+            ["direction"],
+            registry=registry,
+        )
         self.stalled_partitions = Gauge(
             "lifecycle_stalled_partitions",
             "Owned orders partitions with messages to process and none processed for 30 s.",

@@ -34,6 +34,15 @@ def per_name_topic(config: Config, name: str) -> str:
     return f"{config.topics.transitions}.{name}"
 
 
+# segment names have no hyphen, so no segment's topic can be this one
+CLASS_CHANGES = "class-changes"
+
+
+def per_segment_topic(config: Config, segment: str | None) -> str:
+    """Fresh changes of one segment; class changes (segment None) have a topic of their own."""
+    return f"{config.topics.segment_changes}.{segment or CLASS_CHANGES}"
+
+
 def required_topics(config: Config) -> list[TopicSpec]:
     n = config.kafka.partitions
     t = config.topics
@@ -48,6 +57,12 @@ def required_topics(config: Config) -> list[TopicSpec]:
     specs += [
         TopicSpec(per_name_topic(config, name), n, co_partitioned=False) for name in all_transition_names()
     ]
+    if config.segments:
+        specs.append(TopicSpec(t.segment_changes, n))
+        names: list[str | None] = [s.name for s in config.segments.segments]
+        if config.segments.classes:
+            names.append(None)
+        specs += [TopicSpec(per_segment_topic(config, name), n, co_partitioned=False) for name in names]
     return specs
 
 

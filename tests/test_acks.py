@@ -106,3 +106,49 @@ async def test_the_seek_makes_the_start_of_a_partition_never_committed_known(app
     await consumer.perform_seek()
     processed(app, range(0, 3))
     assert consumer._new_offset(ORDERS) == 3
+
+
+@pytest.fixture
+def counted_app() -> Iterator[tuple[faust.App, list[int]]]:
+    """An app whose worker has processed orders offsets up to `last[0]`."""
+    last = [COMMITTED - 1]
+    app = faust.App("acks-gaps", broker="kafka://127.0.0.1:9", store="memory://", autodiscover=False)
+    app.topics.acks_enabled_for = lambda topic: True
+    acks.install(app, ORDERS.topic, lambda partition: last[0])
+    app.consumer_generation_id = 1
+    app.flow_control.resume()
+    app.consumer._committed_offset[ORDERS] = COMMITTED
+    yield app, last
+
+
+def processed_through(app: faust.App, last: list[int], offsets: range) -> None:
+    processed(app, offsets)
+    last[0] = offsets[-1]
+
+
+def commit_while_it_moves(app: faust.App) -> int:
+    """The committed offset after faust's periodic commits have done all they would."""
+    consumer = app.consumer
+    while True:
+        offset = consumer._new_offset(ORDERS)
+        if offset is None or offset <= consumer._committed_offset[ORDERS]:
+            return int(consumer._committed_offset[ORDERS])
+        consumer._committed_offset[ORDERS] = offset
+
+
+async def test_a_gap_faust_opens_past_the_last_processed_offset_is_not_committed(counted_app):
+    app, last = counted_app
+    processed_through(app, last, range(100, 104))
+    # what faust records when it reads 651 with its read offset reset to 100 by a seek
+    await app.consumer._add_gap(ORDERS, 101, 650)
+    assert commit_while_it_moves(app) == 104
+    processed_through(app, last, range(104, 110))
+    assert commit_while_it_moves(app) == 110
+
+
+async def test_a_gap_between_processed_offsets_is_committed_as_faust_does_for_markers(counted_app):
+    app, last = counted_app
+    processed_through(app, last, range(100, 104))
+    await app.consumer._add_gap(ORDERS, 104, 104)  # a transaction marker at 104
+    processed_through(app, last, range(105, 107))
+    assert commit_while_it_moves(app) == 107

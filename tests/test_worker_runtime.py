@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from stream.config import load_config
+from stream.config import config_from_mapping, load_config
 from stream.lifecycle.instants import from_us
 from stream.messages import Tick, encode
 from stream.worker.runtime import CATCH_UP_STEP, Worker
@@ -142,3 +142,66 @@ def test_a_committed_erasure_keeps_nothing_of_the_customer():
     tables.committed = 3
     tables.start().on_message(orders, 0, 3, b"c", orjson.dumps(placed("c3", "o3", at(3))))
     assert tables.resent == []
+
+
+def _segmented_worker(table: dict, clocks: dict, segments: dict, committed: int | None = None) -> Worker:
+    config = config_from_mapping({"kafka": {"partitions": 1}, "segments": segments})
+    return Worker(
+        config,
+        table,
+        clocks,
+        {},
+        now_us=lambda: NOW,
+        owned_partitions=lambda: [0],
+        committed_offset=lambda topic, partition: committed,
+    )
+
+
+def test_segment_changes_go_to_the_changes_topic_and_fresh_ones_to_their_segments_topic():
+    worker = _segmented_worker({}, {}, {"buyers": {"orders_over": 0}})
+    fresh = placed("c1", "o1", NOW - 1000)
+    worker.on_message(worker.topics.orders, 0, 0, b"c1", orjson.dumps(fresh))
+    by_topic: dict[str, list[dict]] = {}
+    for output in worker.drain():
+        if output.value is not None:
+            by_topic.setdefault(output.topic, []).append(orjson.loads(output.value))
+    changes = worker.topics.segment_changes
+    [entered] = by_topic[changes]
+    assert (entered["change"], entered["segment"], entered["replayed"]) == (
+        "entered_segment",
+        "buyers",
+        False,
+    )
+    assert by_topic[f"{changes}.buyers"] == [entered]
+    [state] = by_topic[worker.topics.customer_state]
+    assert state["segments"] == ["buyers"]
+
+
+def test_a_worker_with_a_new_segment_re_evaluates_its_customers_as_replayed_changes():
+    table: dict = {}
+    clocks: dict = {}
+    before = _segmented_worker(table, clocks, {"buyers": {"orders_over": 0}})
+    for i, customer in enumerate(["c1", "c2"]):
+        event = placed(customer, f"o{i}", NOW - 1000 + i, amount=1000 + i * 5000)
+        before.on_message(before.topics.orders, 0, i, customer.encode(), orjson.dumps(event))
+    before.drain()
+
+    redefined = {"buyers": {"orders_over": 0}, "big": {"spend_over": "50 EUR"}}
+    after = _segmented_worker(table, clocks, redefined, committed=2)  # nothing to send again
+    late = placed("c3", "o9", NOW - 10)
+    after.on_message(after.topics.orders, 0, 2, b"c3", orjson.dumps(late))
+    changes = [
+        orjson.loads(o.value) for o in after.drain() if o.topic == after.topics.segment_changes and o.value
+    ]
+    reevaluated = [c for c in changes if c["cause"] == "configuration"]
+    assert [(c["customer_id"], c["change"], c["segment"]) for c in reevaluated] == [
+        ("c2", "entered_segment", "big")
+    ]
+    assert reevaluated[0]["replayed"] is True
+    # the new customer is evaluated live, and the partition is not re-evaluated again
+    assert {(c["customer_id"], c["segment"]) for c in changes if c["cause"] != "configuration"} == {
+        ("c3", "buyers")
+    }
+    again = _segmented_worker(table, clocks, redefined, committed=4)
+    again.on_message(again.topics.orders, 0, 3, b"c3", orjson.dumps(late))
+    assert [o for o in again.drain() if o.topic == again.topics.segment_changes] == []

@@ -1,4 +1,4 @@
-"""`lifecycle tail`: print transitions as they arrive, one readable line each."""
+"""`lifecycle tail`: print transitions (and segment changes) as they arrive, one readable line each."""
 
 from __future__ import annotations
 
@@ -11,26 +11,31 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..config import load_config
-from ..display import transition_line
+from ..display import change_line
 from ..kafka_client import client_settings
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("tail", help="print transitions as they arrive")
+    parser = commands.add_parser("tail", help="print transitions and segment changes as they arrive")
     parser.add_argument("--config", metavar="PATH")
-    parser.add_argument("--topic", help="default: the transitions topic (topics.transitions)")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        help="a topic to read (repeatable); default: the transitions topic, and the segment "
+        "changes topic when segments are configured",
+    )
     parser.add_argument("--from-beginning", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the raw JSON lines")
     parser.set_defaults(run=run)
 
 
-async def tail(config: Any, topic: str, from_beginning: bool, as_json: bool) -> None:
+async def tail(config: Any, topics: list[str], from_beginning: bool, as_json: bool) -> None:
     settings = client_settings(config)
     consumer = AIOKafkaConsumer(**settings, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         # the engine's topics all have kafka.partitions partitions
-        tps = [TopicPartition(topic, p) for p in range(config.kafka.partitions)]
+        tps = [TopicPartition(topic, p) for topic in topics for p in range(config.kafka.partitions)]
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
@@ -42,7 +47,7 @@ async def tail(config: Any, topic: str, from_beginning: bool, as_json: bool) -> 
             if as_json:
                 print(message.value.decode(), flush=True)
             else:
-                print(transition_line(orjson.loads(message.value)), flush=True)
+                print(change_line(orjson.loads(message.value)), flush=True)
     finally:
         await consumer.stop()
 
@@ -50,7 +55,10 @@ async def tail(config: Any, topic: str, from_beginning: bool, as_json: bool) -> 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
-        asyncio.run(tail(config, args.topic or config.topics.transitions, args.from_beginning, args.json))
+        topics = args.topic or [config.topics.transitions]
+        if not args.topic and config.segments:
+            topics.append(config.topics.segment_changes)
+        asyncio.run(tail(config, topics, args.from_beginning, args.json))
     except BrokenPipeError:
         sys.stderr.close()
     return 0

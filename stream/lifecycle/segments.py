@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .events import Item, OrderEvent, OrderPlaced
 from .policy import State
@@ -85,27 +86,35 @@ class Segment:
         return [self.conditions, *self.stores.values()]
 
 
+Check = Callable[["_Facts"], tuple[bool, int | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentRules:
     """The configured segments, in configuration order, and the class order (segment names)."""
 
     segments: tuple[Segment, ...] = ()
     classes: tuple[str, ...] = ()
+    # derived once: the longest window (orders placed longer ago are in no window), the item
+    # keys of unwindowed `bought` conditions, and each segment's conditions as checks
+    horizon: int = field(init=False, repr=False, compare=False)
+    unwindowed_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    compiled: tuple[tuple[str, tuple[Check, ...], dict[str, tuple[Check, ...]]], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
-    @property
-    def horizon(self) -> int:
-        """The longest window: orders placed longer ago than this are in no window."""
-        return max((w for s in self.segments for c in s.every_conditions() for w in c.windows()), default=0)
-
-    @property
-    def unwindowed_keys(self) -> frozenset[str]:
-        return frozenset(
-            key
-            for s in self.segments
-            for c in s.every_conditions()
-            if c.bought_within is None
-            for key in c.bought
-        )
+    def __post_init__(self) -> None:
+        every = [c for s in self.segments for c in s.every_conditions()]
+        derived = {
+            "horizon": max((w for c in every for w in c.windows()), default=0),
+            "unwindowed_keys": frozenset(k for c in every if c.bought_within is None for k in c.bought),
+            "compiled": tuple(
+                (s.name, _checks(s.conditions), {store: _checks(c) for store, c in s.stores.items()})
+                for s in self.segments
+            ),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def fingerprint(self) -> str:
         """Changes whenever a segment is added, removed or redefined, or classes change; the
@@ -130,16 +139,13 @@ class SegmentRules:
         return bool(self.segments)
 
 
-class Membership:
+class Membership(NamedTuple):
     """A customer's segments (in configuration order) and class at an instant, and the first
     later instant at which time alone may change them (None: only an event can)."""
 
-    __slots__ = ("klass", "next_change", "segments")
-
-    def __init__(self, segments: list[str], klass: str | None, next_change: int | None) -> None:
-        self.segments = segments
-        self.klass = klass
-        self.next_change = next_change
+    segments: list[str]
+    klass: str | None
+    next_change: int | None
 
 
 def evaluate(
@@ -149,15 +155,18 @@ def evaluate(
 
     `lifecycle_deadline` is the next instant the lifecycle state changes by time alone.
     """
-    _prune(customer, at_us - rules.horizon)
+    if rules.horizon:
+        _prune(customer, at_us - rules.horizon)
+    facts = _Facts(customer, at_us, lifecycle_deadline)
     members: list[str] = []
     next_change: int | None = None
-    for segment in rules.segments:
-        holds, change = _segment_holds(
-            segment.for_store(customer.store_id), customer, at_us, lifecycle_deadline
-        )
+    store = customer.store_id
+    for name, checks, by_store in rules.compiled:
+        if by_store and store in by_store:
+            checks = by_store[store]
+        holds, change = _all_hold(checks, facts)
         if holds:
-            members.append(segment.name)
+            members.append(name)
         if change is not None and (next_change is None or change < next_change):
             next_change = change
     klass = next((name for name in rules.classes if name in members), None)
@@ -173,113 +182,197 @@ def moved_up(classes: tuple[str, ...], from_class: str | None, to_class: str | N
     return rank(to_class) < rank(from_class)
 
 
-# -- conditions ---------------------------------------------------------------------------
-# Each gives (holds, flip): whether it holds at `at`, and the first later instant at which
-# time alone may change that (None: never by time alone).
-
-
-def _segment_holds(
-    c: Conditions, customer: CustomerState, at: int, lifecycle_deadline: int | None
-) -> tuple[bool, int | None]:
+def _all_hold(checks: tuple[Check, ...], facts: _Facts) -> tuple[bool, int | None]:
     """All conditions hold; and the earliest instant that may change the segment's answer.
 
-    In: the first instant one of its conditions may stop holding. Out: no condition that
-    fails can hold before its own flip, so not before the latest of those (if every failing
-    one can come to hold by time at all).
+    In: the first instant one of its conditions may stop holding. Out: no failing condition
+    can hold before its own flip, so the segment not before the latest of those; and never
+    by time alone if one of them never can.
     """
-    results = _conditions(c, customer, at, lifecycle_deadline)
-    failing = [flip for holds, flip in results if not holds]
-    if not failing:
-        return True, min((flip for _, flip in results if flip is not None), default=None)
-    if any(flip is None for flip in failing):
-        return False, None
-    return False, max(flip for flip in failing if flip is not None)
+    first_out: int | None = None
+    last_in: int | None = None
+    failing = False
+    for check in checks:
+        holds, flip = check(facts)
+        if holds:
+            if flip is not None and (first_out is None or flip < first_out):
+                first_out = flip
+            continue
+        if flip is None:
+            return _NEVER
+        failing = True
+        if last_in is None or flip > last_in:
+            last_in = flip
+    return (False, last_in) if failing else (True, first_out)
 
 
-def _conditions(
-    c: Conditions, customer: CustomerState, at: int, lifecycle_deadline: int | None
-) -> list[tuple[bool, int | None]]:
-    results: list[tuple[bool, int | None]] = []
-    first, last = customer.first_order_at, customer.last_order_at
+_NEVER: tuple[bool, int | None] = (False, None)
+
+
+class _Facts:
+    """What the conditions read of one customer at one instant, gathered once per evaluation.
+
+    `times` (oldest first), `nets`, `currencies` and `items` describe the counted orders in
+    the longest window, index by index.
+    """
+
+    __slots__ = (
+        "at",
+        "bought_keys",
+        "count",
+        "currencies",
+        "deadline",
+        "first",
+        "items",
+        "last",
+        "nets",
+        "spend",
+        "state",
+        "times",
+    )
+
+    def __init__(self, customer: CustomerState, at: int, lifecycle_deadline: int | None) -> None:
+        self.at = at
+        self.count = customer.order_count
+        self.first = customer.first_order_at
+        self.last = customer.last_order_at
+        self.state = customer.state
+        self.deadline = lifecycle_deadline
+        self.spend = customer.spend
+        self.bought_keys = customer.bought_keys or ()
+        times: list[int] = []
+        nets: list[int] = []
+        currencies: list[str | None] = []
+        items: list[list[Item] | None] = []
+        if customer.recent:
+            orders = customer.orders
+            for placed_at, order_id in customer.recent:
+                order = orders[order_id]
+                if placed_at > at or order.cancelled:
+                    continue
+                net = order.total_minor - order.refunded_minor() if order.refunds else order.total_minor
+                if net <= 0:
+                    continue  # refunded up to its total: no longer counted
+                times.append(placed_at)
+                nets.append(net)
+                currencies.append(order.currency)
+                items.append(order.items)
+        self.times, self.nets, self.currencies, self.items = times, nets, currencies, items
+
+
+# -- conditions, compiled to checks ---------------------------------------------------------
+# Each check gives (holds, flip): whether its condition holds at `facts.at`, and the first
+# later instant at which time alone may change that (None: never by time alone).
+
+
+def _checks(c: Conditions) -> tuple[Check, ...]:
+    checks: list[Check] = []
     if c.orders_over is not None:
-        results.append(_orders_over(c.orders_over, c.orders_within, customer, at))
+        checks.append(_orders_over(c.orders_over, c.orders_within))
     if c.spend_over is not None:
-        results.append(_spend_over(c.spend_over, c.spend_currency, c.spend_within, customer, at))
+        checks.append(_spend_over(c.spend_over, c.spend_currency or "", c.spend_within))
     if c.first_order_within is not None:
-        holds = first is not None and at - first < c.first_order_within
-        results.append((holds, first + c.first_order_within if holds and first is not None else None))
+        checks.append(_first_order_within(c.first_order_within))
     if c.last_order_within is not None:
-        holds = last is not None and at - last < c.last_order_within
-        results.append((holds, last + c.last_order_within if holds and last is not None else None))
+        checks.append(_last_order_within(c.last_order_within))
     if c.no_order_within is not None:
-        if last is None:
-            results.append((False, None))
-        elif at - last >= c.no_order_within:
-            results.append((True, None))
-        else:
-            results.append((False, last + c.no_order_within))
+        checks.append(_no_order_within(c.no_order_within))
     if c.bought:
-        results.append(_bought(c.bought, c.bought_within, customer, at))
+        checks.append(_bought(c.bought, c.bought_within))
     if c.state:
-        results.append((customer.state in c.state, lifecycle_deadline))
-    return results
+        checks.append(_state_in(c.state))
+    return tuple(checks)
 
 
-def _in_window(customer: CustomerState, at: int, window: int) -> list[tuple[int, OrderRecord]]:
-    """Counted orders with `at - placed_at < window`, oldest first."""
-    recent = customer.recent or []
-    start = bisect.bisect_right(recent, (at - window, "\U0010ffff"))
-    orders = customer.orders
-    found = []
-    for placed_at, order_id in recent[start:]:
-        order = orders[order_id]
-        if placed_at <= at and order.counts():
-            found.append((placed_at, order))
-    return found
-
-
-def _orders_over(count: int, window: int | None, customer: CustomerState, at: int) -> tuple[bool, int | None]:
+def _orders_over(count: int, window: int | None) -> Check:
     if window is None:
-        return customer.order_count > count, None
-    times = [placed_at for placed_at, _ in _in_window(customer, at, window)]
-    if len(times) <= count:
-        return False, None
-    # holds until enough of the oldest have left the window to leave `count`
-    return True, times[len(times) - count - 1] + window
+        return lambda f: (f.count > count, None)
+
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        times = f.times
+        start = bisect.bisect_right(times, f.at - window)
+        inside = len(times) - start
+        if inside <= count:
+            return _NEVER
+        # holds until enough of the oldest have left the window to leave `count`
+        return True, times[start + inside - count - 1] + window
+
+    return check
 
 
-def _spend_over(
-    amount: int, currency: str | None, window: int | None, customer: CustomerState, at: int
-) -> tuple[bool, int | None]:
+def _spend_over(amount: int, currency: str, window: int | None) -> Check:
     if window is None:
-        return customer.spend.get(currency or "", 0) > amount, None
-    net = [
-        (placed_at, order.total_minor - order.refunded_minor())
-        for placed_at, order in _in_window(customer, at, window)
-        if order.currency == currency
-    ]
-    total = sum(value for _, value in net)
-    if total <= amount:
-        return False, None
-    for placed_at, value in net:  # oldest first: the sum falls as they leave the window
-        total -= value
+        return lambda f: (f.spend.get(currency, 0) > amount, None)
+
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        times, nets, currencies = f.times, f.nets, f.currencies
+        start = bisect.bisect_right(times, f.at - window)
+        total = 0
+        for i in range(start, len(times)):
+            if currencies[i] == currency:
+                total += nets[i]
         if total <= amount:
-            return True, placed_at + window
-    raise AssertionError("unreachable: the last order leaving takes the sum to zero")
+            return _NEVER
+        for i in range(start, len(times)):  # oldest first: the sum falls as they leave
+            if currencies[i] == currency:
+                total -= nets[i]
+                if total <= amount:
+                    return True, times[i] + window
+        raise AssertionError("unreachable: with every order gone the sum is zero")
+
+    return check
 
 
-def _bought(
-    keys: frozenset[str], window: int | None, customer: CustomerState, at: int
-) -> tuple[bool, int | None]:
+def _first_order_within(window: int) -> Check:
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        first = f.first
+        if first is not None and f.at - first < window:
+            return True, first + window
+        return _NEVER
+
+    return check
+
+
+def _last_order_within(window: int) -> Check:
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        last = f.last
+        if last is not None and f.at - last < window:
+            return True, last + window
+        return _NEVER
+
+    return check
+
+
+def _no_order_within(window: int) -> Check:
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        last = f.last
+        if last is None:
+            return _NEVER
+        if f.at - last >= window:
+            return True, None
+        return False, last + window
+
+    return check
+
+
+def _bought(keys: frozenset[str], window: int | None) -> Check:
     if window is None:
-        return bool(keys.intersection(customer.bought_keys or ())), None
-    latest = None
-    for placed_at, order in _in_window(customer, at, window):
-        if order.items and any(k in keys for item in order.items for k in item_keys(item)):
-            latest = placed_at
-    if latest is None:
-        return False, None
-    return True, latest + window
+        return lambda f: (not keys.isdisjoint(f.bought_keys), None)
+
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        times, items = f.times, f.items
+        start = bisect.bisect_right(times, f.at - window)
+        for i in range(len(times) - 1, start - 1, -1):  # newest first: the last to leave
+            bought = items[i]
+            if bought and any(k in keys for item in bought for k in item_keys(item)):
+                return True, times[i] + window
+        return _NEVER
+
+    return check
+
+
+def _state_in(states: frozenset[State]) -> Check:
+    return lambda f: (f.state in states, f.deadline)
 
 
 # -- what the windows need ------------------------------------------------------------------

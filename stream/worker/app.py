@@ -104,7 +104,12 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     channels: dict[str, Any] = {}
     buffer = send_buffer.install(app.producer)
-    acks.install(app)
+
+    def processed_through(partition: int) -> int | None:
+        runtime = worker.partitions.get(partition)
+        return None if runtime is None else runtime.last_order_offset
+
+    acks.install(app, config.topics.orders, processed_through)
 
     def send_outputs() -> None:
         for output in worker.drain():

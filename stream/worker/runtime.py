@@ -22,6 +22,8 @@ from ..config import Config
 from ..lifecycle import Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..lifecycle.partition import erasure_key
+from ..lifecycle.segments import SegmentRules
+from ..lifecycle.transitions import Change, SegmentChange
 from ..messages import (
     InvalidEvent,
     Tick,
@@ -34,16 +36,16 @@ from ..messages import (
 )
 from ..metrics import WorkerMetrics
 from ..partitioning import partition_for
-from ..topics import per_name_topic
+from ..topics import per_name_topic, per_segment_topic
 from ..wallclock import wall_clock_us
 from .state import (
-    Change,
     CustomerHead,
     Outbox,
     PendingErasure,
     StoredHead,
     TableCustomers,
     TableErasures,
+    WrittenCustomer,
     decode_head,
     decode_pending_erasures,
     decode_stored,
@@ -82,8 +84,13 @@ class PartitionRuntime:
     persisted_clock: int | None = None
     last_order_offset: int | None = None
     states: Counter[State] = field(default_factory=Counter)
+    segment_members: Counter[str] = field(default_factory=Counter)
+    class_members: Counter[str] = field(default_factory=Counter)
     catch_up: CatchUp | None = None
     erasing: list[PendingErasure] = field(default_factory=list)
+    # customers last evaluated under other segment definitions (None: none, all up to date);
+    # see `_reevaluate_segments`
+    reevaluate: list[str] | None = None
 
 
 class Worker:
@@ -116,6 +123,7 @@ class Worker:
         self.partitions: dict[int, PartitionRuntime] = {}
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.topics = config.topics
+        self.segment_fingerprint = config.segments.fingerprint()
 
     # -- ownership ----------------------------------------------------------------------
 
@@ -128,6 +136,8 @@ class Worker:
         states: dict[int, list[CustomerHead]] = {n: [] for n in wanted}
         clocks: dict[int, int] = {}
         erasing: dict[int, list[PendingErasure]] = {}
+        # partitions whose customers were last evaluated under no segments at all
+        fingerprints: dict[int, str] = {n: SegmentRules().fingerprint() for n in wanted}
         # iterated, not looked up: a lookup during a message reads that message's partition only
         for key, raw in self.clocks.items():
             kind, _, suffix = (key.decode() if isinstance(key, bytes) else key).partition("-")
@@ -138,6 +148,8 @@ class Worker:
                 clocks[number] = int(raw)
             elif kind == "erasing":
                 erasing[number] = decode_pending_erasures(raw)
+            elif kind == "segments":
+                fingerprints[number] = raw.decode()
         for key, raw in self.table.items():
             customer_id = key.decode() if isinstance(key, bytes) else key
             number = partition_for(customer_id, count)
@@ -152,15 +164,20 @@ class Worker:
             customers = TableCustomers(self.table)
             clock = clocks.get(number)
             core = Partition(
-                customers, self.policies, self.time_rules, clock_us=clock, erasures=self.erasures
+                customers,
+                self.policies,
+                self.time_rules,
+                clock_us=clock,
+                erasures=self.erasures,
+                segments=self.config.segments,
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(core, customers, persisted_clock=clock)
             runtime.erasing = erasing.get(number, [])
             self._resend_erasures(number, runtime.erasing)
-            runtime.states.update(c.state for c in states[number])
-            for state, count in runtime.states.items():
-                self.metrics.customers.labels(state.value).inc(count)
+            if fingerprints[number] != self.segment_fingerprint:
+                runtime.reevaluate = [c.customer_id for c in states[number]]
+            self._count_members(runtime, states[number])
             self.partitions[number] = runtime
             log.info(
                 "took up partition %d: %d customers, clock %s",
@@ -169,13 +186,27 @@ class Worker:
                 format_rfc3339(core.clock_us) if core.clock_us is not None else "not started",
             )
 
+    def _count_members(self, runtime: PartitionRuntime, heads: list[CustomerHead]) -> None:
+        runtime.states.update(c.state for c in heads)
+        runtime.segment_members.update(name for c in heads for name in c.segments)
+        runtime.class_members.update(c.segment_class for c in heads if c.segment_class is not None)
+        self._gauge_members(runtime, 1)
+
+    def _gauge_members(self, runtime: PartitionRuntime, sign: int) -> None:
+        metrics = self.metrics
+        for state, count in runtime.states.items():
+            metrics.customers.labels(state.value).inc(sign * count)
+        for segment, count in runtime.segment_members.items():
+            metrics.segment_members.labels(segment).inc(sign * count)
+        for klass, count in runtime.class_members.items():
+            metrics.class_members.labels(klass).inc(sign * count)
+
     def let_go(self, numbers: Iterable[int]) -> None:
         for number in numbers:
             runtime = self.partitions.pop(number, None)
             if runtime is None:
                 continue
-            for state, count in runtime.states.items():
-                self.metrics.customers.labels(state.value).dec(count)
+            self._gauge_members(runtime, -1)
             with contextlib.suppress(KeyError):  # a partition taken up but never clocked
                 self.metrics.partition_clock.remove(str(number))
             log.info("let go of partition %d", number)
@@ -220,7 +251,10 @@ class Worker:
                 continue
             for sent_raw in outbox.transitions:
                 sent = orjson.loads(sent_raw)
-                self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
+                if "change" in sent:
+                    self._send_segment_change(key, sent_raw, sent["segment"], fresh=not sent["replayed"])
+                else:
+                    self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
                 self.metrics.resent.inc()
 
     def _undelivered(self, number: int, outbox: Outbox) -> bool:
@@ -236,6 +270,8 @@ class Worker:
             # every owned partition in one sweep of the table: a sweep reads all local data
             self.take_up({number, *self.owned_partitions()})
         runtime = self.partitions[number]
+        if runtime.reevaluate is not None:
+            self._reevaluate_segments(runtime, number, topic, offset)
         raw = value or b""
         if topic == self.topics.ticks:
             self._on_tick(runtime, number, offset, raw)
@@ -277,6 +313,29 @@ class Worker:
         erased = event.customer_id if result.erased else None
         self._publish(runtime, number, topic, offset, result.transitions, erased)
 
+    def _reevaluate_segments(self, runtime: PartitionRuntime, number: int, topic: str, offset: int) -> None:
+        """Segments were added, removed or redefined since this partition's customers were last
+        evaluated: each difference is a change at the partition clock, marked replayed.
+
+        Done at the partition's first message after it is taken up, because a table write
+        goes to the changelog partition of the message being handled.
+        """
+        changes: list[Change] = []
+        customer_ids, runtime.reevaluate = runtime.reevaluate or [], None
+        for customer_id in customer_ids:
+            customer = runtime.customers.get(customer_id)
+            if customer is not None:
+                changes += runtime.core.reevaluate_segments(customer, self.now_us())
+        if customer_ids:
+            log.info(
+                "partition %d: segment definitions changed; %d customers re-evaluated, %d changes (replayed)",
+                number,
+                len(customer_ids),
+                len(changes),
+            )
+        self.clocks[_segments_key(number)] = self.segment_fingerprint.encode()
+        self._publish(runtime, number, topic, offset, changes)
+
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
         try:
             tick = decode_tick(raw)
@@ -316,14 +375,14 @@ class Worker:
         number: int,
         topic: str,
         offset: int,
-        transitions: list[Transition],
+        changes: list[Change],
         erased: str | None = None,
     ) -> None:
         """Write changed customers (with their outboxes), the clock, then send the outputs."""
-        encoded = [(transition, encode(transition)) for transition in transitions]
+        encoded = [(change, encode(change)) for change in changes]
         by_customer: dict[str, list[bytes]] = {}
-        for transition, raw in encoded:
-            by_customer.setdefault(transition.customer_id, []).append(raw)
+        for change, raw in encoded:
+            by_customer.setdefault(change.customer_id, []).append(raw)
         outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
         clock = runtime.core.clock_us
         changed = runtime.customers.write_back(
@@ -337,21 +396,23 @@ class Worker:
                 self.clocks[_clock_key(number)] = str(clock).encode()
             runtime.persisted_clock = clock
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
-        self._count(runtime, number, transitions, changed)
-        for transition, raw in encoded:
-            self._send_transition(
-                transition.customer_id.encode(), raw, transition.transition, fresh=not transition.replayed
-            )
-        for change in changed:
-            value = None if change.state is None else encode(customer_record(change.state))
-            self._emit(self.topics.customer_state, change.customer_id.encode(), value, number)
+        self._count(runtime, number, changes, changed)
+        for change, raw in encoded:
+            key = change.customer_id.encode()
+            if isinstance(change, Transition):
+                self._send_transition(key, raw, change.transition, fresh=not change.replayed)
+            else:
+                self._send_segment_change(key, raw, change.segment, fresh=not change.replayed)
+        for written in changed:
+            value = None if written.state is None else encode(customer_record(written.state))
+            self._emit(self.topics.customer_state, written.customer_id.encode(), value, number)
 
     def _keep_erasures(
         self,
         runtime: PartitionRuntime,
         number: int,
         written_by: tuple[str, int],
-        changed: list[Change],
+        changed: list[WrittenCustomer],
         erased: str | None,
     ) -> None:
         """Add this message's erasure to the partition's pending ones, drop the committed."""
@@ -371,10 +432,13 @@ class Worker:
             self.clocks.pop(_erasing_key(number), None)
 
     def _count(
-        self, runtime: PartitionRuntime, number: int, transitions: list[Transition], changed: list[Change]
+        self, runtime: PartitionRuntime, number: int, changes: list[Change], changed: list[WrittenCustomer]
     ) -> None:
         metrics = self.metrics
-        for transition in transitions:
+        for transition in changes:
+            if isinstance(transition, SegmentChange):
+                self._count_segment_change(runtime, transition)
+                continue
             metrics.transitions.labels(transition.transition).inc()
             if transition.transition == "became_repeat":
                 snap = transition.customer
@@ -392,6 +456,25 @@ class Worker:
                     metrics.customers.labels(state.value).inc(step)
         if runtime.core.clock_us is not None:
             metrics.partition_clock.labels(str(number)).set(runtime.core.clock_us / 1e6)
+
+    def _count_segment_change(self, runtime: PartitionRuntime, change: SegmentChange) -> None:
+        metrics = self.metrics
+        if change.segment is not None:
+            step = 1 if change.change == "entered_segment" else -1
+            runtime.segment_members[change.segment] += step
+            metrics.segment_members.labels(change.segment).inc(step)
+            metrics.segment_changes.labels(change.segment, change.change.value).inc()
+            return
+        for klass, step in ((change.from_class, -1), (change.to_class, 1)):
+            if klass is not None:
+                runtime.class_members[klass] += step
+                metrics.class_members.labels(klass).inc(step)
+        metrics.class_changes.labels("up" if change.moved_up else "down").inc()
+
+    def _send_segment_change(self, key: bytes, raw: bytes, segment: str | None, *, fresh: bool) -> None:
+        self._emit(self.topics.segment_changes, key, raw, None)
+        if fresh:
+            self._emit(per_segment_topic(self.config, segment), key, raw, None)
 
     def _send_transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
         self._emit(self.topics.transitions, key, raw, None)
@@ -424,6 +507,10 @@ class Worker:
 
 def _clock_key(number: int) -> bytes:
     return f"partition-{number}".encode()
+
+
+def _segments_key(number: int) -> bytes:
+    return f"segments-{number}".encode()
 
 
 def _erasing_key(number: int) -> bytes:

@@ -50,6 +50,8 @@ class CustomerHead(msgspec.Struct):
     customer_id: str
     state: State
     deadline: int | None = None
+    segments: list[str] = msgspec.field(default_factory=list)
+    segment_class: str | None = None
 
 
 class StoredHead(msgspec.Struct, array_like=True):
@@ -118,7 +120,7 @@ def encode_pending_erasures(pending: list[PendingErasure]) -> bytes:
     return _encode(pending)
 
 
-class Change(NamedTuple):
+class WrittenCustomer(NamedTuple):
     customer_id: str
     before: State | None  # None: the customer is new
     state: CustomerState | None  # None: erased
@@ -170,7 +172,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         partition_clock: int | None,
         written_by: tuple[str, int],
         undelivered: Callable[[Outbox], bool],
-    ) -> list[Change]:
+    ) -> list[WrittenCustomer]:
         """Write every changed customer to the table, with this message's outbox and the
         earlier ones still `undelivered`; returns what changed."""
         written = []
@@ -179,7 +181,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             latest = outboxes.get(customer_id)
             if latest is not None:
                 kept.append(latest)
-            written.append(Change(customer_id, self._before.get(customer_id), state, kept))
+            written.append(WrittenCustomer(customer_id, self._before.get(customer_id), state, kept))
             key = customer_id.encode()
             if state is None:
                 self.table.pop(key, None)
