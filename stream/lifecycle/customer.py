@@ -51,6 +51,10 @@ class OrderRecord(msgspec.Struct, kw_only=True):
         return not (self.refunds and self.refunded_minor() >= self.total_minor)
 
 
+# (placed_at, net amount in minor units, currency, order_id) of a counted order in a window
+RecentOrder = tuple[int, int, str, str]
+
+
 class CustomerState(msgspec.Struct, kw_only=True):
     """Everything the engine keeps about one customer."""
 
@@ -73,7 +77,7 @@ class CustomerState(msgspec.Struct, kw_only=True):
     segments: list[str] = msgspec.field(default_factory=list)
     segment_class: str | None = None
     change_seq: int = 0
-    recent: list[tuple[int, str]] | None = None
+    recent: list[RecentOrder] | None = None
     bought_keys: list[str] | None = None
 
 

@@ -346,10 +346,9 @@ class Partition:
 
     def _move_segments(self, customer: CustomerState, members: list[str], klass: str | None) -> list[_Move]:
         """Set the customer's segments and class; the moves, in the order they are told."""
-        before = set(customer.segments)
-        after = set(members)
         moves: list[_Move] = []
-        if before != after:
+        if sorted(members) != customer.segments:
+            before, after = set(customer.segments), set(members)
             configured = [s.name for s in self.segments.segments]
             gone = sorted(before.difference(configured))  # segments no longer configured
             for name in [*configured, *gone]:

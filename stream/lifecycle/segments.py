@@ -18,13 +18,14 @@ import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from .events import Item, OrderEvent, OrderPlaced
 from .policy import State
 
 if TYPE_CHECKING:
-    from .customer import CustomerState, OrderRecord
+    from .customer import CustomerState, OrderRecord, RecentOrder
 
 
 def item_keys(item: Item) -> tuple[str, ...]:
@@ -99,9 +100,7 @@ class SegmentRules:
     # keys of unwindowed `bought` conditions, and each segment's conditions as checks
     horizon: int = field(init=False, repr=False, compare=False)
     unwindowed_keys: frozenset[str] = field(init=False, repr=False, compare=False)
-    compiled: tuple[tuple[str, tuple[Check, ...], dict[str, tuple[Check, ...]]], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    compiled: tuple[tuple[str, Check, dict[str, Check]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         every = [c for s in self.segments for c in s.every_conditions()]
@@ -109,7 +108,7 @@ class SegmentRules:
             "horizon": max((w for c in every for w in c.windows()), default=0),
             "unwindowed_keys": frozenset(k for c in every if c.bought_within is None for k in c.bought),
             "compiled": tuple(
-                (s.name, _checks(s.conditions), {store: _checks(c) for store, c in s.stores.items()})
+                (s.name, _segment_check(s.conditions), {st: _segment_check(c) for st, c in s.stores.items()})
                 for s in self.segments
             ),
         }
@@ -161,10 +160,10 @@ def evaluate(
     members: list[str] = []
     next_change: int | None = None
     store = customer.store_id
-    for name, checks, by_store in rules.compiled:
+    for name, check, by_store in rules.compiled:
         if by_store and store in by_store:
-            checks = by_store[store]
-        holds, change = _all_hold(checks, facts)
+            check = by_store[store]
+        holds, change = check(facts)
         if holds:
             members.append(name)
         if change is not None and (next_change is None or change < next_change):
@@ -180,6 +179,14 @@ def moved_up(classes: tuple[str, ...], from_class: str | None, to_class: str | N
         return classes.index(name) if name in classes else len(classes)
 
     return rank(to_class) < rank(from_class)
+
+
+def _segment_check(conditions: Conditions) -> Check:
+    """One check for a segment: its condition's own when it has one (most do), else all."""
+    checks = _checks(conditions)
+    if len(checks) == 1:
+        return checks[0]
+    return lambda facts: _all_hold(checks, facts)
 
 
 def _all_hold(checks: tuple[Check, ...], facts: _Facts) -> tuple[bool, int | None]:
@@ -210,25 +217,24 @@ _NEVER: tuple[bool, int | None] = (False, None)
 
 
 class _Facts:
-    """What the conditions read of one customer at one instant, gathered once per evaluation.
+    """What the conditions read of one customer at one instant.
 
-    `times` (oldest first), `nets`, `currencies` and `items` describe the counted orders in
-    the longest window, index by index.
+    `recent` is `CustomerState.recent`: (placed_at, net amount, currency, order_id) of each
+    counted order in the longest window, oldest first.
     """
 
     __slots__ = (
         "at",
         "bought_keys",
         "count",
-        "currencies",
         "deadline",
         "first",
-        "items",
         "last",
-        "nets",
+        "orders",
+        "recent",
         "spend",
+        "spend_within",
         "state",
-        "times",
     )
 
     def __init__(self, customer: CustomerState, at: int, lifecycle_deadline: int | None) -> None:
@@ -240,24 +246,25 @@ class _Facts:
         self.deadline = lifecycle_deadline
         self.spend = customer.spend
         self.bought_keys = customer.bought_keys or ()
-        times: list[int] = []
-        nets: list[int] = []
-        currencies: list[str | None] = []
-        items: list[list[Item] | None] = []
-        if customer.recent:
-            orders = customer.orders
-            for placed_at, order_id in customer.recent:
-                order = orders[order_id]
-                if placed_at > at or order.cancelled:
-                    continue
-                net = order.total_minor - order.refunded_minor() if order.refunds else order.total_minor
-                if net <= 0:
-                    continue  # refunded up to its total: no longer counted
-                times.append(placed_at)
-                nets.append(net)
-                currencies.append(order.currency)
-                items.append(order.items)
-        self.times, self.nets, self.currencies, self.items = times, nets, currencies, items
+        self.recent = customer.recent or _EMPTY
+        self.orders = customer.orders
+        # (window, currency) -> (start of the window in `recent`, net spend in it): several
+        # segments (A/B/C classes) usually share a window
+        self.spend_within: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def window_spend(self, window: int, currency: str) -> tuple[int, int]:
+        key = (window, currency)
+        found = self.spend_within.get(key)
+        if found is None:
+            recent = self.recent
+            start = bisect.bisect_right(recent, self.at - window, key=_placed_at)
+            total = sum(entry[1] for entry in recent[start:] if entry[2] == currency)
+            found = self.spend_within[key] = (start, total)
+        return found
+
+
+_EMPTY: list[RecentOrder] = []
+_placed_at = itemgetter(0)
 
 
 # -- conditions, compiled to checks ---------------------------------------------------------
@@ -289,13 +296,13 @@ def _orders_over(count: int, window: int | None) -> Check:
         return lambda f: (f.count > count, None)
 
     def check(f: _Facts) -> tuple[bool, int | None]:
-        times = f.times
-        start = bisect.bisect_right(times, f.at - window)
-        inside = len(times) - start
+        recent = f.recent
+        start = bisect.bisect_right(recent, f.at - window, key=_placed_at)
+        inside = len(recent) - start
         if inside <= count:
             return _NEVER
         # holds until enough of the oldest have left the window to leave `count`
-        return True, times[start + inside - count - 1] + window
+        return True, recent[start + inside - count - 1][0] + window
 
     return check
 
@@ -305,19 +312,14 @@ def _spend_over(amount: int, currency: str, window: int | None) -> Check:
         return lambda f: (f.spend.get(currency, 0) > amount, None)
 
     def check(f: _Facts) -> tuple[bool, int | None]:
-        times, nets, currencies = f.times, f.nets, f.currencies
-        start = bisect.bisect_right(times, f.at - window)
-        total = 0
-        for i in range(start, len(times)):
-            if currencies[i] == currency:
-                total += nets[i]
+        start, total = f.window_spend(window, currency)
         if total <= amount:
             return _NEVER
-        for i in range(start, len(times)):  # oldest first: the sum falls as they leave
-            if currencies[i] == currency:
-                total -= nets[i]
+        for placed_at, net, paid_in, _ in f.recent[start:]:  # oldest first: the sum falls as they leave
+            if paid_in == currency:
+                total -= net
                 if total <= amount:
-                    return True, times[i] + window
+                    return True, placed_at + window
         raise AssertionError("unreachable: with every order gone the sum is zero")
 
     return check
@@ -360,12 +362,13 @@ def _bought(keys: frozenset[str], window: int | None) -> Check:
         return lambda f: (not keys.isdisjoint(f.bought_keys), None)
 
     def check(f: _Facts) -> tuple[bool, int | None]:
-        times, items = f.times, f.items
-        start = bisect.bisect_right(times, f.at - window)
-        for i in range(len(times) - 1, start - 1, -1):  # newest first: the last to leave
-            bought = items[i]
+        recent, orders = f.recent, f.orders
+        start = bisect.bisect_right(recent, f.at - window, key=_placed_at)
+        for i in range(len(recent) - 1, start - 1, -1):  # newest first: the last to leave
+            placed_at, _, _, order_id = recent[i]
+            bought = orders[order_id].items
             if bought and any(k in keys for item in bought for k in item_keys(item)):
-                return True, times[i] + window
+                return True, placed_at + window
         return _NEVER
 
     return check
@@ -399,7 +402,9 @@ def note_event(
     if horizon and order.placed_at > clock_us - horizon:
         if customer.recent is None:
             customer.recent = []
-        bisect.insort(customer.recent, (order.placed_at, event.order_id))
+        bisect.insort(
+            customer.recent, (order.placed_at, order.total_minor, order.currency or "", event.order_id)
+        )
     if keys and order.items:
         matched = _matched(keys, order)
         if matched - set(customer.bought_keys or ()):
@@ -411,7 +416,7 @@ def rebuild_windows(rules: SegmentRules, customer: CustomerState, clock_us: int)
     horizon, keys = rules.horizon, rules.unwindowed_keys
     counted = [(order_id, order) for order_id, order in customer.orders.items() if order.counts()]
     recent = sorted(
-        (order.placed_at, order_id)
+        (order.placed_at, order.total_minor - order.refunded_minor(), order.currency or "", order_id)
         for order_id, order in counted
         if order.placed_at is not None and horizon and order.placed_at > clock_us - horizon
     )
@@ -432,6 +437,6 @@ def _prune(customer: CustomerState, before_us: int) -> None:
     recent = customer.recent
     if not recent or recent[0][0] > before_us:
         return
-    del recent[: bisect.bisect_right(recent, (before_us, "\U0010ffff"))]
+    del recent[: bisect.bisect_right(recent, before_us, key=_placed_at)]
     if not recent:
         customer.recent = None
