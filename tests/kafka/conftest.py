@@ -103,11 +103,13 @@ class Env:
                 "customer_state": f"{tag}.customer-state",
                 "dead_letters": f"{tag}.dead-letters",
                 "ticks": f"{tag}.ticks",
+                "segment_changes": f"{tag}.segment-changes",
             },
             "time": {"ticks": False},
         }
         for section, values in sections.items():
             base.setdefault(section, {}).update(values)
+        self.sections = base
         self.path = directory / "lifecycle.toml"
         self.path.write_text(_toml(base))
         self.config: Config = load_config(self.path)
@@ -126,6 +128,12 @@ class Env:
         if check and result.returncode != 0:
             raise AssertionError(f"lifecycle {' '.join(args)} failed:\n{result.stderr.decode()}")
         return result
+
+    def reconfigure(self, **sections: dict[str, Any]) -> None:
+        """Add or replace sections of the config file that workers started from now on read."""
+        self.sections.update(sections)
+        self.path.write_text(_toml(self.sections))
+        self.config = load_config(self.path)
 
     def replay(self, history: Path, *extra: str) -> tuple[list[dict], list[dict]]:
         out = self.directory / f"replay-{uuid.uuid4().hex[:6]}"
@@ -373,7 +381,7 @@ def _toml(sections: dict[str, dict[str, Any]]) -> str:
             rendered = (
                 str(value).lower()
                 if isinstance(value, bool)
-                else (str(value) if isinstance(value, int) else f'"{value}"')
+                else (str(value) if isinstance(value, int) else orjson.dumps(value).decode())
             )
             lines.append(f"{key} = {rendered}")
     return "\n".join(lines) + "\n"

@@ -33,6 +33,15 @@ SECONDS_WINDOW_AND_FAST_TICKS: dict[str, dict[str, str | bool]] = {
 }
 
 
+PRESET_LIKE: dict[str, dict] = {
+    "segments.frequent": {"orders_over": 1, "orders_within": "60d"},
+    "segments.big": {"spend_over": "40 EUR", "spend_within": "365d"},
+    "segments.new": {"first_order_within": "30d"},
+    "segments.lapsed": {"no_order_within": "120d"},
+    "classes": {"order": ["big", "frequent"]},
+}
+
+
 def _order(customer_id: str, number: str, at_us: int) -> dict:
     return {
         "type": "order.placed",
@@ -157,9 +166,10 @@ def _check_changelog(env, expected_states, timeout=60):
 
 
 def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory):
-    env = env_factory(kafka={"partitions": 3})
+    env = env_factory(kafka={"partitions": 3}, **PRESET_LIKE)
     history = generated(env, 1500, seed=11)
     expected, expected_states = env.replay(history)
+    expected_changes = _replayed_segment_changes(env, history)
     env.lifecycle("send", str(history))
     first = env.start_worker("crashy")
     env.transitions(lambda ts: len(ts) >= len(expected) // 4, timeout=180)
@@ -167,10 +177,33 @@ def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory)
     env.start_worker("crashy")  # same data dir: RocksDB as the crash left it
     got = _check_against_replay(env, expected, expected_states)
     assert len(got) >= len(expected)
+    _check_segment_changes(env, expected_changes)
     _check_no_offsets_skipped(env)
     # The crash may leave local writes that never reached the changelog; a worker that
     # takes the partitions over later restores from the changelog, so it must agree too.
     _check_changelog(env, expected_states)
+
+
+def _replayed_segment_changes(env, history: Path) -> list[dict]:
+    out = env.directory / "segment-changes.jsonl"
+    env.lifecycle("replay", str(history), "--segment-changes", str(out))
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def _check_segment_changes(env, expected: list[dict], timeout: float = 120) -> None:
+    """Every change of the replay, with its id, and no other id for a (customer, seq)."""
+    want = {(c["customer_id"], c["seq"]): c["event_id"] for c in expected}
+    assert want, "the history should move customers between segments"
+
+    def ids(messages: list) -> dict[tuple[str, int], set[str]]:
+        found: dict[tuple[str, int], set[str]] = {}
+        for m in messages:
+            c = orjson.loads(m.value)
+            found.setdefault((c["customer_id"], c["seq"]), set()).add(c["event_id"])
+        return found
+
+    got = ids(env.read(env.config.topics.segment_changes, lambda ms: set(ids(ms)) >= set(want), timeout))
+    assert {key: {event_id} for key, event_id in want.items()} == got
 
 
 def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_back_at_once(env_factory):
@@ -270,3 +303,69 @@ def test_bad_messages_go_to_dead_letters_with_reasons_and_the_partition_keeps_fl
     assert records[3]["raw_size"] == len(oversize) and records[3]["raw_base64_truncated"] is True
     got = env.transitions(lambda ts: {t["customer_id"] for t in ts} >= {"fine", "after"}, timeout=60)
     assert {t["customer_id"] for t in got} == {"fine", "after"}
+
+
+def test_segment_changes_live_equal_replay_and_a_new_segment_arrives_replayed(env_factory):
+    env = env_factory(kafka={"partitions": 3}, **PRESET_LIKE)
+    history = generated(env, 300, seed=23)
+    out = env.directory / "segmented"
+    env.lifecycle(
+        "replay",
+        str(history),
+        "--segment-changes",
+        f"{out}.c",
+        "--states",
+        f"{out}.s",
+        "--transitions",
+        f"{out}.t",
+    )
+    expected = [orjson.loads(line) for line in Path(f"{out}.c").read_bytes().splitlines()]
+    expected_states = [orjson.loads(line) for line in Path(f"{out}.s").read_bytes().splitlines()]
+    assert {c["change"] for c in expected} == {"entered_segment", "left_segment", "class_changed"}
+    env.lifecycle("send", str(history))
+    worker = env.start_worker("seg")
+    topic = env.config.topics.segment_changes
+    want = {(c["customer_id"], c["seq"]): c["event_id"] for c in expected}
+
+    def changes(messages: list) -> list[dict]:
+        return [orjson.loads(m.value) for m in messages]
+
+    got = changes(
+        env.read(topic, lambda ms: {(c["customer_id"], c["seq"]) for c in changes(ms)} >= set(want), 180)
+    )
+    assert {(c["customer_id"], c["seq"]): c["event_id"] for c in got} == want
+    by_id = {c["event_id"]: c for c in expected}
+    for change in got:
+        mine = by_id[change["event_id"]]
+        assert (change["change"], change["segment"], change["to_class"], change["occurred_at"]) == (
+            mine["change"],
+            mine["segment"],
+            mine["to_class"],
+            mine["occurred_at"],
+        )
+    want_states = {s["customer_id"]: (s["segments"], s["class"]) for s in expected_states}
+    env.latest_states(
+        lambda latest: {k: (v["segments"], v["class"]) for k, v in latest.items()} == want_states
+    )
+    worker.stop()
+
+    # a segment added: the restarted worker re-evaluates every customer it takes up
+    env.reconfigure(**{"segments.buyers": {"orders_over": 0}})
+    restarted = env.start_worker("seg")
+    late = [_order(f"late-{p}", f"late-{p}", int(time.time() * 1e6)) for p in range(30)]
+    (env.directory / "late.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in late))
+    env.lifecycle("send", str(env.directory / "late.jsonl"))  # a message for every partition
+    buyers = {s["customer_id"] for s in expected_states if s["order_count"] > 0}
+    reevaluated = changes(
+        env.read(
+            topic,
+            lambda ms: {c["customer_id"] for c in changes(ms) if c["cause"] == "configuration"} >= buyers,
+            120,
+        )
+    )
+    configured = [c for c in reevaluated if c["cause"] == "configuration"]
+    assert {c["customer_id"] for c in configured} == buyers
+    assert all(
+        c["replayed"] and c["segment"] == "buyers" and c["change"] == "entered_segment" for c in configured
+    )
+    assert restarted.alive(), restarted.output()
