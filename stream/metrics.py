@@ -114,6 +114,13 @@ class WorkerMetrics:
             ["direction"],
             registry=registry,
         )
+        self.rereads = Counter(
+            "lifecycle_orders_rereads",
+            "Times an orders partition was read again because a message arrived past offsets "
+            "not yet processed (faust dropped one on its way, around a rebalance).",
+            ["partition"],
+            registry=registry,
+        )
         self.stalled_partitions = Gauge(
             "lifecycle_stalled_partitions",
             "Owned orders partitions with messages to process and none processed for 30 s.",

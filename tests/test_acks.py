@@ -152,3 +152,15 @@ async def test_a_gap_between_processed_offsets_is_committed_as_faust_does_for_ma
     await app.consumer._add_gap(ORDERS, 104, 104)  # a transaction marker at 104
     processed_through(app, last, range(105, 107))
     assert commit_while_it_moves(app) == 107
+
+
+def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
+    processed(app, range(100, 102))
+    refused = _message(102, generation=1)
+    acks.refuse(refused)
+    app.consumer.ack(refused)
+    assert refused.acked and refused not in app.consumer.unacked
+    assert app.consumer._new_offset(ORDERS) == 102
+    processed(app, range(102, 104))  # read again, processed this time
+    app.consumer._committed_offset[ORDERS] = 102
+    assert app.consumer._new_offset(ORDERS) == 104

@@ -57,16 +57,51 @@ def test_a_partition_let_go_of_mid_catch_up_stops_there():
     worker.catch_up(0)  # nothing to do, nothing raised
 
 
-def test_a_jump_in_orders_offsets_is_logged_and_counted_as_messages_skipped(caplog):
+def _order_at(worker: Worker, offset: int) -> int | None:
+    event = placed(f"c{offset}", f"o{offset}", at(0, us=offset))
+    return worker.on_message(worker.topics.orders, 0, offset, None, orjson.dumps(event))
+
+
+def _customers(worker: Worker) -> set[str]:
+    topic = worker.topics.customer_state
+    return {o.key.decode() for o in worker.drain() if o.topic == topic and o.key}
+
+
+def test_a_message_past_a_hole_is_not_processed_and_the_partition_is_read_again_from_the_hole():
     worker = _worker()
-    orders = worker.topics.orders
-    for offset in (0, 1, 4):
-        event = placed(f"c{offset}", f"o{offset}", at(0, us=offset))
-        worker.on_message(orders, 0, offset, None, orjson.dumps(event))
+    assert [_order_at(worker, offset) for offset in (0, 1)] == [None, None]
+    assert _order_at(worker, 4) == 2  # 2 and 3 never arrived
+    assert _order_at(worker, 5) == 2  # still ahead of the hole: read again from 2
+    assert _customers(worker) == {"c0", "c1"}
+    assert [_order_at(worker, offset) for offset in (2, 3, 4, 5)] == [None] * 4
+    assert _customers(worker) == {"c2", "c3", "c4", "c5"}
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("lifecycle_orders_rereads_total", {"partition": "0"}) == 1
+    assert registry.get_sample_value("lifecycle_skipped_orders_total", {"partition": "0"}) is None
+
+
+def test_offsets_with_no_message_on_a_re_read_are_a_real_gap_counted_as_skipped(caplog):
+    worker = _worker()
+    _order_at(worker, 0)
+    assert _order_at(worker, 3) == 1
+    assert _order_at(worker, 3) is None  # the re-read from 1 found 3 first: 1 and 2 hold no message
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-    assert skipped == ["orders partition 0: offset 4 follows 1: 2 message(s) skipped"]
+    assert skipped == [
+        "orders partition 0: offset 3 follows 0: 2 message(s) skipped (no message there on a re-read: "
+        "transaction markers?)"
+    ]
+    assert _customers(worker) == {"c0", "c3"}
     registry = worker.metrics.registry
     assert registry.get_sample_value("lifecycle_skipped_orders_total", {"partition": "0"}) == 2
+
+
+def test_the_first_message_of_an_ownership_must_be_the_committed_offset():
+    config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+    worker = Worker(
+        config, {}, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0], committed_offset=lambda t, n: 7
+    )
+    assert _order_at(worker, 9) == 7
+    assert _order_at(worker, 7) is None
 
 
 def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():

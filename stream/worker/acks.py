@@ -53,7 +53,10 @@ def install(
     record_ack = consumer.ack
 
     def ack(message: Message) -> bool:
-        if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+        refused = (message.tp, message.offset) in _refused
+        if refused:
+            _refused.discard((message.tp, message.offset))
+        elif app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
             return bool(record_ack(message))
         message.acked = True
         consumer._unacked_messages.discard(message)
@@ -93,6 +96,15 @@ def install(
                 consumer._committed_offset[tp] = await consumer.position(tp)
 
     consumer.perform_seek = perform_seek
+
+
+# messages the worker handed back unprocessed (see `refuse`), until faust acks them
+_refused: set[tuple[TP, int]] = set()
+
+
+def refuse(message: Message) -> None:
+    """Make the coming ack of `message` count for nothing: the worker did not process it."""
+    _refused.add((message.tp, message.offset))
 
 
 def _chop_gaps(consumer: Any, tp: TP, first_unprocessed: int) -> None:

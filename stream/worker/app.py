@@ -125,9 +125,15 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         async for event in stream.events():
             message = event.message
             with metrics.processing.time():
-                worker.on_message(
+                reread_from = worker.on_message(
                     message.topic, message.partition, message.offset, message.key, message.value
                 )
+            if reread_from is not None:
+                # not processed: its ack must not count, and the partition is read again
+                # from the first offset missing
+                acks.refuse(message)
+                await app.consumer.seek(message.tp, reread_from)
+                continue
             send_outputs()
             while worker.catching_up(message.partition):
                 # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
