@@ -48,7 +48,7 @@ def test_dashboard_queries_use_only_metrics_the_worker_exports():
     titles = [panel["title"] for panel in dashboard["panels"]]
     assert len(titles) == len(set(titles)) >= 6
     for panel in dashboard["panels"]:
-        for target in panel["targets"]:
+        for target in panel.get("targets", []):  # a row has none
             for name in re.findall(r"\blifecycle_[a-z_]+", target["expr"]):
                 assert name in exported, f"{panel['title']}: {name} is not exported"
 
