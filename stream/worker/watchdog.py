@@ -47,12 +47,16 @@ class StallWatch:
         if seen.reported or now - seen.since < STALL_AFTER_S:
             return
         seen.reported = True
+        try:
+            described = self.describe(tp)
+        except Exception as error:  # diagnostics only: a crash here would stop the worker
+            described = f"(no details: {error!r})"
         log.warning(
             "orders partition %d: %d message(s) to process and none processed for %.0f s; %s",
             tp.partition,
             lag,
             now - seen.since,
-            self.describe(tp),
+            described,
         )
 
     def forget(self, partitions: set[int]) -> None:
@@ -78,7 +82,7 @@ class StallWatch:
             "unacked_messages": len(consumer._unacked_messages),
             "highwater": consumer.highwater(tp),
             "producer_buffer": self.app.producer.buffer.size,
-            "stream_queues": [len(channel.queue) for channel in self.app.topics._topics],
+            "stream_queues": [channel.queue.qsize() for channel in self.app.topics._topics],
         }
         try:
             client = consumer._thread._ensure_consumer()
