@@ -164,3 +164,18 @@ def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
     processed(app, range(102, 104))  # read again, processed this time
     app.consumer._committed_offset[ORDERS] = 102
     assert app.consumer._new_offset(ORDERS) == 104
+
+
+def test_no_orders_offset_is_committed_past_the_message_after_the_last_one_processed(app, caplog):
+    consumer = app.consumer
+    ticks = TP("ticks", 0)
+    wanted = {ORDERS: 3894, ticks: 77}
+    assert acks._processed_only(consumer, wanted, ORDERS.topic, lambda partition: 3101) == {
+        ORDERS: 3102,
+        ticks: 77,
+    }
+    assert "faust would commit 3894, past the last offset processed here (3101)" in caplog.text
+    # nothing processed in this ownership: nothing of the partition is committed
+    assert acks._processed_only(consumer, wanted, ORDERS.topic, lambda partition: None) == {ticks: 77}
+    # within what was processed, faust's offset stands
+    assert acks._processed_only(consumer, {ORDERS: 120}, ORDERS.topic, lambda partition: 150) == {ORDERS: 120}

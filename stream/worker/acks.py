@@ -87,6 +87,15 @@ def install(
 
     consumer._new_offset = new_offset
 
+    commit_offsets = consumer._commit_offsets
+
+    async def commit_processed_only(offsets: Any, start_new_transaction: bool = True) -> bool:
+        if orders_topic is not None:
+            offsets = _processed_only(consumer, offsets, orders_topic, processed_through)
+        return bool(await commit_offsets(offsets, start_new_transaction=start_new_transaction))
+
+    consumer._commit_offsets = commit_processed_only
+
     seek_to_committed = consumer.perform_seek
 
     async def perform_seek() -> None:
@@ -96,6 +105,43 @@ def install(
                 consumer._committed_offset[tp] = await consumer.position(tp)
 
     consumer.perform_seek = perform_seek
+
+
+def _processed_only(
+    consumer: Any, offsets: dict[TP, int], orders_topic: str, processed_through: Callable[[int], int | None]
+) -> dict[TP, int]:
+    """The offsets to commit, none of the orders topic past the message after the last one
+    this worker processed: the last line of defence, whatever faust's bookkeeping says."""
+    allowed: dict[TP, int] = {}
+    for tp, offset in offsets.items():
+        if tp.topic != orders_topic:
+            allowed[tp] = offset
+            continue
+        last = processed_through(tp.partition)
+        limit = None if last is None else last + 1
+        if limit is not None and offset <= limit:
+            allowed[tp] = offset
+            continue
+        acked = consumer._acked.get(tp) or []
+        log.warning(
+            "%s[%d]: faust would commit %d, past the last offset processed here (%s); committing %s "
+            "(committed %s, read offset %s, acked %d from %s to %s, gaps %s)",
+            tp.topic,
+            tp.partition,
+            offset,
+            last,
+            limit,
+            consumer._committed_offset.get(tp),
+            consumer._read_offset.get(tp),
+            len(acked),
+            min(acked, default=None),
+            max(acked, default=None),
+            sorted((i.begin, i.end) for i in consumer._gap.get(tp, ())),
+        )
+        committed = consumer._committed_offset.get(tp)
+        if limit is not None and (committed is None or limit > committed):
+            allowed[tp] = limit
+    return allowed
 
 
 # messages the worker handed back unprocessed (see `refuse`), until faust acks them
