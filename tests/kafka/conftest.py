@@ -331,10 +331,19 @@ class WorkerProcess:
     def evidence(self, tail: int = 25) -> str:
         """Alive or not, its skipped-orders count, and the last lines it logged."""
         status = "alive" if self.alive() else f"exited {self.process.returncode}"
+        output = self.output()
         skipped = [line for line in _metric_lines(self.port) if line.startswith("lifecycle_skipped_orders")]
-        last = self.output().splitlines()[-tail:]
+        logged = sum(1 for line in output.splitlines() if "message(s) skipped" in line)
+        warnings = [line for line in output.splitlines() if "[WARNING]" in line and "DROPPED" not in line]
+        last = output.splitlines()[-tail:]
         return "\n".join(
-            [f"--- worker {self.log.stem} ({status}, port {self.port}); skipped: {skipped or 'n/a'}", *last]
+            [
+                f"--- worker {self.log.stem} ({status}, port {self.port}); skipped metric: "
+                f"{skipped or 'n/a (not running)'}; skips logged: {logged}; last warnings:",
+                *warnings[-8:],
+                "--- last lines:",
+                *last,
+            ]
         )
 
 
