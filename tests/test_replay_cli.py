@@ -231,3 +231,47 @@ def test_unusable_arguments_exit_2_with_one_line(tmp_path, args, message):
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def _states(path: Path) -> dict[str, tuple]:
+    return {s["customer_id"]: (s["state"], s["order_count"], s["seq"]) for s in jsonl(path)}
+
+
+def test_a_newest_first_export_replays_as_if_it_were_in_time_order(tmp_path):
+    in_order = write_events(tmp_path / "in-order.jsonl", HAND_WRITTEN)
+    newest_first = write_events(tmp_path / "newest-first.jsonl", list(reversed(HAND_WRITTEN)))
+    until = format_rfc3339(at(500))
+    for source in (in_order, newest_first):
+        result = run_replay(str(source), "--until", until, "--states", str(tmp_path / f"{source.stem}.s"))
+        assert result.returncode == 0, result.stderr
+        assert ", late 0," in result.stderr.decode()
+    assert _states(tmp_path / "newest-first.s") == _states(tmp_path / "in-order.s")
+    # the order the file had: everything after the first line is late
+    result = run_replay(
+        str(newest_first), "--arrival-order", "--until", until, "--states", str(tmp_path / "arrival.s")
+    )
+    assert ", late 0," not in result.stderr.decode()
+    assert _states(tmp_path / "arrival.s") != _states(tmp_path / "in-order.s")
+
+
+def test_segment_changes_go_to_their_own_file_and_validate_against_the_schema(tmp_path):
+    config = tmp_path / "segments.toml"
+    config.write_text('[segments.buyers]\norders_over = 0\n[segments.big]\nspend_over = "20 EUR"\n')
+    source = write_events(tmp_path / "orders.jsonl", HAND_WRITTEN)
+    result = run_replay(
+        str(source),
+        "--config",
+        str(config),
+        "--segment-changes",
+        str(tmp_path / "c.jsonl"),
+        "--transitions",
+        str(tmp_path / "t.jsonl"),
+    )
+    assert result.returncode == 0, result.stderr
+    changes = jsonl(tmp_path / "c.jsonl")
+    validator = Draft202012Validator(load_schema("segment-change"))
+    for change in changes:
+        validator.validate(change)
+    assert all("change" not in t for t in jsonl(tmp_path / "t.jsonl"))
+    bob = [(c["change"], c["segment"]) for c in changes if c["customer_id"] == "bob"]
+    assert bob == [("entered_segment", "buyers"), ("entered_segment", "big")]  # 10.00, then 25.00 EUR

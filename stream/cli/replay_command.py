@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from ..config import load_config
@@ -18,6 +18,7 @@ from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
 from ..replay import Replay
+from ..time_order import OrderingStats, SourcedLine, in_time_order
 from .common import UsageError, check_readable, instant_argument, open_output
 
 
@@ -33,6 +34,11 @@ def register(commands: Any) -> None:
         nargs="+",
         metavar="INPUT",
         help="JSONL files of order events (- is stdin; .gz is read as gzip)",
+    )
+    parser.add_argument(
+        "--arrival-order",
+        action="store_true",
+        help="replay lines in the files' order (default: in occurred_at order, ties in file order)",
     )
     parser.add_argument(
         "--until", metavar="RFC3339", help="after the input, move the clock to this instant, firing deadlines"
@@ -106,27 +112,23 @@ def _replay(args: argparse.Namespace, replay: Replay, until: int | None, outputs
     progress = _progress_bar(args.inputs)
     write_transitions = _writer(outputs.transitions, outputs.segment_changes)
     states_out, rejects_out = outputs.states, outputs.rejects
-    for path in args.inputs:
-        try:
-            stream = open_input(path)
-        except OSError as error:
-            raise UsageError(f"input {path}: {error.strerror}") from None
-        lines = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
-        for line in lines:
-            if progress is not None:
-                progress.update(len(line.raw) + 1)
-            reason = line.error
-            if reason is None:
-                try:
-                    write_transitions(replay.feed(line.raw))
-                    continue
-                except InvalidEvent as invalid:
-                    reason = str(invalid)
-            else:
-                replay.reject()
-            if rejects_out is not None:
-                source = FileSource(path=path, line=line.line)
-                rejects_out.write(encode(rejection(line.raw, reason, source)) + b"\n")
+    lines: Iterable[SourcedLine] = _read_inputs(args, progress)
+    ordering = OrderingStats()
+    if not args.arrival_order:
+        lines = in_time_order(lines, ordering)
+    for path, line in lines:
+        reason = line.error
+        if reason is None:
+            try:
+                write_transitions(replay.feed(line.raw))
+                continue
+            except InvalidEvent as invalid:
+                reason = str(invalid)
+        else:
+            replay.reject()
+        if rejects_out is not None:
+            source = FileSource(path=path, line=line.line)
+            rejects_out.write(encode(rejection(line.raw, reason, source)) + b"\n")
     if until is not None:
         write_transitions(replay.advance(until))
     if progress is not None:
@@ -142,7 +144,26 @@ def _replay(args: argparse.Namespace, replay: Replay, until: int | None, outputs
             if handle is not sys.stdout.buffer:
                 handle.close()
     _print_summary(replay, states, time.perf_counter() - started)
+    if ordering.out_of_order:
+        print(
+            f"replayed in occurred_at order: {ordering.out_of_order} of {ordering.lines} lines came "
+            "after a later one in the input (--arrival-order keeps the files' order)",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _read_inputs(args: argparse.Namespace, progress: Any) -> Iterator[SourcedLine]:
+    for path in args.inputs:
+        try:
+            stream = open_input(path)
+        except OSError as error:
+            raise UsageError(f"input {path}: {error.strerror}") from None
+        lines = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
+        for line in lines:
+            if progress is not None:
+                progress.update(len(line.raw) + 1)
+            yield SourcedLine(path, line)
 
 
 def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:
