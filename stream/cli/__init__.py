@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import NoReturn
 
 from ..config import ConfigError
@@ -30,6 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lifecycle", description="Customer lifecycle engine for online shops.")
+    parser.add_argument("--version", action="version", version=f"lifecycle {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (
         replay_command,
@@ -45,9 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _version() -> str:
     try:
-        args = build_parser().parse_args(argv)
+        return metadata.version("lifecycle-engine")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        build_parser().print_help(sys.stderr)
+        return 2
+    try:
+        args = build_parser().parse_args(arguments)
         return int(args.run(args))
     except (UsageError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..lifecycle.instants import parse_rfc3339
+from ..wallclock import wall_clock_us
 
 
 class UsageError(Exception):
@@ -14,6 +15,9 @@ class UsageError(Exception):
 
 
 def instant_argument(option: str, text: str) -> int:
+    """An RFC 3339 instant, or `now` (the wall clock)."""
+    if text.strip().lower() == "now":
+        return wall_clock_us()
     try:
         return parse_rfc3339(text)
     except ValueError as error:
@@ -37,3 +41,10 @@ def open_output(option: str, path: str | None) -> BinaryIO | None:
         return open(path, "wb")
     except OSError as error:
         raise UsageError(f"{option} {path}: {error.strerror}") from None
+
+
+def unreachable(config: Any, error: BaseException) -> UsageError:
+    """The one-line error for a Kafka cluster a command could not reach or use."""
+    return UsageError(
+        f"cannot reach Kafka at {config.kafka.bootstrap_servers} (kafka.bootstrap_servers): {error!r}"
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from ..config import load_config
 from ..localkafka import Broker, LocalKafkaError
 from ..topics import TopicMismatch, ensure_topics, required_topics
-from .common import UsageError
+from .common import UsageError, unreachable
 
 DEFAULT_PORT = 9092
 DEFAULT_DATA_DIR = "var/kafka"
@@ -76,6 +76,4 @@ def create_topics_or_explain(config: Any) -> list[str]:
     except TopicMismatch as mismatch:
         raise UsageError(str(mismatch)) from None
     except Exception as error:  # aiokafka raises several kinds for an unreachable broker
-        raise UsageError(
-            f"cannot reach Kafka at {config.kafka.bootstrap_servers} (kafka.bootstrap_servers): {error!r}"
-        ) from None
+        raise unreachable(config, error) from None

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..config import load_config
 from ..display import change_line
 from ..kafka_client import client_settings
+from .common import unreachable
 
 
 def register(commands: Any) -> None:
@@ -32,7 +33,11 @@ def register(commands: Any) -> None:
 async def tail(config: Any, topics: list[str], from_beginning: bool, as_json: bool) -> None:
     settings = client_settings(config)
     consumer = AIOKafkaConsumer(**settings, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except Exception as error:  # aiokafka raises several kinds for an unreachable broker
+        await consumer.stop()
+        raise unreachable(config, error) from None
     try:
         # the engine's topics all have kafka.partitions partitions
         tps = [TopicPartition(topic, p) for topic in topics for p in range(config.kafka.partitions)]
