@@ -140,8 +140,10 @@ class Env:
         self.lifecycle("replay", str(history), "--transitions", f"{out}.t", "--states", f"{out}.s", *extra)
         return _jsonl(Path(f"{out}.t")), _jsonl(Path(f"{out}.s"))
 
-    def start_worker(self, name: str = "w1", port: int | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self, name, port)
+    def start_worker(
+        self, name: str = "w1", port: int | None = None, environ: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        worker = WorkerProcess(self, name, port, environ)
         self.workers.append(worker)
         return worker
 
@@ -283,7 +285,9 @@ class Env:
 
 
 class WorkerProcess:
-    def __init__(self, env: Env, name: str, port: int | None = None) -> None:
+    def __init__(
+        self, env: Env, name: str, port: int | None = None, environ: dict[str, str] | None = None
+    ) -> None:
         self.log = env.directory / f"{name}.log"
         self.port = port = port or free_port()
         command = [
@@ -302,7 +306,12 @@ class WorkerProcess:
         ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(environ or {})},
             )
 
     def kill(self) -> None:

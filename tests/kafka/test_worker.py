@@ -369,3 +369,17 @@ def test_segment_changes_live_equal_replay_and_a_new_segment_arrives_replayed(en
         c["replayed"] and c["segment"] == "buyers" and c["change"] == "entered_segment" for c in configured
     )
     assert restarted.alive(), restarted.output()
+
+
+def test_a_message_lost_on_its_way_to_the_worker_is_read_again_and_nothing_is_missing(env_factory):
+    env = env_factory(kafka={"partitions": 1})
+    history = generated(env, 200, seed=31)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    # offsets 40 and 41 never reach the worker's code the first time, as faust loses a
+    # message around a rebalance
+    worker = env.start_worker("holes", environ={"LIFECYCLE_FAULT_DROP_ORDERS": "0:40,0:41"})
+    _check_against_replay(env, expected, expected_states)
+    _check_changelog(env, expected_states)
+    _check_no_offsets_skipped(env)
+    assert "offset 42 arrived before 40; reading the partition again from 40" in worker.output()
