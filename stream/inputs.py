@@ -38,6 +38,11 @@ _MINOR_DIGITS = {
 }
 
 
+class InputFormatError(ValueError):
+    """An input that is not of its format at all (e.g. a CSV header without a required
+    column): the command stops with this one line, naming the column."""
+
+
 class InputLine(NamedTuple):
     line: int
     raw: bytes
@@ -91,8 +96,11 @@ def csv_lines(stream: BinaryIO) -> Iterator[InputLine]:
     reader = csv.DictReader(text)
     missing = [c for c in CSV_REQUIRED if c not in (reader.fieldnames or ())]
     if missing:
-        yield InputLine(1, b"", f"CSV header lacks the column(s) {', '.join(missing)}")
-        return
+        found = ", ".join(reader.fieldnames or ()) or "none"
+        raise InputFormatError(
+            f"the CSV header lacks the column(s) {', '.join(missing)} (found: {found}; "
+            "a `;`-separated file is read as one column)"
+        )
     for row in reader:
         line = reader.line_num
         try:
@@ -132,3 +140,17 @@ def csv_row_event(row: dict[str, str]) -> dict[str, object]:
             if row.get(column):
                 event[column] = row[column]
     return event
+
+
+FORMATS = ("jsonl", "csv", "shopify")
+
+
+def format_lines(stream: BinaryIO, input_format: str) -> Iterator[InputLine]:
+    """The lines of an input in one of FORMATS."""
+    if input_format == "csv":
+        return csv_lines(stream)
+    if input_format == "shopify":
+        from .shopify_export import shopify_lines
+
+        return shopify_lines(stream)
+    return jsonl_lines(stream)

@@ -275,3 +275,15 @@ def test_segment_changes_go_to_their_own_file_and_validate_against_the_schema(tm
     assert all("change" not in t for t in jsonl(tmp_path / "t.jsonl"))
     bob = [(c["change"], c["segment"]) for c in changes if c["customer_id"] == "bob"]
     assert bob == [("entered_segment", "buyers"), ("entered_segment", "big")]  # 10.00, then 25.00 EUR
+
+
+def test_a_csv_whose_header_lacks_required_columns_stops_with_exit_2_naming_them(tmp_path):
+    semicolons = tmp_path / "orders.csv"
+    semicolons.write_text(
+        "customer_id;order_id;occurred_at;amount;currency\nann;1;2025-01-01T00:00:00Z;10;EUR\n"
+    )
+    result = run_replay(str(semicolons), "--format", "csv")
+    assert result.returncode == 2
+    message = result.stderr.decode().strip()
+    assert message.startswith(f"error: input {semicolons}: the CSV header lacks the column(s) customer_id,")
+    assert "`;`-separated" in message

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from ..config import load_config
-from ..inputs import csv_lines, jsonl_lines, open_input
+from ..inputs import FORMATS, InputFormatError, InputLine, format_lines, open_input
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
@@ -52,9 +52,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
     parser.add_argument(
         "--format",
-        choices=("jsonl", "csv"),
+        choices=FORMATS,
         default="jsonl",
-        help="input format (default jsonl; csv reads a flat order export)",
+        help="input format (default jsonl; csv: a flat order export; shopify: Shopify's orders export)",
     )
     parser.set_defaults(run=run)
 
@@ -159,11 +159,17 @@ def _read_inputs(args: argparse.Namespace, progress: Any) -> Iterator[SourcedLin
             stream = open_input(path)
         except OSError as error:
             raise UsageError(f"input {path}: {error.strerror}") from None
-        lines = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
-        for line in lines:
-            if progress is not None:
-                progress.update(len(line.raw) + 1)
-            yield SourcedLine(path, line)
+        try:
+            yield from _tagged(path, format_lines(stream, args.format), progress)
+        except InputFormatError as error:
+            raise UsageError(f"input {path}: {error}") from None
+
+
+def _tagged(path: str, lines: Iterator[InputLine], progress: Any) -> Iterator[SourcedLine]:
+    for line in lines:
+        if progress is not None:
+            progress.update(len(line.raw) + 1)
+        yield SourcedLine(path, line)
 
 
 def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:

@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from ..config import Config, load_config
-from ..inputs import csv_lines, jsonl_lines, open_input
+from ..inputs import FORMATS, InputFormatError, format_lines, open_input
 from ..kafka_client import client_settings
 from ..partitioning import partition_for
 from .common import UsageError, check_readable
@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL files (- is stdin, .gz ok)")
     parser.add_argument("--config", metavar="PATH")
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--format", choices=FORMATS, default="jsonl")
     parser.set_defaults(run=run)
 
 
@@ -65,6 +65,13 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
     return sent
 
 
+def _format_lines(path: str, stream: Any, input_format: str) -> Any:
+    try:
+        yield from format_lines(stream, input_format)
+    except InputFormatError as error:
+        raise UsageError(f"input {path}: {error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     check_readable(args.inputs)
@@ -76,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal skipped
         for path in args.inputs:
             stream = open_input(path)
-            reader = csv_lines(stream) if args.format == "csv" else jsonl_lines(stream)
-            for line in reader:
+            for line in _format_lines(path, stream, args.format):
                 if line.error is not None:
                     print(f"skipped {path}:{line.line}: {line.error}", file=sys.stderr)
                     skipped += 1
