@@ -48,3 +48,17 @@ def test_commands_that_need_kafka_say_so_in_one_line_when_it_is_unreachable(tmp_
             .splitlines()[-1]
             .startswith("error: cannot reach Kafka at 127.0.0.1:1 (kafka.bootstrap_servers)")
         )
+
+
+def test_check_validates_without_replaying_and_exits_1_on_any_reject(tmp_path: Path):
+    good = write_events(tmp_path / "good.jsonl", [placed("ann", "a1", at(0)), placed("bob", "b1", at(1))])
+    result = lifecycle("check", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "2 lines: 2 valid events, 0 rejected (none)" in result.stderr
+    bad = write_events(
+        tmp_path / "bad.jsonl", [placed("ann", "a1", at(0))], [b"not json\n", b'{"type": "x"}\n']
+    )
+    result = lifecycle("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:2: not JSON" in result.stderr
+    assert "3 lines: 1 valid events, 2 rejected (invalid 1, not_json 1)" in result.stderr

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from ..config import ConfigError
 from . import (
+    check_command,
     feed_command,
     generate_command,
     kafka_commands,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (
         replay_command,
+        check_command,
         generate_command,
         schemas_command,
         kafka_commands,

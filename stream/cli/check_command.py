@@ -1,0 +1,53 @@
+"""`lifecycle check`: validate order files without replaying them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Any
+
+from ..inputs import FORMATS, InputFormatError, format_lines, open_input
+from ..messages import InvalidEvent, decode_event
+from .common import UsageError, check_readable
+
+SHOWN = 5  # rejected lines printed per reason kind
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "check",
+        help="validate order files without replaying them",
+        description="Read order files as replay would and report every line that would be "
+        "rejected, with counts by kind. Exit 0 when every line is a valid event, 1 otherwise.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="order files (- is stdin)")
+    parser.add_argument("--format", choices=FORMATS, default="jsonl")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_readable(args.inputs)
+    valid = 0
+    kinds: Counter[str] = Counter()
+    for path in args.inputs:
+        stream = open_input(path)
+        try:
+            for line in format_lines(stream, args.format):
+                reason, kind = line.error, "row"
+                if reason is None:
+                    try:
+                        decode_event(line.raw)
+                        valid += 1
+                        continue
+                    except InvalidEvent as invalid:
+                        reason, kind = str(invalid), invalid.kind
+                kinds[kind] += 1
+                if kinds[kind] <= SHOWN:
+                    print(f"{path}:{line.line}: {reason}", file=sys.stderr)
+        except InputFormatError as error:
+            raise UsageError(f"input {path}: {error}") from None
+    rejected = sum(kinds.values())
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
+    print(f"{valid + rejected} lines: {valid} valid events, {rejected} rejected ({by_kind})", file=sys.stderr)
+    return 1 if rejected else 0
