@@ -120,6 +120,12 @@ def to_minor_units(amount: str, currency: str) -> int:
     return int(value)
 
 
+def to_major_units(minor: int, currency: str) -> str:
+    """`1250` EUR is `12.50`; `1000` JPY is `1000`."""
+    digits = _MINOR_DIGITS.get(currency.upper(), 2)
+    return str(Decimal(minor).scaleb(-digits))
+
+
 def csv_row_event(row: dict[str, str]) -> dict[str, object]:
     """One CSV row as an order event. Rows without event_id get one derived from the order,
     so sending the same export twice counts nothing twice."""

@@ -62,3 +62,70 @@ def test_check_validates_without_replaying_and_exits_1_on_any_reject(tmp_path: P
     assert result.returncode == 1
     assert f"{bad}:2: not JSON" in result.stderr
     assert "3 lines: 1 valid events, 2 rejected (invalid 1, not_json 1)" in result.stderr
+
+
+def test_explain_tells_one_customers_events_changes_and_standing(tmp_path: Path):
+    from tests.helpers import cancelled
+
+    config = tmp_path / "segments.toml"
+    config.write_text("[segments.two_plus]\norders_over = 1\n")
+    events = [
+        placed("ann", "a1", at(0)),
+        placed("bob", "b1", at(1)),
+        placed("ann", "a2", at(3)),
+        cancelled("ann", "a2", at(4)),
+    ]
+    source = write_events(tmp_path / "orders.jsonl", events)
+    result = lifecycle(
+        "explain", "ann", str(source), "--config", str(config), "--until", "2025-06-01T00:00:00Z"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:-1]] == [
+        "event",
+        "transition",
+        "event",
+        "transition",
+        "segment",
+        "event",
+        "transition",
+        "segment",
+        "transition",
+    ]
+    assert "became_repeat (one_timer -> repeat), seq 2, cause order.placed" in lines[3]
+    assert "left_segment two_plus" in lines[7]
+    assert "bob" not in result.stdout
+    assert lines[-1].startswith("now: inactive since 2025-03-31T10:00:00Z, 1 counted orders")
+    assert "next deadline 2026-03-01T10:00:00Z" in lines[-1]
+
+
+def test_export_segment_writes_the_members_of_a_state_segment_or_class_as_csv(tmp_path: Path):
+    import csv
+
+    config = tmp_path / "segments.toml"
+    config.write_text('[segments.big]\nspend_over = "15 EUR"\n[classes]\norder = ["big"]\n')
+    events = [
+        placed("ann", "a1", at(0), 2000),
+        placed("bob", "b1", at(1), 1000),
+        placed("jun", "j1", at(2), 5000, currency="JPY"),
+    ]
+    source = write_events(tmp_path / "orders.jsonl", events)
+    states = tmp_path / "states.jsonl"
+    assert lifecycle("replay", str(source), "--config", str(config), "--states", str(states)).returncode == 0
+
+    def export(group: str) -> list[dict[str, str]]:
+        result = lifecycle("export-segment", group, "--states", str(states), "-o", str(tmp_path / "out.csv"))
+        assert result.returncode == 0, result.stderr
+        with open(tmp_path / "out.csv", newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    [ann] = export("big")
+    assert (ann["customer_id"], ann["segments"], ann["class"], ann["spend"]) == (
+        "ann",
+        "big",
+        "big",
+        "20.00 EUR",
+    )
+    assert [r["customer_id"] for r in export("class:big")] == ["ann"]
+    assert sorted(r["customer_id"] for r in export("one_timer")) == ["ann", "bob", "jun"]
+    assert [r["spend"] for r in export("one_timer") if r["customer_id"] == "jun"] == ["5000 JPY"]

@@ -13,6 +13,8 @@ from typing import NoReturn
 from ..config import ConfigError
 from . import (
     check_command,
+    explain_command,
+    export_command,
     feed_command,
     generate_command,
     kafka_commands,
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         replay_command,
         check_command,
+        explain_command,
+        export_command,
         generate_command,
         schemas_command,
         kafka_commands,
