@@ -53,6 +53,17 @@ def _positive_int(value: object) -> int:
     return value
 
 
+def _share(value: object) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"expected a share between 0 and 1, like 0.2, got `{value}`") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"expected a share between 0 and 1, like 0.2, got `{value!r}`")
+    return float(value)
+
+
 def _port(value: object) -> int:
     port = _positive_int(value)
     if port > 65535:
@@ -106,6 +117,8 @@ class PolicySettings:
 class TimeSettings:
     stale_after: int = _setting(_duration, DAY_US)
     max_future_skew: int = _setting(_duration, 5 * MINUTE_US)
+    # a partition whose share of late events, per 1,000, is above this says so in the log
+    late_share_warning: float = _setting(_share, 0.2)
     tick_interval: int = _setting(_duration, SECOND_US)
     tick_delay: int = _setting(_duration, SECOND_US)
     ticks: bool = _setting(_flag, True)

@@ -121,6 +121,12 @@ class WorkerMetrics:
             ["partition"],
             registry=registry,
         )
+        self.late_share_warnings = Counter(
+            "lifecycle_late_share_warnings",
+            "Times a partition's share of late events, per 1,000 events, was above time.late_share_warning.",
+            ["partition"],
+            registry=registry,
+        )
         self.stalled_partitions = Gauge(
             "lifecycle_stalled_partitions",
             "Owned orders partitions with messages to process and none processed for 30 s.",

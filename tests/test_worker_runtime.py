@@ -240,3 +240,21 @@ def test_a_worker_with_a_new_segment_re_evaluates_its_customers_as_replayed_chan
     again = _segmented_worker(table, clocks, redefined, committed=4)
     again.on_message(again.topics.orders, 0, 3, b"c3", orjson.dumps(late))
     assert [o for o in again.drain() if o.topic == again.topics.segment_changes] == []
+
+
+def test_a_partition_with_many_late_events_says_so(caplog):
+    from stream.worker.runtime import LATE_SHARE_WINDOW
+
+    worker = _worker()
+    orders = worker.topics.orders
+    newest_first = [
+        placed(f"c{i}", f"o{i}", at(0, us=LATE_SHARE_WINDOW - i)) for i in range(LATE_SHARE_WINDOW)
+    ]
+    for offset, event in enumerate(newest_first):
+        worker.on_message(orders, 0, offset, None, orjson.dumps(event))
+    [warning] = [r.getMessage() for r in caplog.records if "were late" in r.getMessage()]
+    assert warning.startswith(
+        f"orders partition 0: {LATE_SHARE_WINDOW - 1} of the last {LATE_SHARE_WINDOW} events"
+    )
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("lifecycle_late_share_warnings_total", {"partition": "0"}) == 1

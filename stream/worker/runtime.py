@@ -68,6 +68,8 @@ class Output(NamedTuple):
 # backlog is due at once: 1M customers took 35 s in one go, with the event loop blocked,
 # health checks unanswered and every produced message held in memory).
 CATCH_UP_STEP = 500
+# events per look at a partition's share of late events
+LATE_SHARE_WINDOW = 1000
 
 
 class Reread(NamedTuple):
@@ -95,6 +97,9 @@ class PartitionRuntime:
     class_members: Counter[str] = field(default_factory=Counter)
     catch_up: CatchUp | None = None
     reread: Reread | None = None
+    # orders events and late ones since the last look at their share; see `_watch_late_share`
+    recent_events: int = 0
+    recent_late: int = 0
     erasing: list[PendingErasure] = field(default_factory=list)
     # customers last evaluated under other segment definitions (None: none, all up to date);
     # see `_reevaluate_segments`
@@ -359,6 +364,7 @@ class Worker:
         now = self.now_us()
         result = runtime.core.apply(event, now)
         self.metrics.events.labels(event_type(event), result.outcome.value).inc()
+        self._watch_late_share(runtime, number, result.outcome is Outcome.LATE)
         if result.outcome is Outcome.REJECTED:
             kind = result.reason_code or "rejected"
             self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", kind)
@@ -366,6 +372,26 @@ class Worker:
             self.metrics.event_time_lag.observe((now - to_us(event.occurred_at)) / 1e6)
         erased = event.customer_id if result.erased else None
         self._publish(runtime, number, topic, offset, result.transitions, erased)
+
+    def _watch_late_share(self, runtime: PartitionRuntime, number: int, late: bool) -> None:
+        """Say so when many events of a partition arrive late: every late event is applied
+        at the partition clock, not at its own instant, so a producer replaying an export out
+        of time order (newest first, say) gets other transitions than the history had."""
+        runtime.recent_events += 1
+        runtime.recent_late += late
+        if runtime.recent_events < LATE_SHARE_WINDOW:
+            return
+        share = runtime.recent_late / runtime.recent_events
+        if share > self.config.time.late_share_warning:
+            log.warning(
+                "orders partition %d: %d of the last %d events were late (older than the partition "
+                "clock); send history in occurred_at order (lifecycle send sorts files)",
+                number,
+                runtime.recent_late,
+                runtime.recent_events,
+            )
+            self.metrics.late_share_warnings.labels(str(number)).inc()
+        runtime.recent_events = runtime.recent_late = 0
 
     def _reevaluate_segments(self, runtime: PartitionRuntime, number: int, topic: str, offset: int) -> None:
         """Segments were added, removed or redefined since this partition's customers were last

@@ -119,8 +119,11 @@ class Env:
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[bytes]:
         configured = [] if args[0] == "generate" else ["--config", str(self.path)]
+        # a worker fed in the files' order is compared with a replay in that same order (the
+        # generated histories have late events on purpose)
+        ordered = ["--arrival-order"] if args[0] in ("send", "replay") else []
         result = subprocess.run(
-            [sys.executable, "-m", "stream", *args, *configured],
+            [sys.executable, "-m", "stream", *args, *configured, *ordered],
             cwd=ROOT,
             capture_output=True,
             timeout=timeout,
