@@ -12,8 +12,11 @@ import gzip
 import io
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -90,23 +93,58 @@ def _skip_rest_of_line(stream: BinaryIO) -> int:
             return skipped
 
 
-def csv_lines(stream: BinaryIO) -> Iterator[InputLine]:
+@dataclass(frozen=True)
+class CsvLayout:
+    """How a shop's CSV export is laid out: which of its columns hold ours (`columns`: our
+    name -> theirs), the delimiter, a decimal comma, and the zone of timestamps without one."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    delimiter: str = ","
+    decimal_comma: bool = False
+    timezone: str | None = None
+
+    def column(self, ours: str) -> str:
+        return self.columns.get(ours, ours)
+
+
+def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[InputLine]:
     """Rows of a flat order export, turned into order-event JSON (see README for columns)."""
+    layout = layout or CsvLayout()
+    zone = _zone(layout.timezone)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    missing = [c for c in CSV_REQUIRED if c not in (reader.fieldnames or ())]
+    reader = csv.reader(text, delimiter=layout.delimiter)
+    header = next(reader, None) or []
+    missing = [layout.column(c) for c in CSV_REQUIRED if layout.column(c) not in header]
     if missing:
-        found = ", ".join(reader.fieldnames or ()) or "none"
+        found = ", ".join(header) or "none"
+        hint = "" if layout.delimiter != "," else "; a `;`-separated file is read as one column (--delimiter)"
         raise InputFormatError(
-            f"the CSV header lacks the column(s) {', '.join(missing)} (found: {found}; "
-            "a `;`-separated file is read as one column)"
+            f"the CSV header lacks the column(s) {', '.join(missing)} (found: {found}{hint})"
         )
-    for row in reader:
+    index = {
+        ours: header.index(layout.column(ours))
+        for ours in (*CSV_REQUIRED, *CSV_OPTIONAL)
+        if layout.column(ours) in header
+    }
+    for values in reader:
         line = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        row = {ours: values[i] if i < len(values) else "" for ours, i in index.items()}
         try:
-            yield InputLine(line, orjson.dumps(csv_row_event(row)))
+            yield InputLine(line, orjson.dumps(csv_row_event(row, layout, zone)))
         except ValueError as error:
-            yield InputLine(line, ",".join(v or "" for v in row.values()).encode(), str(error))
+            raw = layout.delimiter.join(values).encode()
+            yield InputLine(line, raw, f"line {line}: {error}")
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputFormatError(f"--timezone: unknown time zone `{name}` (e.g. Europe/Berlin, UTC)") from None
 
 
 def to_minor_units(amount: str, currency: str) -> int:
@@ -126,20 +164,32 @@ def to_major_units(minor: int, currency: str) -> str:
     return str(Decimal(minor).scaleb(-digits))
 
 
-def csv_row_event(row: dict[str, str]) -> dict[str, object]:
+def csv_row_event(
+    row: dict[str, str], layout: CsvLayout | None = None, zone: tzinfo | None = None
+) -> dict[str, object]:
     """One CSV row as an order event. Rows without event_id get one derived from the order,
-    so sending the same export twice counts nothing twice."""
+    so sending the same export twice counts nothing twice. Errors name the file's column."""
+    layout = layout or CsvLayout()
     kind = (row.get("type") or "order.placed").strip()
-    order_id = row["order_id"]
+    order_id = row["order_id"].strip()
+    occurred_at = _csv_instant(row["occurred_at"], layout.column("occurred_at"), zone)
     event: dict[str, object] = {
         "type": kind,
         "event_id": row.get("event_id") or f"csv:{kind}:{order_id}:{row['occurred_at']}",
-        "customer_id": row["customer_id"],
-        "occurred_at": row["occurred_at"],
+        "customer_id": row["customer_id"].strip(),
+        "occurred_at": occurred_at,
         "order_id": order_id,
     }
     if kind in ("order.placed", "order.refunded"):
-        money = {"amount_minor": to_minor_units(row["amount"], row["currency"]), "currency": row["currency"]}
+        currency = row["currency"].strip().upper()
+        amount = row["amount"].strip()
+        if layout.decimal_comma:
+            amount = amount.replace(".", "").replace(",", ".")
+        try:
+            minor = to_minor_units(amount, currency)
+        except ValueError as error:
+            raise ValueError(f"column `{layout.column('amount')}`: {error}") from None
+        money = {"amount_minor": minor, "currency": currency}
         event["total" if kind == "order.placed" else "amount"] = money
     if kind == "order.placed":
         for column in ("store_id", "channel", "payment_method", "coupon"):
@@ -148,13 +198,28 @@ def csv_row_event(row: dict[str, str]) -> dict[str, object]:
     return event
 
 
+def _csv_instant(text: str, column: str, zone: tzinfo | None) -> str:
+    """RFC 3339, or `2025-01-10 09:14:55` in `zone`; always with a zone in the event."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"column `{column}`: expected a time like 2025-01-10T09:14:55Z, got `{text}`"
+        ) from None
+    if instant.tzinfo is None:
+        if zone is None:
+            raise ValueError(f"column `{column}`: the time `{text}` has no zone; add one, or give --timezone")
+        instant = instant.replace(tzinfo=zone)
+    return instant.isoformat()
+
+
 FORMATS = ("jsonl", "csv", "shopify")
 
 
-def format_lines(stream: BinaryIO, input_format: str) -> Iterator[InputLine]:
+def format_lines(stream: BinaryIO, input_format: str, layout: CsvLayout | None = None) -> Iterator[InputLine]:
     """The lines of an input in one of FORMATS."""
     if input_format == "csv":
-        return csv_lines(stream)
+        return csv_lines(stream, layout)
     if input_format == "shopify":
         from .shopify_export import shopify_lines
 

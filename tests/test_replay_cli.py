@@ -287,3 +287,52 @@ def test_a_csv_whose_header_lacks_required_columns_stops_with_exit_2_naming_them
     message = result.stderr.decode().strip()
     assert message.startswith(f"error: input {semicolons}: the CSV header lacks the column(s) customer_id,")
     assert "`;`-separated" in message
+
+
+def test_a_shops_own_csv_layout_is_read_with_columns_delimiter_decimal_comma_and_zone(tmp_path):
+    export = tmp_path / "bestellungen.csv"
+    export.write_text(
+        "Kunde;Bestellung;Datum;Betrag;Waehrung\n"
+        "k1;B-1;2025-01-10 09:00:00;1.234,50;eur\n"
+        "k1;B-2;2025-01-20 09:00:00;10,00;EUR\n"
+        "k2;B-3;2025-01-21 09:00:00;zehn;EUR\n"
+    )
+    result = run_replay(
+        str(export),
+        "--format",
+        "csv",
+        "--columns",
+        "customer_id=Kunde,order_id=Bestellung,occurred_at=Datum,amount=Betrag,currency=Waehrung",
+        "--delimiter",
+        ";",
+        "--decimal-comma",
+        "--timezone",
+        "Europe/Berlin",
+        "--transitions",
+        str(tmp_path / "t.jsonl"),
+        "--states",
+        str(tmp_path / "s.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+    )
+    assert result.returncode == 0, result.stderr
+    [k1] = jsonl(tmp_path / "s.jsonl")
+    assert (k1["customer_id"], k1["order_count"], k1["spend"]) == ("k1", 2, {"EUR": 124450})
+    assert k1["first_order_at"] == "2025-01-10T08:00:00Z"  # 09:00 in Berlin, winter time
+    [reject] = jsonl(tmp_path / "r.jsonl")
+    assert reject["reason"] == "line 4: column `Betrag`: amount `zehn` is not a decimal number"
+    assert reject["raw_text"] == "k2;B-3;2025-01-21 09:00:00;zehn;EUR"
+
+
+def test_a_time_without_a_zone_and_no_timezone_given_is_rejected_naming_the_column(tmp_path):
+    export = tmp_path / "orders.csv"
+    export.write_text(
+        "customer_id,order_id,occurred_at,amount,currency\nk1,1,2025-01-10 09:00:00,10.00,EUR\n"
+    )
+    result = run_replay(str(export), "--format", "csv", "--rejects", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0
+    [reject] = jsonl(tmp_path / "r.jsonl")
+    assert reject["reason"] == (
+        "line 2: column `occurred_at`: the time `2025-01-10 09:00:00` has no zone; "
+        "add one, or give --timezone"
+    )

@@ -7,9 +7,9 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ..inputs import FORMATS, InputFormatError, format_lines, open_input
+from ..inputs import InputFormatError, format_lines, open_input
 from ..messages import InvalidEvent, decode_event
-from .common import UsageError, check_readable
+from .common import UsageError, add_input_options, check_readable, input_layout
 
 SHOWN = 5  # rejected lines printed per reason kind
 
@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
         "rejected, with counts by kind. Exit 0 when every line is a valid event, 1 otherwise.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="order files (- is stdin)")
-    parser.add_argument("--format", choices=FORMATS, default="jsonl")
+    add_input_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.inputs:
         stream = open_input(path)
         try:
-            for line in format_lines(stream, args.format):
+            for line in format_lines(stream, args.format, input_layout(args)):
                 reason, kind = line.error, "row"
                 if reason is None:
                     try:

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from ..inputs import CSV_OPTIONAL, CSV_REQUIRED, FORMATS, CsvLayout
 from ..lifecycle.instants import parse_rfc3339
 from ..wallclock import wall_clock_us
 
@@ -48,3 +49,39 @@ def unreachable(config: Any, error: BaseException) -> UsageError:
     return UsageError(
         f"cannot reach Kafka at {config.kafka.bootstrap_servers} (kafka.bootstrap_servers): {error!r}"
     )
+
+
+def add_input_options(parser: Any) -> None:
+    """The options that say how input files are laid out, shared by the commands that read them."""
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl (default), csv (a flat order export), shopify (Shopify's orders export)",
+    )
+    parser.add_argument(
+        "--columns",
+        metavar="OURS=THEIRS,...",
+        help="CSV: the file's column for each of ours, e.g. customer_id=Kunde,amount=Betrag",
+    )
+    parser.add_argument("--delimiter", default=",", help="CSV: the field delimiter (default ,)")
+    parser.add_argument("--decimal-comma", action="store_true", help="CSV: amounts are written 1.234,50")
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="CSV: the zone of timestamps written without one, e.g. Europe/Berlin",
+    )
+
+
+def input_layout(args: Any) -> CsvLayout:
+    columns: dict[str, str] = {}
+    for pair in filter(None, (args.columns or "").split(",")):
+        ours, sep, theirs = pair.partition("=")
+        if not sep or ours.strip() not in (*CSV_REQUIRED, *CSV_OPTIONAL) or not theirs.strip():
+            known = ", ".join((*CSV_REQUIRED, *CSV_OPTIONAL))
+            raise UsageError(f"--columns: expected OURS=THEIRS pairs with OURS one of {known}; got `{pair}`")
+        columns[ours.strip()] = theirs.strip()
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
+    if len(delimiter) != 1:
+        raise UsageError(f"--delimiter: expected one character, got `{args.delimiter}`")
+    return CsvLayout(columns, delimiter, args.decimal_comma, args.timezone)

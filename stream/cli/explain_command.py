@@ -15,7 +15,7 @@ from ..lifecycle.instants import format_rfc3339
 from ..messages import InvalidEvent
 from ..replay import Replay
 from ..time_order import in_time_order
-from .common import check_readable, instant_argument
+from .common import add_input_options, check_readable, instant_argument
 from .replay_command import _read_inputs
 
 
@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("--until", metavar="RFC3339", help="then move the clock to this instant (or now)")
     parser.add_argument("--config", metavar="PATH")
-    parser.add_argument("--format", choices=("jsonl", "csv", "shopify"), default="jsonl")
+    add_input_options(parser)
     parser.add_argument("--arrival-order", action="store_true", help="as for replay")
     parser.set_defaults(run=run)
 

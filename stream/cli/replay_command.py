@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from ..config import load_config
-from ..inputs import FORMATS, InputFormatError, InputLine, format_lines, open_input
+from ..inputs import InputFormatError, InputLine, format_lines, open_input
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
 from ..replay import Replay
 from ..time_order import OrderingStats, SourcedLine, in_time_order
-from .common import UsageError, check_readable, instant_argument, open_output
+from .common import UsageError, add_input_options, check_readable, input_layout, instant_argument, open_output
 
 
 def register(commands: Any) -> None:
@@ -50,12 +50,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="jsonl",
-        help="input format (default jsonl; csv: a flat order export; shopify: Shopify's orders export)",
-    )
+    add_input_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -160,7 +155,7 @@ def _read_inputs(args: argparse.Namespace, progress: Any) -> Iterator[SourcedLin
         except OSError as error:
             raise UsageError(f"input {path}: {error.strerror}") from None
         try:
-            yield from _tagged(path, format_lines(stream, args.format), progress)
+            yield from _tagged(path, format_lines(stream, args.format, input_layout(args)), progress)
         except InputFormatError as error:
             raise UsageError(f"input {path}: {error}") from None
 

@@ -11,11 +11,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from ..config import Config, load_config
-from ..inputs import FORMATS, InputFormatError, format_lines, open_input
+from ..inputs import CsvLayout, InputFormatError, format_lines, open_input
 from ..kafka_client import client_settings
 from ..partitioning import partition_for
 from ..time_order import OrderingStats, SourcedLine, in_time_order
-from .common import UsageError, check_readable
+from .common import UsageError, add_input_options, check_readable, input_layout
 from .kafka_commands import create_topics_or_explain
 
 
@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL files (- is stdin, .gz ok)")
     parser.add_argument("--config", metavar="PATH")
-    parser.add_argument("--format", choices=FORMATS, default="jsonl")
+    add_input_options(parser)
     parser.add_argument(
         "--arrival-order",
         action="store_true",
@@ -71,9 +71,9 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
     return sent
 
 
-def _format_lines(path: str, stream: Any, input_format: str) -> Any:
+def _format_lines(path: str, stream: Any, input_format: str, layout: CsvLayout) -> Any:
     try:
-        yield from format_lines(stream, input_format)
+        yield from format_lines(stream, input_format, layout)
     except InputFormatError as error:
         raise UsageError(f"input {path}: {error}") from None
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         sourced: Any = (
             SourcedLine(path, line)
             for path in args.inputs
-            for line in _format_lines(path, open_input(path), args.format)
+            for line in _format_lines(path, open_input(path), args.format, input_layout(args))
         )
         if not args.arrival_order:
             # the worker applies a late event at its partition's clock: history goes in time order
