@@ -160,6 +160,13 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    # email and marketing consent from order events, kept in state and sent with snapshots
+    # and state records; false: dropped on arrival, so no output carries them
+    contact_data: bool = _setting(_flag, True)
+
+
+@dataclass(frozen=True)
 class Config:
     policy: PolicySettings = field(default_factory=PolicySettings)
     stores: dict[str, PolicySettings] = field(default_factory=dict)
@@ -167,6 +174,7 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     segments: SegmentRules = field(default_factory=SegmentRules)
 
     def policy_book(self) -> PolicyBook:
@@ -185,6 +193,7 @@ _SECTIONS = {
     "kafka": KafkaSettings,
     "topics": TopicSettings,
     "worker": WorkerSettings,
+    "privacy": PrivacySettings,
 }
 
 

@@ -63,6 +63,8 @@ class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
     next_deadline_at: datetime | None
     segments: list[str] = msgspec.field(default_factory=list)  # sorted names
     segment_class: str | None = msgspec.field(default=None, name="class")
+    email: str | None = None
+    accepts_marketing: bool | None = None
     schema_version: Literal["v1"] = "v1"
 
 
@@ -83,6 +85,8 @@ def customer_record(customer: CustomerState) -> CustomerRecord:
         next_deadline_at=instant(customer.deadline),
         segments=list(customer.segments),
         segment_class=customer.segment_class,
+        email=customer.email,
+        accepts_marketing=customer.accepts_marketing,
     )
 
 

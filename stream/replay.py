@@ -44,7 +44,14 @@ class Replay:
         self.partition_count = config.kafka.partitions
         policies, rules = config.policy_book(), config.time_rules()
         self.partitions = [
-            Partition({}, policies, rules, rebuilding=rebuilding, segments=config.segments)
+            Partition(
+                {},
+                policies,
+                rules,
+                rebuilding=rebuilding,
+                segments=config.segments,
+                keep_contact=config.privacy.contact_data,
+            )
             for _ in range(self.partition_count)
         ]
         self.now_us = now_us

@@ -39,6 +39,7 @@ OPTIONAL = (
     "Lineitem price",
     "Lineitem sku",
     "Source",
+    "Accepts Marketing",
 )
 
 
@@ -92,6 +93,10 @@ def _events(first: dict[str, str], rows: list[dict[str, str]]) -> list[dict[str,
     items = [item for row in rows if (item := _item(row, currency)) is not None]
     if items:
         placed["items"] = items
+    placed["email"] = email
+    consent = (first.get("Accepts Marketing") or "").strip().lower()
+    if consent in ("yes", "no"):
+        placed["accepts_marketing"] = consent == "yes"
     for column, field in (
         ("Discount Code", "coupon"),
         ("Payment Method", "payment_method"),

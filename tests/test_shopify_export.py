@@ -76,3 +76,12 @@ def test_a_bad_row_is_rejected_naming_its_line_and_column_and_the_rest_goes_on(t
     assert reject["reason"] == "line 4: column `Total`: amount `thirty` is not a decimal number"
     assert reject["source"]["line"] == 4 and reject["raw_text"].startswith("#1002,bob@example.com,paid")
     assert "rejected 1" in result.stderr.decode()
+
+
+def test_email_and_consent_reach_the_states_unless_no_pii(tmp_path):
+    for extra, expected in (((), ("ann@example.com", True)), (("--no-pii",), (None, None))):
+        states = tmp_path / "s.jsonl"
+        result = run_replay(str(EXPORT), "--format", "shopify", "--states", str(states), *extra)
+        assert result.returncode == 0, result.stderr
+        ann = next(s for s in jsonl(states) if s["customer_id"] == "ann@example.com")
+        assert (ann["email"], ann["accepts_marketing"]) == expected

@@ -50,12 +50,17 @@ def register(commands: Any) -> None:
     parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
+    parser.add_argument(
+        "--no-pii",
+        action="store_true",
+        help="drop email and marketing consent from every output (privacy.contact_data = false)",
+    )
     add_input_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, overrides={"privacy": {"contact_data": False}} if args.no_pii else None)
     until = instant_argument("--until", args.until) if args.until else None
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:

@@ -79,6 +79,10 @@ class CustomerState(msgspec.Struct, kw_only=True):
     change_seq: int = 0
     recent: list[RecentOrder] | None = None
     bought_keys: list[str] | None = None
+    # contact data of the latest placement (time, then event_id) that carried any
+    email: str | None = None
+    accepts_marketing: bool | None = None
+    contact_from: tuple[int, str] | None = None
 
 
 def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
@@ -90,10 +94,13 @@ def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
     )
 
 
-def record_event(customer: CustomerState, event: OrderEvent, at_us: int) -> bool:
-    """Record an order event and refresh the aggregates; False when it changes nothing."""
+def record_event(customer: CustomerState, event: OrderEvent, at_us: int, keep_contact: bool = True) -> bool:
+    """Record an order event and refresh the aggregates; False when it changes nothing.
+
+    Without `keep_contact`, contact data (email, marketing consent) is not kept at all."""
     if isinstance(event, OrderPlaced):
-        return _record_placed(customer, event, at_us)
+        noted = keep_contact and _note_contact(customer, event, at_us)
+        return _record_placed(customer, event, at_us) or noted
     if isinstance(event, OrderCancelled):
         changed = _record_cancelled(customer, event)
     elif isinstance(event, OrderRefunded):
@@ -104,6 +111,20 @@ def record_event(customer: CustomerState, event: OrderEvent, at_us: int) -> bool
         raise TypeError(f"unknown event type {type(event).__name__}")
     if changed:
         refresh_aggregates(customer)
+    return changed
+
+
+def _note_contact(customer: CustomerState, event: OrderPlaced, at_us: int) -> bool:
+    """Keep the contact data of the latest placement carrying any: the same whatever the
+    order events arrive in."""
+    if event.email is None and event.accepts_marketing is None:
+        return False
+    key = (at_us, event.event_id)
+    if customer.contact_from is not None and key <= customer.contact_from:
+        return False
+    customer.contact_from = key
+    changed = (customer.email, customer.accepts_marketing) != (event.email, event.accepts_marketing)
+    customer.email, customer.accepts_marketing = event.email, event.accepts_marketing
     return changed
 
 
@@ -223,6 +244,8 @@ def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
         days_since_last_order=None if last is None else (at_us - last) // DAY_US,
         segments=list(customer.segments),
         segment_class=customer.segment_class,
+        email=customer.email,
+        accepts_marketing=customer.accepts_marketing,
     )
 
 

@@ -45,6 +45,9 @@ class OrderPlaced(_Event, frozen=True, tag="order.placed"):
     payment_method: str | None = None
     coupon: str | None = None
     store_id: str | None = None
+    # contact data, optional: the latest placement's is the customer's (docs/lifecycle.md)
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    accepts_marketing: bool | None = None
 
 
 class OrderCancelled(_Event, frozen=True, tag="order.cancelled"):

@@ -101,8 +101,11 @@ class Partition:
         rebuilding: bool = False,
         erasures: MutableMapping[str, int] | None = None,
         segments: SegmentRules | None = None,
+        keep_contact: bool = True,
     ) -> None:
         self.customers = customers
+        # False: email and consent never enter state, so no output carries them
+        self.keep_contact = keep_contact
         self.segments = segments or SegmentRules()
         # erasure key -> partition clock at the erasure; see `erasure_key`
         self.erasures: MutableMapping[str, int] = {} if erasures is None else erasures
@@ -207,7 +210,7 @@ class Partition:
             customer = new_customer(event.customer_id, at)
         new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
         try:
-            changed = record_event(customer, event, at)
+            changed = record_event(customer, event, at, self.keep_contact)
         except RejectedEvent as rejected:
             return EventResult(Outcome.REJECTED, fired, reason=str(rejected), reason_code="inconsistent")
         if not changed:

@@ -109,6 +109,9 @@ class CustomerSnapshot(msgspec.Struct, frozen=True):
     days_since_last_order: int | None
     segments: list[str] = msgspec.field(default_factory=list)  # sorted names
     segment_class: str | None = msgspec.field(default=None, name="class")
+    # contact data, when events carry it and it is kept (privacy.contact_data)
+    email: str | None = None
+    accepts_marketing: bool | None = None
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):

@@ -73,15 +73,39 @@ def ensure_jars(log: bool = True) -> Path:
 
 
 @dataclass(frozen=True)
+class SslFiles:
+    """The broker's TLS material: a keystore with its key and certificate chain and, for
+    mutual TLS, a truststore with the CA(s) whose client certificates it accepts."""
+
+    keystore: Path
+    keystore_password: str
+    truststore: Path | None = None
+    truststore_password: str = ""
+    keystore_type: str = "PKCS12"  # or JKS
+    truststore_type: str = "PKCS12"
+
+
+@dataclass(frozen=True)
 class Broker:
     port: int
     data_dir: Path
     # name -> password: adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512) on port + 2
     sasl_users: tuple[tuple[str, str], ...] = ()
+    # adds an SSL listener without client authentication on port + 3 and, when the files have
+    # a truststore, one that requires a client certificate (mutual TLS) on port + 4
+    ssl: SslFiles | None = None
 
     @property
     def sasl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.port + 2}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port + 3}"
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port + 4}"
 
     @property
     def bootstrap(self) -> str:
@@ -116,9 +140,18 @@ class Broker:
         return pid
 
     def serving(self) -> bool:
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+        return _accepts(self.port)
+
+    def _client_ports(self) -> list[int]:
+        """Every client listener's port: plaintext, then SASL and TLS when configured."""
+        ports = [self.port]
+        if self.sasl_users:
+            ports.append(self.port + 2)
+        if self.ssl is not None:
+            ports.append(self.port + 3)
+            if self.ssl.truststore is not None:
+                ports.append(self.port + 4)
+        return ports
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker and wait until it serves; False when it was already running."""
@@ -174,7 +207,7 @@ class Broker:
                     f"the broker exited with status {process.returncode}; see {self.log_dir}/stdout.log "
                     f"and server.log"
                 )
-            if self.serving():
+            if all(_accepts(port) for port in self._client_ports()):
                 return True
             time.sleep(0.2)
         self.stop()
@@ -237,8 +270,32 @@ class Broker:
                 settings[f"{prefix}.{mechanism}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+        if self.ssl is not None:
+            files = self.ssl
+            ssl_listeners = [("SSL", self.port + 3, "none")]
+            if files.truststore is not None:
+                ssl_listeners.append(("MTLS", self.port + 4, "required"))
+            for name, port, client_auth in ssl_listeners:
+                settings["listeners"] += f",{name}://127.0.0.1:{port}"
+                settings["advertised.listeners"] += f",{name}://127.0.0.1:{port}"
+                settings["listener.security.protocol.map"] += f",{name}:SSL"
+                settings[f"listener.name.{name.lower()}.ssl.client.auth"] = client_auth
+            settings["ssl.keystore.type"] = files.keystore_type
+            settings["ssl.keystore.location"] = str(files.keystore)
+            settings["ssl.keystore.password"] = files.keystore_password
+            settings["ssl.key.password"] = files.keystore_password
+            if files.truststore is not None:
+                settings["ssl.truststore.type"] = files.truststore_type
+                settings["ssl.truststore.location"] = str(files.truststore)
+                settings["ssl.truststore.password"] = files.truststore_password
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return path
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _is_zombie(pid: int) -> bool:

@@ -183,6 +183,7 @@ class Worker:
                 clock_us=clock,
                 erasures=self.erasures,
                 segments=self.config.segments,
+                keep_contact=self.config.privacy.contact_data,
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(core, customers, persisted_clock=clock)
