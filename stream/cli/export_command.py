@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
             write(
                 [
                     record["customer_id"],
+                    record.get("email") or "",
+                    {True: "yes", False: "no"}.get(record.get("accepts_marketing"), ""),
                     record["state"],
                     " ".join(record.get("segments") or ()),
                     record.get("class") or "",
