@@ -17,6 +17,8 @@ from .common import UsageError, check_readable, open_output
 
 COLUMNS = (
     "customer_id",
+    "email",
+    "accepts_marketing",
     "state",
     "segments",
     "class",
