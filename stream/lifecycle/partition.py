@@ -13,7 +13,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from .customer import (
     ERASED_SNAPSHOT,
@@ -26,18 +26,9 @@ from .customer import (
 from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
-from .segments import SegmentRules, evaluate, moved_up, note_event, rebuild_windows
-from .transitions import (
-    Cause,
-    Change,
-    CustomerSnapshot,
-    SegmentCause,
-    SegmentChange,
-    SegmentChangeKind,
-    Transition,
-    segment_change_id_prefix,
-    transition_name,
-)
+from .segment_changes import Move, Stamp, change_events, move_to
+from .segments import SegmentRules, evaluate, note_event, rebuild_windows
+from .transitions import Cause, Change, CustomerSnapshot, SegmentCause, Transition, transition_name
 
 
 def erasure_key(customer_id: str) -> str:
@@ -61,13 +52,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     ERASED = "erased"
     REJECTED = "rejected"
-
-
-class _Move(NamedTuple):
-    kind: SegmentChangeKind
-    segment: str | None
-    from_class: str | None = None
-    to_class: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: one per event, and frozen dataclasses build slowly
@@ -250,33 +234,12 @@ class Partition:
         """Back to prospect, out of every segment and class, all at the partition clock,
         with nothing about the person in the snapshot."""
         assert self.clock_us is not None
-        at = self.clock_us
-        occurred, detected = from_us(at), self._detected_at(now_us)
-        replayed = self.rebuilding or now_us - at > self.time_rules.stale_after
+        stamp = self._stamp(self.clock_us, now_us, "customer.erased", event_id)
         changes: list[Change] = []
         if customer.state is not State.PROSPECT:
-            customer.seq += 1
-            changes.append(
-                Transition(
-                    event_id=f"{customer.id_prefix}{customer.seq:08x}",
-                    customer_id=customer.customer_id,
-                    seq=customer.seq,
-                    transition=transition_name(customer.state, State.PROSPECT),
-                    from_state=customer.state,
-                    to_state=State.PROSPECT,
-                    occurred_at=occurred,
-                    detected_at=detected,
-                    replayed=replayed,
-                    cause="customer.erased",
-                    cause_event_id=event_id,
-                    customer=ERASED_SNAPSHOT,
-                )
-            )
-        if self.segments or customer.segments or customer.segment_class:
-            moves = self._move_segments(customer, [], None)
-            changes += self._segment_changes(
-                customer, moves, occurred, detected, replayed, "customer.erased", event_id, ERASED_SNAPSHOT
-            )
+            changes.append(self._transition(customer, State.PROSPECT, stamp, ERASED_SNAPSHOT))
+        moves = move_to(self.segments, customer, [], None)
+        changes += change_events(self.segments, customer, moves, stamp, ERASED_SNAPSHOT)
         return changes
 
     def _before_erasure(self, customer_id: str, at_us: int) -> bool:
@@ -305,110 +268,73 @@ class Partition:
         policy = self.policies.for_store(customer.store_id)
         count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
         target = state_at(policy, count, first, last, at_us)
-        deadline = next_deadline(policy, count, first, last, at_us)
         previous = customer.state
         if target is not previous:
-            customer.seq += 1
-            customer.state = target
-            customer.state_since = at_us
-        moves: list[_Move] = []
-        if self.segments:
-            membership = evaluate(self.segments, customer, at_us, deadline)
-            moves = self._move_segments(customer, membership.segments, membership.klass)
-            if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
-                deadline = membership.next_change
-        customer.deadline = deadline
+            customer.state = target  # the snapshot below and segment `state` conditions see it
+        moves = self._move_segments(customer, at_us, next_deadline(policy, count, first, last, at_us))
         if target is previous and not moves:
             return []
         snap = snapshot(customer, at_us)
-        occurred = instant or from_us(at_us)
-        detected = self._detected_at(now_us)
-        replayed = self.rebuilding or now_us - at_us > self.time_rules.stale_after
+        stamp = self._stamp(at_us, now_us, cause, cause_event_id, instant)
         changes: list[Change] = []
         if target is not previous:
-            changes.append(
-                Transition(
-                    event_id=f"{customer.id_prefix}{customer.seq:08x}",
-                    customer_id=customer.customer_id,
-                    seq=customer.seq,
-                    transition=transition_name(previous, target),
-                    from_state=previous,
-                    to_state=target,
-                    occurred_at=occurred,
-                    detected_at=detected,
-                    replayed=replayed,
-                    cause=cause,
-                    cause_event_id=cause_event_id,
-                    customer=snap,
-                )
-            )
-        changes += self._segment_changes(
-            customer, moves, occurred, detected, replayed, cause, cause_event_id, snap
-        )
+            customer.state = previous
+            changes.append(self._transition(customer, target, stamp, snap))
+        changes += change_events(self.segments, customer, moves, stamp, snap)
         return changes
 
-    def _move_segments(self, customer: CustomerState, members: list[str], klass: str | None) -> list[_Move]:
-        """Set the customer's segments and class; the moves, in the order they are told."""
-        moves: list[_Move] = []
-        if sorted(members) != customer.segments:
-            before, after = set(customer.segments), set(members)
-            configured = [s.name for s in self.segments.segments]
-            gone = sorted(before.difference(configured))  # segments no longer configured
-            for name in [*configured, *gone]:
-                if (name in before) != (name in after):
-                    moves.append(
-                        _Move(
-                            SegmentChangeKind.ENTERED_SEGMENT
-                            if name in after
-                            else SegmentChangeKind.LEFT_SEGMENT,
-                            name,
-                        )
-                    )
-            customer.segments = sorted(after)
-        if klass != customer.segment_class:
-            moves.append(_Move(SegmentChangeKind.CLASS_CHANGED, None, customer.segment_class, klass))
-            customer.segment_class = klass
+    def _move_segments(
+        self, customer: CustomerState, at_us: int, lifecycle_deadline: int | None
+    ) -> list[Move]:
+        """Segments and class at `at_us` (lifecycle state already settled), and the customer's
+        next deadline: the lifecycle's or the segments', whichever comes first."""
+        deadline = lifecycle_deadline
+        moves: list[Move] = []
+        if self.segments:
+            membership = evaluate(self.segments, customer, at_us, lifecycle_deadline)
+            moves = move_to(self.segments, customer, membership.segments, membership.klass)
+            if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
+                deadline = membership.next_change
+        customer.deadline = deadline
         return moves
 
-    def _segment_changes(
+    def _stamp(
         self,
-        customer: CustomerState,
-        moves: list[_Move],
-        occurred: datetime,
-        detected: datetime,
-        replayed: bool,
+        at_us: int,
+        now_us: int,
         cause: SegmentCause,
         cause_event_id: str | None,
-        snap: CustomerSnapshot,
-    ) -> list[Change]:
-        if not moves:
-            return []
-        prefix = segment_change_id_prefix(customer.customer_id, customer.created_at)
-        changes: list[Change] = []
-        for move in moves:
-            customer.change_seq += 1
-            is_class = move.kind is SegmentChangeKind.CLASS_CHANGED
-            changes.append(
-                SegmentChange(
-                    event_id=f"{prefix}{customer.change_seq:08x}",
-                    customer_id=customer.customer_id,
-                    seq=customer.change_seq,
-                    change=move.kind,
-                    segment=move.segment,
-                    from_class=move.from_class,
-                    to_class=move.to_class,
-                    moved_up=moved_up(self.segments.classes, move.from_class, move.to_class)
-                    if is_class
-                    else None,
-                    occurred_at=occurred,
-                    detected_at=detected,
-                    replayed=replayed,
-                    cause=cause,
-                    cause_event_id=cause_event_id,
-                    customer=snap,
-                )
-            )
-        return changes
+        instant: datetime | None = None,
+    ) -> Stamp:
+        replayed = self.rebuilding or now_us - at_us > self.time_rules.stale_after
+        return Stamp(
+            at_us, instant or from_us(at_us), self._detected_at(now_us), replayed, cause, cause_event_id
+        )
+
+    def _transition(
+        self, customer: CustomerState, target: State, stamp: Stamp, snap: CustomerSnapshot
+    ) -> Transition:
+        """The customer's next transition, to `target`; advances their state and `seq`."""
+        previous = customer.state
+        customer.seq += 1
+        customer.state = target
+        customer.state_since = stamp.at_us
+        cause = stamp.cause
+        assert cause != "configuration", "configuration changes move segments only"
+        return Transition(
+            event_id=f"{customer.id_prefix}{customer.seq:08x}",
+            customer_id=customer.customer_id,
+            seq=customer.seq,
+            transition=transition_name(previous, target),
+            from_state=previous,
+            to_state=target,
+            occurred_at=stamp.occurred_at,
+            detected_at=stamp.detected_at,
+            replayed=stamp.replayed,
+            cause=cause,
+            cause_event_id=stamp.cause_event_id,
+            customer=snap,
+        )
 
     def reevaluate_segments(self, customer: CustomerState, now_us: int) -> list[Change]:
         """Segments and class under the rules this partition runs with, for a customer last
@@ -418,27 +344,14 @@ class Partition:
         at = self.clock_us
         policy = self.policies.for_store(customer.store_id)
         count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
-        deadline = next_deadline(policy, count, first, last, at)
         rebuild_windows(self.segments, customer, at)
-        membership = evaluate(self.segments, customer, at, deadline)
-        moves = self._move_segments(customer, membership.segments, membership.klass)
-        if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
-            deadline = membership.next_change
-        customer.deadline = deadline
+        moves = self._move_segments(customer, at, next_deadline(policy, count, first, last, at))
         self._index(customer)
         self.customers[customer.customer_id] = customer
         if not moves:
             return []
-        return self._segment_changes(
-            customer,
-            moves,
-            from_us(at),
-            self._detected_at(now_us),
-            True,
-            "configuration",
-            None,
-            snapshot(customer, at),
-        )
+        stamp = Stamp(at, from_us(at), self._detected_at(now_us), True, "configuration", None)
+        return list(change_events(self.segments, customer, moves, stamp, snapshot(customer, at)))
 
     def _detected_at(self, now_us: int) -> datetime:
         if self._now[0] != now_us:
