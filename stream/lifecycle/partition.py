@@ -27,7 +27,8 @@ from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
 from .segment_changes import Move, Stamp, change_events, move_to
-from .segments import SegmentRules, evaluate, note_event, rebuild_windows
+from .segment_windows import note_event, rebuild_windows
+from .segments import SegmentRules, evaluate
 from .transitions import Cause, Change, CustomerSnapshot, SegmentCause, Transition, transition_name
 
 
