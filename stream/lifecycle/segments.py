@@ -7,7 +7,7 @@ change it (an order leaving a window, a window running out, a lifecycle deadline
 partition's deadline index fires the customer then, as it does for lifecycle deadlines.
 
 Windowed conditions read `CustomerState.recent`, the counted orders placed within the
-longest window (kept sorted and pruned here), so the cost of an evaluation depends on the
+longest window (kept sorted and pruned by segment_windows.py), so the cost of an evaluation depends on the
 orders in the windows, not on the length of a customer's history. Unwindowed `bought`
 conditions read `CustomerState.bought_keys`, the configured item keys any counted order has.
 """
