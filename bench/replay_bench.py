@@ -107,7 +107,7 @@ def main() -> None:
         + ", ".join(f"{seconds:.2f}" for _, seconds in runs)
         + " s)"
     )
-    seconds, peak = replay(path, out)
+    seconds, peak = replay(path, out, "--jobs", "1")
     with open(out / "t.jsonl", "rb") as written:
         transitions = sum(1 for _ in written)
     print(
@@ -119,7 +119,7 @@ def main() -> None:
     print(f"memory    replay peak RSS:     {peak / 2**20:,.0f} MiB   (aim < 1024 MiB)")
     preset = ROOT / "deploy" / "segments.example.toml"
     with_segments, segmented_peak = replay(
-        path, out, "--config", str(preset), "--segment-changes", str(out / "sc.jsonl")
+        path, out, "--jobs", "1", "--config", str(preset), "--segment-changes", str(out / "sc.jsonl")
     )
     with open(out / "sc.jsonl", "rb") as written:
         changes = sum(1 for _ in written)
@@ -128,6 +128,12 @@ def main() -> None:
         f"{changes:,} segment changes, peak {segmented_peak / 2**20:,.0f} MiB"
     )
     print(f"ratio     with segments / without: {with_segments / seconds:.2f}x   (target <= 1.5x)")
+    jobs = os.cpu_count() or 1
+    in_jobs, jobs_peak = replay(path, out, "--jobs", str(jobs))
+    print(
+        f"jobs      --jobs {jobs}: {events / in_jobs:,.0f} events/s against {events / seconds:,.0f} with --jobs 1: "
+        f"{seconds / in_jobs:.2f}x   (target >= 1.8x with 2 jobs), peak {jobs_peak / 2**20:,.0f} MiB per job"
+    )
 
 
 if __name__ == "__main__":

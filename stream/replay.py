@@ -89,12 +89,15 @@ class Replay:
 
     def advance(self, until_us: int) -> list[Change]:
         """Move every partition clock to `until_us`, in partition order."""
-        fired: list[Change] = []
+        return [change for _, fired in self.advance_partitions(until_us) for change in fired]
+
+    def advance_partitions(self, until_us: int) -> Iterator[tuple[int, list[Change]]]:
+        """Move every partition clock to `until_us`, in partition order: what each fired."""
         now = self.now_us()
-        for partition in self.partitions:
-            fired.extend(partition.advance(until_us, now))
-        self._count(fired)
-        return fired
+        for number, partition in enumerate(self.partitions):
+            fired = partition.advance(until_us, now)
+            self._count(fired)
+            yield number, fired
 
     def _count(self, changes: list[Change]) -> None:
         for change in changes:
@@ -104,5 +107,10 @@ class Replay:
                 self.stats.segment_changes[change.change.value] += 1
 
     def customers(self) -> Iterator[CustomerState]:
-        for partition in self.partitions:
-            yield from partition.customers.values()
+        for _, customer in self.customers_by_partition():
+            yield customer
+
+    def customers_by_partition(self) -> Iterator[tuple[int, CustomerState]]:
+        for number, partition in enumerate(self.partitions):
+            for customer in partition.customers.values():
+                yield number, customer

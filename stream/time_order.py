@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import marshal
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, NamedTuple
 
 import msgspec
@@ -53,10 +53,29 @@ def occurred_at_us(raw: bytes) -> int | None:
         return None
 
 
+class OrderedLine(NamedTuple):
+    """A line with its place in the order replayed: (instant, position in the whole input)."""
+
+    instant: int
+    position: int
+    sourced: SourcedLine
+
+
 def in_time_order(
     lines: Iterable[SourcedLine], stats: OrderingStats | None = None, run_size: int = RUN_SIZE
 ) -> Iterator[SourcedLine]:
     """`lines` sorted by (`occurred_at`, input position)."""
+    return (ordered.sourced for ordered in ordered_lines(lines, stats, run_size))
+
+
+def ordered_lines(
+    lines: Iterable[SourcedLine],
+    stats: OrderingStats | None = None,
+    run_size: int = RUN_SIZE,
+    keep: Callable[[InputLine], bool] | None = None,
+) -> Iterator[OrderedLine]:
+    """`lines` sorted by (`occurred_at`, input position), with their sort keys; only those
+    `keep` keeps, placed where they would be among all (a replay job keeps its share)."""
     stats = stats or OrderingStats()
     run: list[tuple[int, int, str, int, bytes, str | None]] = []
     spilled: list[IO[bytes]] = []
@@ -71,6 +90,8 @@ def in_time_order(
                     stats.out_of_order += 1
                 latest = max(latest, instant)
                 previous = instant
+            if keep is not None and not keep(line):
+                continue
             run.append((key, position, source, line.line, line.raw, line.error))
             if len(run) >= run_size:
                 spilled.append(_spill(run))
@@ -78,8 +99,8 @@ def in_time_order(
         run.sort()
         stats.runs = len(spilled) + (1 if run else 0)
         merged = heapq.merge(run, *(_read_back(handle) for handle in spilled)) if spilled else iter(run)
-        for _, _, source, number, raw, error in merged:
-            yield SourcedLine(source, InputLine(number, raw, error))
+        for key, position, source, number, raw, error in merged:
+            yield OrderedLine(key, position, SourcedLine(source, InputLine(number, raw, error)))
     finally:
         for handle in spilled:
             handle.close()

@@ -336,3 +336,44 @@ def test_a_time_without_a_zone_and_no_timezone_given_is_rejected_naming_the_colu
         "line 2: column `occurred_at`: the time `2025-01-10 09:00:00` has no zone; "
         "add one, or give --timezone"
     )
+
+
+def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(tmp_path):
+    history = tmp_path / "history.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "stream", "generate", "--customers", "400", "--seed", "8", "-o", str(history)],
+        check=True,
+        capture_output=True,
+    )
+    with open(history, "ab") as extra:
+        extra.write(b"not json\n" + orjson.dumps(placed("zed", "z1", at(100))) + b"\n")
+    config = tmp_path / "c.toml"
+    config.write_text('[kafka]\npartitions = 5\n[segments.two]\norders_over = 1\norders_within = "90d"\n')
+    outputs = {}
+    for jobs in ("1", "3"):
+        out = tmp_path / f"jobs-{jobs}"
+        result = run_replay(
+            str(history),
+            "--config",
+            str(config),
+            "--jobs",
+            jobs,
+            "--until",
+            "2027-01-01T00:00:00Z",
+            *("--transitions", f"{out}.t", "--segment-changes", f"{out}.c"),
+            *("--states", f"{out}.s", "--rejects", f"{out}.r"),
+        )
+        assert result.returncode == 0, result.stderr
+        summary = result.stderr.decode().splitlines()
+        outputs[jobs] = (
+            [
+                [{k: v for k, v in r.items() if k != "detected_at"} for r in jsonl(Path(f"{out}.{kind}"))]
+                for kind in "tcsr"
+            ],
+            [
+                line.split(" in ")[0] + line.split(")")[-1] if line.startswith("read") else line
+                for line in summary
+            ],
+        )
+    assert outputs["3"] == outputs["1"]
+    assert all(outputs["1"][0])  # every kind of output has lines

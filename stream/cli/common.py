@@ -46,8 +46,13 @@ def open_output(option: str, path: str | None) -> BinaryIO | None:
 
 def unreachable(config: Any, error: BaseException) -> UsageError:
     """The one-line error for a Kafka cluster a command could not reach or use."""
+    tls = (
+        "; with TLS, check kafka.ssl_cafile and the client certificate"
+        if "SSL" in config.kafka.security_protocol
+        else ""
+    )
     return UsageError(
-        f"cannot reach Kafka at {config.kafka.bootstrap_servers} (kafka.bootstrap_servers): {error!r}"
+        f"cannot reach Kafka at {config.kafka.bootstrap_servers} (kafka.bootstrap_servers{tls}): {error!r}"
     )
 
 

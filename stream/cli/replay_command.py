@@ -9,16 +9,16 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..inputs import InputFormatError, InputLine, format_lines, open_input
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
-from ..replay import Replay
-from ..time_order import OrderingStats, SourcedLine, in_time_order
+from ..replay import Replay, ReplayStats
+from ..time_order import OrderedLine, OrderingStats, SourcedLine, ordered_lines
 from .common import UsageError, add_input_options, check_readable, input_layout, instant_argument, open_output
 
 
@@ -51,6 +51,12 @@ def register(commands: Any) -> None:
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes, each replaying a share of the partitions (default: the machine's cores)",
+    )
+    parser.add_argument(
         "--no-pii",
         action="store_true",
         help="drop email and marketing consent from every output (privacy.contact_data = false)",
@@ -65,18 +71,52 @@ def run(args: argparse.Namespace) -> int:
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    transitions_out = open_output("--transitions", args.transitions)
-    segment_changes_out = open_output("--segment-changes", args.segment_changes)
-    states_out = open_output("--states", args.states)
-    rejects_out = open_output("--rejects", args.rejects)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
+    started = time.perf_counter()
+    outputs = _Outputs(
+        open_output("--transitions", args.transitions),
+        open_output("--segment-changes", args.segment_changes),
+        open_output("--states", args.states),
+        open_output("--rejects", args.rejects),
+    )
+    jobs = min(args.jobs, config.kafka.partitions)
+    if jobs > 1 and "-" not in args.inputs:
+        from .replay_jobs import replay_in_jobs
+
+        result = replay_in_jobs(args, config, until, outputs, jobs)
+    else:
+        result = replay_here(args, config, until, outputs, progress=_progress_bar(args.inputs))
+    _close(outputs)
+    _print_summary(result, time.perf_counter() - started)
+    return 0
+
+
+class ReplayResult(NamedTuple):
+    """What a replay (or one job of it) tells in its summary."""
+
+    stats: ReplayStats
+    states: Counter[str]
+    lines: int  # lines in the order sorted (those of the job, with --jobs)
+    out_of_order: int
+
+
+def replay_here(
+    args: argparse.Namespace,
+    config: Config,
+    until: int | None,
+    outputs: _Outputs,
+    keep: Callable[[InputLine], bool] | None = None,
+    progress: Any = None,
+) -> ReplayResult:
+    """Replay in this process: every line, or those `keep` keeps (their customers' partitions)."""
     replay = Replay(config)
     # Kept past the return: freeing a large replay's millions of objects one by one costs as
     # much as a twentieth of the run, and the `lifecycle` process ends right after without
     # freeing them (see `stream.cli.console`). The next replay in the same process drops it.
     _finished[:] = [replay]
     with _few_collections():
-        outputs = _Outputs(transitions_out, segment_changes_out, states_out, rejects_out)
-        return _replay(args, replay, until, outputs)
+        return _replay(args, replay, until, outputs, keep, progress)
 
 
 _finished: list[Replay] = []
@@ -107,20 +147,34 @@ class _Outputs(NamedTuple):
     rejects: BinaryIO | None
 
 
-def _replay(args: argparse.Namespace, replay: Replay, until: int | None, outputs: _Outputs) -> int:
-    started = time.perf_counter()
-    progress = _progress_bar(args.inputs)
-    write_transitions = _writer(outputs.transitions, outputs.segment_changes)
+def _replay(
+    args: argparse.Namespace,
+    replay: Replay,
+    until: int | None,
+    outputs: _Outputs,
+    keep: Callable[[InputLine], bool] | None,
+    progress: Any,
+) -> ReplayResult:
+    """Replay every line (or those `keep` keeps). With `keep` (a job of `--jobs`), each output
+    line starts with its place in the order one process writes (see `replay_jobs`)."""
+    tagged = keep is not None
+    write_changes = _writer(outputs.transitions, outputs.segment_changes)
     states_out, rejects_out = outputs.states, outputs.rejects
-    lines: Iterable[SourcedLine] = _read_inputs(args, progress)
     ordering = OrderingStats()
-    if not args.arrival_order:
-        lines = in_time_order(lines, ordering)
-    for path, line in lines:
+    lines: Iterable[OrderedLine]
+    if args.arrival_order:
+        everything = enumerate(_read_inputs(args, progress))
+        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(s.line))
+    else:
+        lines = ordered_lines(_read_inputs(args, progress), ordering, keep=keep)
+    tag = b""
+    for instant, position, (path, line) in lines:
+        if tagged:
+            tag = line_tag(instant, position)
         reason = line.error
         if reason is None:
             try:
-                write_transitions(replay.feed(line.raw))
+                write_changes(replay.feed(line.raw), tag)
                 continue
             except InvalidEvent as invalid:
                 reason = str(invalid)
@@ -128,29 +182,44 @@ def _replay(args: argparse.Namespace, replay: Replay, until: int | None, outputs
             replay.reject()
         if rejects_out is not None:
             source = FileSource(path=path, line=line.line)
-            rejects_out.write(encode(rejection(line.raw, reason, source)) + b"\n")
+            rejects_out.write(tag + encode(rejection(line.raw, reason, source)) + b"\n")
     if until is not None:
-        write_transitions(replay.advance(until))
+        for number, fired in replay.advance_partitions(until):
+            write_changes(fired, until_tag(number) if tagged else b"")
     if progress is not None:
         progress.close()
     states = Counter[str]()
-    for customer in replay.customers():
+    for index, (number, customer) in enumerate(replay.customers_by_partition()):
         states[customer.state.value] += 1
         if states_out is not None:
-            states_out.write(encode(customer_record(customer)) + b"\n")
+            prefix = state_tag(number, index) if tagged else b""
+            states_out.write(prefix + encode(customer_record(customer)) + b"\n")
+    return ReplayResult(replay.stats, states, ordering.lines, ordering.out_of_order)
+
+
+# Fixed-width tags, so that merging the jobs' files by their bytes merges them by place.
+TAG_WIDTH = 34
+_OFFSET = 1 << 62
+
+
+def line_tag(instant: int, position: int) -> bytes:
+    return b"1%020d%012d|" % (instant + _OFFSET, position)
+
+
+def until_tag(partition: int) -> bytes:
+    return b"2%020d%012d|" % (partition, 0)
+
+
+def state_tag(partition: int, index: int) -> bytes:
+    return b"3%020d%012d|" % (partition, index)
+
+
+def _close(outputs: _Outputs) -> None:
     for handle in outputs:
         if handle is not None:
             handle.flush()
             if handle is not sys.stdout.buffer:
                 handle.close()
-    _print_summary(replay, states, time.perf_counter() - started)
-    if ordering.out_of_order:
-        print(
-            f"replayed in occurred_at order: {ordering.out_of_order} of {ordering.lines} lines came "
-            "after a later one in the input (--arrival-order keeps the files' order)",
-            file=sys.stderr,
-        )
-    return 0
 
 
 def _read_inputs(args: argparse.Namespace, progress: Any) -> Iterator[SourcedLine]:
@@ -173,17 +242,18 @@ def _tagged(path: str, lines: Iterator[InputLine], progress: Any) -> Iterator[So
 
 
 def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:
-    """Writes each change to its file, in emission order; those with no file are dropped."""
+    """Writes each change to its file, in emission order, after `tag`; those with no file are
+    dropped."""
     if transitions_out is None and segment_changes_out is None:
-        return lambda changes: None
+        return lambda changes, tag: None
     write_transition = transitions_out.write if transitions_out is not None else None
     write_segment_change = segment_changes_out.write if segment_changes_out is not None else None
 
-    def write_changes(changes: list[Change]) -> None:
+    def write_changes(changes: list[Change], tag: bytes) -> None:
         for change in changes:
             write = write_transition if isinstance(change, Transition) else write_segment_change
             if write is not None:
-                write(encode(change) + b"\n")
+                write(tag + encode(change) + b"\n")
 
     return write_changes
 
@@ -197,8 +267,8 @@ def _progress_bar(inputs: list[str]) -> Any:
     return tqdm(total=total or None, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
 
 
-def _print_summary(replay: Replay, states: Counter[str], seconds: float) -> None:
-    stats = replay.stats
+def _print_summary(result: ReplayResult, seconds: float) -> None:
+    stats, states = result.stats, result.states
     rate = stats.read / seconds if seconds > 0 else 0.0
     outcomes = ", ".join(
         f"{name} {stats.outcomes[name]}" for name in ("applied", "late", "duplicate", "rejected")
@@ -211,3 +281,9 @@ def _print_summary(replay: Replay, states: Counter[str], seconds: float) -> None
     if stats.segment_changes:
         by_kind = ", ".join(f"{n} {c}" for n, c in sorted(stats.segment_changes.items()))
         print(f"segment changes: {by_kind}", file=sys.stderr)
+    if result.out_of_order:
+        print(
+            f"replayed in occurred_at order: {result.out_of_order} of {result.lines} lines came "
+            "after a later one in the input (--arrival-order keeps the files' order)",
+            file=sys.stderr,
+        )
