@@ -75,7 +75,8 @@ def ensure_jars(log: bool = True) -> Path:
 @dataclass(frozen=True)
 class SslFiles:
     """The broker's TLS material: a keystore with its key and certificate chain and, for
-    mutual TLS, a truststore with the CA(s) whose client certificates it accepts."""
+    mutual TLS, a truststore with the CA(s) whose client certificates it accepts. The key's
+    password is the keystore's (as `openssl pkcs12 -export` makes it)."""
 
     keystore: Path
     keystore_password: str
