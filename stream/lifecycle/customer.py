@@ -77,6 +77,8 @@ class CustomerState(msgspec.Struct, kw_only=True):
     segments: list[str] = msgspec.field(default_factory=list)
     segment_class: str | None = None
     change_seq: int = 0
+    # the instant time alone may next change the segments (0: not known, evaluate)
+    segments_until: int = 0
     recent: list[RecentOrder] | None = None
     bought_keys: list[str] | None = None
     # contact data of the latest placement (time, then event_id) that carried any

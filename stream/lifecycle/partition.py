@@ -272,7 +272,8 @@ class Partition:
         previous = customer.state
         if target is not previous:
             customer.state = target  # the snapshot below and segment `state` conditions see it
-        moves = self._move_segments(customer, at_us, next_deadline(policy, count, first, last, at_us))
+        lifecycle_deadline = next_deadline(policy, count, first, last, at_us)
+        moves = self._move_segments(customer, at_us, lifecycle_deadline, time_only=cause == "deadline")
         if target is previous and not moves:
             return []
         snap = snapshot(customer, at_us)
@@ -285,17 +286,24 @@ class Partition:
         return changes
 
     def _move_segments(
-        self, customer: CustomerState, at_us: int, lifecycle_deadline: int | None
+        self, customer: CustomerState, at_us: int, lifecycle_deadline: int | None, time_only: bool = False
     ) -> list[Move]:
         """Segments and class at `at_us` (lifecycle state already settled), and the customer's
-        next deadline: the lifecycle's or the segments', whichever comes first."""
-        deadline = lifecycle_deadline
+        next deadline: the lifecycle's or the segments', whichever comes first.
+
+        When only time moved (a deadline) before the instant segments may next change, and
+        no segment reads the lifecycle state, membership is as it was: not evaluated again."""
         moves: list[Move] = []
         if self.segments:
-            membership = evaluate(self.segments, customer, at_us, lifecycle_deadline)
-            moves = move_to(self.segments, customer, membership.segments, membership.klass)
-            if membership.next_change is not None and (deadline is None or membership.next_change < deadline):
-                deadline = membership.next_change
+            unchanged = time_only and at_us < customer.segments_until and not self.segments.reads_state
+            if not unchanged:
+                membership = evaluate(self.segments, customer, at_us, lifecycle_deadline)
+                moves = move_to(self.segments, customer, membership.segments, membership.klass)
+                customer.segments_until = _NEVER if membership.next_change is None else membership.next_change
+        deadline = lifecycle_deadline
+        until = customer.segments_until
+        if self.segments and until != _NEVER and (deadline is None or until < deadline):
+            deadline = until
         customer.deadline = deadline
         return moves
 
@@ -358,6 +366,9 @@ class Partition:
         if self._now[0] != now_us:
             self._now = (now_us, from_us(now_us))
         return self._now[1]
+
+
+_NEVER = 1 << 62  # CustomerState.segments_until: time alone changes no segment
 
 
 def _future_reason(at_us: int, now_us: int) -> str:

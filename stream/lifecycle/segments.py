@@ -94,12 +94,14 @@ class SegmentRules:
     horizon: int = field(init=False, repr=False, compare=False)
     unwindowed_keys: frozenset[str] = field(init=False, repr=False, compare=False)
     compiled: tuple[tuple[str, Check, dict[str, Check]], ...] = field(init=False, repr=False, compare=False)
+    reads_state: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         every = [c for s in self.segments for c in s.every_conditions()]
         derived = {
             "horizon": max((w for c in every for w in c.windows()), default=0),
             "unwindowed_keys": frozenset(k for c in every if c.bought_within is None for k in c.bought),
+            "reads_state": any(c.state for c in every),
             "compiled": tuple(
                 (s.name, _segment_check(s.conditions), {st: _segment_check(c) for st, c in s.stores.items()})
                 for s in self.segments
