@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
@@ -122,7 +122,8 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             # outputs and state in the order they were made
             channel.send_soon(key=output.key, value=output.value, partition=output.partition)
 
-    dropped_once = _fault_dropped_orders()
+    dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
+    failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")
 
     @app.agent(source, name="lifecycle")
     async def lifecycle(stream: Any) -> None:
@@ -132,10 +133,15 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                 dropped_once.discard((message.partition, message.offset))
                 acks.refuse(message)  # as if faust had lost it on its way (tests only)
                 continue
-            with metrics.processing.time():
-                reread_from = worker.on_message(
-                    message.topic, message.partition, message.offset, message.key, message.value
-                )
+            try:
+                if (message.partition, message.offset) in failing:
+                    raise RuntimeError("fault injected for tests (LIFECYCLE_FAULT_FAIL_ORDERS)")
+                with metrics.processing.time():
+                    reread_from = worker.on_message(
+                        message.topic, message.partition, message.offset, message.key, message.value
+                    )
+            except Exception:
+                _stop_unprocessed(message)
             if reread_from is not None:
                 # not processed: its ack must not count, and the partition is read again
                 # from the first offset missing. seek_wait runs in the consumer's thread
@@ -155,8 +161,11 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                 # health checks and the send buffer running in between
                 await asyncio.sleep(0)
                 await buffer.wait_until_ebb()
-                with metrics.processing.time():
-                    worker.catch_up(message.partition)
+                try:
+                    with metrics.processing.time():
+                        worker.catch_up(message.partition)
+                except Exception:
+                    _stop_unprocessed(message)
                 send_outputs()
 
     stall_watch = StallWatch(app)
@@ -197,11 +206,37 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     return app, worker
 
 
-def _fault_dropped_orders() -> set[tuple[int, int]]:
+# sysexits' EX_SOFTWARE: handling a message raised; stopped before its offset is committed
+EXIT_PROCESSING_FAILED = 70
+
+
+def _stop_unprocessed(message: Any) -> NoReturn:
+    """End the process: handling `message` raised, half done.
+
+    faust would log the error, restart the agent and go on with the next message, and the
+    commit would then move past this one: its order lost without a trace (the soak found
+    three). Stopping before any commit leaves it to be handled again when the worker is
+    back: a bug fixed, or a fault gone, it is processed; a message that always fails keeps
+    the worker from going past it, in plain sight (a supervisor restarting it, and this log).
+    """
+    log.critical(
+        "handling %s[%d] offset %d failed; stopping before its offset is committed, so it is "
+        "handled again on restart",
+        message.topic,
+        message.partition,
+        message.offset,
+        exc_info=True,
+    )
+    logging.shutdown()
+    os._exit(EXIT_PROCESSING_FAILED)
+
+
+def _fault_orders(variable: str) -> set[tuple[int, int]]:
     """Fault injection for tests: LIFECYCLE_FAULT_DROP_ORDERS="0:5,1:7" makes the worker
     ignore those (partition, offset) messages of the orders topic once, the way faust loses a
-    message around a rebalance (docs/field-notes.md)."""
-    spec = os.environ.get("LIFECYCLE_FAULT_DROP_ORDERS", "")
+    message around a rebalance (docs/field-notes.md); LIFECYCLE_FAULT_FAIL_ORDERS makes
+    handling them raise."""
+    spec = os.environ.get(variable, "")
     dropped = set()
     for item in filter(None, spec.split(",")):
         partition, _, offset = item.partition(":")

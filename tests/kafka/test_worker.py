@@ -383,3 +383,18 @@ def test_a_message_lost_on_its_way_to_the_worker_is_read_again_and_nothing_is_mi
     _check_changelog(env, expected_states)
     _check_no_offsets_skipped(env)
     assert "offset 42 arrived before 40; reading the partition again from 40" in worker.output()
+
+
+def test_a_message_whose_handling_fails_stops_the_worker_before_its_offset_is_committed(env_factory):
+    # static membership: the restarted worker need not wait out the stopped one's session
+    env = env_factory(kafka={"partitions": 1}, worker={"static_membership": True})
+    history = generated(env, 120, seed=37)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    failing = env.start_worker("fails", environ={"LIFECYCLE_FAULT_FAIL_ORDERS": "0:300"})
+    assert failing.process.wait(timeout=120) == 70, failing.output()[-3000:]
+    assert f"handling {env.config.topics.orders}[0] offset 300 failed; stopping" in failing.output()
+    assert env.committed_offsets(env.config.topics.orders).get(0, 0) <= 300
+    env.start_worker("fails", port=failing.port)  # the fault gone: handled this time, nothing lost
+    _check_against_replay(env, expected, expected_states)
+    _check_no_offsets_skipped(env)
