@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
     started = time.perf_counter()
-    outputs = _Outputs(
+    outputs = ReplayOutputs(
         open_output("--transitions", args.transitions),
         open_output("--segment-changes", args.segment_changes),
         open_output("--states", args.states),
@@ -105,7 +105,7 @@ def replay_here(
     args: argparse.Namespace,
     config: Config,
     until: int | None,
-    outputs: _Outputs,
+    outputs: ReplayOutputs,
     keep: Callable[[InputLine], bool] | None = None,
     progress: Any = None,
 ) -> ReplayResult:
@@ -140,7 +140,7 @@ def _few_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-class _Outputs(NamedTuple):
+class ReplayOutputs(NamedTuple):
     transitions: BinaryIO | None
     segment_changes: BinaryIO | None
     states: BinaryIO | None
@@ -151,7 +151,7 @@ def _replay(
     args: argparse.Namespace,
     replay: Replay,
     until: int | None,
-    outputs: _Outputs,
+    outputs: ReplayOutputs,
     keep: Callable[[InputLine], bool] | None,
     progress: Any,
 ) -> ReplayResult:
@@ -214,7 +214,7 @@ def state_tag(partition: int, index: int) -> bytes:
     return b"3%020d%012d|" % (partition, index)
 
 
-def _close(outputs: _Outputs) -> None:
+def _close(outputs: ReplayOutputs) -> None:
     for handle in outputs:
         if handle is not None:
             handle.flush()

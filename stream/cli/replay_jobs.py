@@ -29,7 +29,7 @@ from ..inputs import InputFormatError, InputLine, format_lines, open_input
 from ..partitioning import partition_for
 from ..replay import ReplayStats
 from .common import UsageError, input_layout
-from .replay_command import TAG_WIDTH, ReplayResult, _Outputs, replay_here
+from .replay_command import TAG_WIDTH, ReplayResult, ReplayOutputs, replay_here
 
 
 class _Customer(msgspec.Struct):
@@ -41,7 +41,7 @@ _KINDS = ("transitions", "segment_changes", "states", "rejects")
 
 
 def replay_in_jobs(
-    args: argparse.Namespace, config: Config, until: int | None, outputs: _Outputs, jobs: int
+    args: argparse.Namespace, config: Config, until: int | None, outputs: ReplayOutputs, jobs: int
 ) -> ReplayResult:
     _check_formats(args)
     directory = Path(tempfile.mkdtemp(prefix="lifecycle-replay-"))
@@ -94,7 +94,7 @@ def _job(
     job: int,
     jobs: int,
     directory: Path,
-    wanted: _Outputs,
+    wanted: ReplayOutputs,
 ) -> None:
     count = config.kafka.partitions
 
@@ -111,7 +111,7 @@ def _job(
         open(directory / f"{job}.{kind}", "wb") if handle is not None else None  # noqa: SIM115
         for kind, handle in zip(_KINDS, wanted, strict=True)
     ]
-    outputs = _Outputs(*files)
+    outputs = ReplayOutputs(*files)
     result = replay_here(args, config, until, outputs, keep=mine)
     for handle in files:
         if handle is not None:
