@@ -29,7 +29,7 @@ from ..inputs import InputFormatError, InputLine, format_lines, open_input
 from ..partitioning import partition_for
 from ..replay import ReplayStats
 from .common import UsageError, input_layout
-from .replay_command import TAG_WIDTH, ReplayResult, ReplayOutputs, replay_here
+from .replay_command import TAG_WIDTH, ReplayOutputs, ReplayResult, replay_here
 
 
 class _Customer(msgspec.Struct):
