@@ -23,6 +23,7 @@ from .inputs import InputLine
 from .lifecycle.instants import parse_rfc3339
 
 RUN_SIZE = 200_000
+_SPILL_CHUNK = 4096
 
 
 class SourcedLine(NamedTuple):
@@ -109,8 +110,8 @@ def ordered_lines(
 def _spill(run: list[tuple[int, int, str, int, bytes, str | None]]) -> IO[bytes]:
     run.sort()
     handle = tempfile.TemporaryFile(prefix="lifecycle-sort-")  # noqa: SIM115 - closed by the merge
-    for entry in run:
-        marshal.dump(entry, handle)
+    for start in range(0, len(run), _SPILL_CHUNK):  # one call per chunk: marshal's per-call cost
+        marshal.dump(run[start : start + _SPILL_CHUNK], handle)
     handle.seek(0)
     return handle
 
@@ -118,6 +119,7 @@ def _spill(run: list[tuple[int, int, str, int, bytes, str | None]]) -> IO[bytes]
 def _read_back(handle: IO[bytes]) -> Iterator[tuple[int, int, str, int, bytes, str | None]]:
     while True:
         try:
-            yield marshal.load(handle)
+            chunk = marshal.load(handle)
         except EOFError:
             return
+        yield from chunk
