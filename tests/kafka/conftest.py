@@ -422,6 +422,22 @@ def env_factory(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Env]]:
         env.stop_all()
 
 
+def worker_matches_replay(env: Env, customers: int, seed: int) -> tuple[WorkerProcess, list[dict]]:
+    """A generated history sent and processed by a worker gives the replay's transitions; the
+    worker (stopped) and those transitions, for the caller's own checks."""
+    history = env.directory / "history.jsonl"
+    env.lifecycle("generate", "--customers", str(customers), "--seed", str(seed), "--output", str(history))
+    expected, _ = env.replay(history)
+    env.lifecycle("send", str(history))
+    worker = env.start_worker()
+    try:
+        got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
+        assert sorted(map(transition_key, got)) == sorted(map(transition_key, expected))
+    finally:
+        env.stop_all()
+    return worker, expected
+
+
 def transition_key(t: dict) -> tuple:
     return (
         t["customer_id"],

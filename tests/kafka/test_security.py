@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.localkafka import Broker
-from tests.kafka.conftest import Env, free_port, transition_key
+from tests.kafka.conftest import Env, free_port, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -41,16 +41,7 @@ def sasl_env(broker: Broker, directory: Path, mechanism: str, password: str = PA
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_worker_runs_over_sasl(sasl_broker, tmp_path, mechanism):
     env = sasl_env(sasl_broker, tmp_path, mechanism)
-    history = tmp_path / "history.jsonl"
-    env.lifecycle("generate", "--customers", "60", "--seed", "3", "--output", str(history))
-    expected, _ = env.replay(history)
-    env.lifecycle("send", str(history))
-    worker = env.start_worker()
-    try:
-        got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
-        assert sorted(map(transition_key, got)) == sorted(map(transition_key, expected))
-    finally:
-        env.stop_all()
+    worker, _ = worker_matches_replay(env, customers=60, seed=3)
     assert "Authentication failed" not in worker.output()
 
 

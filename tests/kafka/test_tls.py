@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from stream.localkafka import Broker, SslFiles
-from tests.kafka.conftest import ROOT, Env, free_port, transition_key
+from tests.kafka.conftest import ROOT, Env, free_port, transition_key, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -187,16 +187,7 @@ def tail_transitions(env: Env, count: int, timeout: float = 60) -> list[dict]:
 def test_worker_send_and_tail_over_tls(tls_broker, certificates, tmp_path, mutual):
     client = (certificates.client_cert, certificates.client_key) if mutual else None
     env = tls_env(tls_broker, tmp_path, certificates.ca, mutual, client)
-    history = tmp_path / "history.jsonl"
-    env.lifecycle("generate", "--customers", "60", "--seed", "5", "--output", str(history))
-    expected, _ = env.replay(history)
-    env.lifecycle("send", str(history))
-    worker = env.start_worker()
-    try:
-        got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
-        assert sorted(map(transition_key, got)) == sorted(map(transition_key, expected))
-    finally:
-        env.stop_all()
+    worker, expected = worker_matches_replay(env, customers=60, seed=5)
     assert "CERTIFICATE_VERIFY_FAILED" not in worker.output()
     tailed = tail_transitions(env, len(expected))
     assert sorted(map(transition_key, tailed)) == sorted(map(transition_key, expected))
