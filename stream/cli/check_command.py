@@ -7,9 +7,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ..inputs import InputFormatError, format_lines, open_input
 from ..messages import InvalidEvent, decode_event
-from .common import UsageError, add_input_options, check_readable, input_layout
+from .common import add_input_options, check_readable, read_inputs
 
 SHOWN = 5  # rejected lines printed per reason kind
 
@@ -30,23 +29,18 @@ def run(args: argparse.Namespace) -> int:
     check_readable(args.inputs)
     valid = 0
     kinds: Counter[str] = Counter()
-    for path in args.inputs:
-        stream = open_input(path)
-        try:
-            for line in format_lines(stream, args.format, input_layout(args)):
-                reason, kind = line.error, "row"
-                if reason is None:
-                    try:
-                        decode_event(line.raw)
-                        valid += 1
-                        continue
-                    except InvalidEvent as invalid:
-                        reason, kind = str(invalid), invalid.kind
-                kinds[kind] += 1
-                if kinds[kind] <= SHOWN:
-                    print(f"{path}:{line.line}: {reason}", file=sys.stderr)
-        except InputFormatError as error:
-            raise UsageError(f"input {path}: {error}") from None
+    for path, line in read_inputs(args):
+        reason, kind = line.error, "row"
+        if reason is None:
+            try:
+                decode_event(line.raw)
+                valid += 1
+                continue
+            except InvalidEvent as invalid:
+                reason, kind = str(invalid), invalid.kind
+        kinds[kind] += 1
+        if kinds[kind] <= SHOWN:
+            print(f"{path}:{line.line}: {reason}", file=sys.stderr)
     rejected = sum(kinds.values())
     by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
     print(f"{valid + rejected} lines: {valid} valid events, {rejected} rejected ({by_kind})", file=sys.stderr)

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ..inputs import CSV_OPTIONAL, CSV_REQUIRED, FORMATS, CsvLayout
+from ..inputs import (
+    CSV_OPTIONAL,
+    CSV_REQUIRED,
+    FORMATS,
+    CsvLayout,
+    InputFormatError,
+    format_lines,
+    open_input,
+)
 from ..lifecycle.instants import parse_rfc3339
+from ..time_order import SourcedLine
 from ..wallclock import wall_clock_us
 
 
@@ -90,3 +100,21 @@ def input_layout(args: Any) -> CsvLayout:
     if len(delimiter) != 1:
         raise UsageError(f"--delimiter: expected one character, got `{args.delimiter}`")
     return CsvLayout(columns, delimiter, args.decimal_comma, args.timezone)
+
+
+def read_inputs(args: Any, progress: Any = None) -> Iterator[SourcedLine]:
+    """Every line of the command's input files, in the format and layout its options say,
+    tagged with its file; an unreadable file or one not of its format stops the command."""
+    layout = input_layout(args)
+    for path in args.inputs:
+        try:
+            stream = open_input(path)
+        except OSError as error:
+            raise UsageError(f"input {path}: {error.strerror}") from None
+        try:
+            for line in format_lines(stream, args.format, layout):
+                if progress is not None:
+                    progress.update(len(line.raw) + 1)
+                yield SourcedLine(path, line)
+        except InputFormatError as error:
+            raise UsageError(f"input {path}: {error}") from None

@@ -15,8 +15,7 @@ from ..lifecycle.instants import format_rfc3339
 from ..messages import InvalidEvent
 from ..replay import Replay
 from ..time_order import in_time_order
-from .common import add_input_options, check_readable, instant_argument
-from .replay_command import _read_inputs
+from .common import add_input_options, check_readable, instant_argument, read_inputs
 
 
 def register(commands: Any) -> None:
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     check_readable(args.inputs)
     replay = Replay(config)
     wanted = args.customer_id
-    lines: Any = _read_inputs(args, None)
+    lines: Any = read_inputs(args)
     if not args.arrival_order:
         lines = in_time_order(lines)
     out = sys.stdout

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from ..config import Config, load_config
-from ..inputs import InputFormatError, InputLine, format_lines, open_input
+from ..inputs import InputLine
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
 from ..replay import Replay, ReplayStats
-from ..time_order import OrderedLine, OrderingStats, SourcedLine, ordered_lines
-from .common import UsageError, add_input_options, check_readable, input_layout, instant_argument, open_output
+from ..time_order import OrderedLine, OrderingStats, ordered_lines
+from .common import UsageError, add_input_options, check_readable, instant_argument, open_output, read_inputs
 
 
 def register(commands: Any) -> None:
@@ -163,10 +163,10 @@ def _replay(
     ordering = OrderingStats()
     lines: Iterable[OrderedLine]
     if args.arrival_order:
-        everything = enumerate(_read_inputs(args, progress))
+        everything = enumerate(read_inputs(args, progress))
         lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(s.line))
     else:
-        lines = ordered_lines(_read_inputs(args, progress), ordering, keep=keep)
+        lines = ordered_lines(read_inputs(args, progress), ordering, keep=keep)
     tag = b""
     for instant, position, (path, line) in lines:
         if tagged:
@@ -220,25 +220,6 @@ def _close(outputs: ReplayOutputs) -> None:
             handle.flush()
             if handle is not sys.stdout.buffer:
                 handle.close()
-
-
-def _read_inputs(args: argparse.Namespace, progress: Any) -> Iterator[SourcedLine]:
-    for path in args.inputs:
-        try:
-            stream = open_input(path)
-        except OSError as error:
-            raise UsageError(f"input {path}: {error.strerror}") from None
-        try:
-            yield from _tagged(path, format_lines(stream, args.format, input_layout(args)), progress)
-        except InputFormatError as error:
-            raise UsageError(f"input {path}: {error}") from None
-
-
-def _tagged(path: str, lines: Iterator[InputLine], progress: Any) -> Iterator[SourcedLine]:
-    for line in lines:
-        if progress is not None:
-            progress.update(len(line.raw) + 1)
-        yield SourcedLine(path, line)
 
 
 def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:

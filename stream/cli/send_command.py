@@ -11,11 +11,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from ..config import Config, load_config
-from ..inputs import CsvLayout, InputFormatError, format_lines, open_input
 from ..kafka_client import client_settings
 from ..partitioning import partition_for
-from ..time_order import OrderingStats, SourcedLine, in_time_order
-from .common import UsageError, add_input_options, check_readable, input_layout
+from ..time_order import OrderingStats, in_time_order
+from .common import UsageError, add_input_options, check_readable, read_inputs
 from .kafka_commands import create_topics_or_explain
 
 
@@ -71,13 +70,6 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
     return sent
 
 
-def _format_lines(path: str, stream: Any, input_format: str, layout: CsvLayout) -> Any:
-    try:
-        yield from format_lines(stream, input_format, layout)
-    except InputFormatError as error:
-        raise UsageError(f"input {path}: {error}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     check_readable(args.inputs)
@@ -89,11 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     def lines() -> Any:
         nonlocal skipped
-        sourced: Any = (
-            SourcedLine(path, line)
-            for path in args.inputs
-            for line in _format_lines(path, open_input(path), args.format, input_layout(args))
-        )
+        sourced: Any = read_inputs(args)
         if not args.arrival_order:
             # the worker applies a late event at its partition's clock: history goes in time order
             sourced = in_time_order(sourced, ordering)
