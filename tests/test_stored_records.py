@@ -19,12 +19,19 @@ def _customer():
 
 def test_a_record_reads_back_whole_and_by_its_head():
     outboxes = [Outbox("orders", 7, [b"{}"]), Outbox("ticks", 3, [b"{}", b"{}"])]
-    raw = encode_stored(StoredCustomer(_customer(), outboxes, 5_000, ("orders", 7)))
+    raw = encode_stored(StoredCustomer(_customer(), outboxes, 5_000, ("orders", 7), 9))
     stored = decode_stored(raw)
     assert stored.outboxes == outboxes and stored.state.state is State.ONE_TIMER
     head = decode_head(raw)
     assert (head.state.customer_id, head.state.state, head.outboxes) == ("c1", State.ONE_TIMER, outboxes)
-    assert (head.partition_clock, head.written_by) == (5_000, ("orders", 7))
+    assert (head.partition_clock, head.written_by, head.orders_through) == (5_000, ("orders", 7), 9)
+
+
+def test_records_written_before_orders_through_was_kept_read_with_none():
+    customer = _customer()
+    raw = msgspec.msgpack.encode([customer, [], 5_000, ["orders", 7]])
+    assert decode_stored(raw).orders_through is None
+    assert decode_head(raw).orders_through is None
 
 
 def test_records_written_with_a_single_outbox_still_read():

@@ -104,6 +104,50 @@ def test_the_first_message_of_an_ownership_must_be_the_committed_offset():
     assert _order_at(worker, 7) is None
 
 
+def test_the_state_says_where_a_new_owner_resumes_whatever_offset_was_committed():
+    tables = _Restartable()
+    first = tables.start()
+    assert [_order_at(first, offset) for offset in range(4)] == [None] * 4
+    orders = first.topics.orders
+    first.on_message(orders, 0, 4, None, b"not an order")  # dead-lettered: it writes no customer
+    # faust committed past what was processed (docs/field-notes.md): the next owner is told 9
+    tables.committed = 9
+    second = tables.start()
+    second.take_up([0])
+    assert second.partitions[0].recorded_through == 4
+    assert _order_at(second, 9) == 5  # a message past the hole: read again from the state's 5
+    assert [_order_at(second, offset) for offset in range(5, 10)] == [None] * 5
+    assert _customers(second) == {f"c{offset}" for offset in range(5, 10)}
+
+
+def test_a_partition_with_nothing_to_read_is_rewound_to_its_state_once():
+    tables = _Restartable()
+    first = tables.start()
+    assert [_order_at(first, offset) for offset in range(3)] == [None] * 3
+    tables.committed = 3
+    second = tables.start()
+    second.take_up([0])
+    assert second.rewinds([0]) == {}  # committed right after the last message processed
+    tables.committed = 8
+    third = tables.start()
+    third.take_up([0])
+    assert third.rewinds([0]) == {0: 3}
+    assert third.rewinds([0]) == {}  # asked for once; the re-read is on its way
+    registry = third.metrics.registry
+    assert registry.get_sample_value("lifecycle_orders_rereads_total", {"partition": "0"}) == 1
+
+
+def test_a_message_that_changes_no_customer_still_leaves_its_offset_in_the_state():
+    tables = _Restartable()
+    worker = tables.start()
+    assert _order_at(worker, 0) is None
+    event = placed("c0", "o0", at(0))  # the same order again: a duplicate, nothing written
+    assert worker.on_message(worker.topics.orders, 0, 1, None, orjson.dumps(event)) is None
+    restarted = tables.start()
+    restarted.take_up([0])
+    assert restarted.partitions[0].recorded_through == 1
+
+
 def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():
     from stream.worker.app import _group_instance_id
 

@@ -176,11 +176,29 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         worker.let_go(numbers)
         stall_watch.forget(numbers)
 
+    async def resume_from_state() -> None:
+        """Take up owned partitions with nothing to read yet, and read again those whose
+        committed offset is past what their state records as processed (see
+        `Worker.rewinds`): no message would come to show the hole."""
+        owned = owned_partitions()
+        worker.take_up(owned)
+        send_outputs()
+        rewinds = worker.rewinds(owned)
+        if not rewinds:
+            return
+        try:
+            await app.consumer.seek_wait({TP(config.topics.orders, n): o for n, o in rewinds.items()})
+        except Exception as error:  # a rebalance in between: the next owner checks again
+            log.warning("orders partitions %s: seek failed: %r", sorted(rewinds), error)
+
     ticks = app.topic(config.topics.ticks, **raw)
 
     @app.timer(interval=config.time.tick_interval / 1_000_000)
     async def send_ticks() -> None:
-        metrics.ready.set(1 if _ready(app) else 0)
+        ready = _ready(app)
+        metrics.ready.set(1 if ready else 0)
+        if ready:
+            await resume_from_state()
         metrics.stalled_partitions.set(stall_watch.stalled())
         for tp in app.assignor.assigned_actives():
             if tp.topic != config.topics.orders:

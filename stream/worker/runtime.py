@@ -97,6 +97,13 @@ class PartitionRuntime:
     class_members: Counter[str] = field(default_factory=Counter)
     catch_up: CatchUp | None = None
     reread: Reread | None = None
+    # The last orders offset whose processing the partition's state records: every customer
+    # record carries it (`orders_through`), and an orders message that writes no customer
+    # leaves it in the clocks table. Commits and changelog can disagree (faust committed
+    # offsets nobody processed, docs/field-notes.md); the state says where processing is.
+    recorded_through: int | None = None
+    # set once the partition was sent back to recorded_through + 1 (see `Worker.rewinds`)
+    rewound: bool = False
     # orders events and late ones since the last look at their share; see `_watch_late_share`
     recent_events: int = 0
     recent_late: int = 0
@@ -148,6 +155,7 @@ class Worker:
         count = self.config.kafka.partitions
         states: dict[int, list[CustomerHead]] = {n: [] for n in wanted}
         clocks: dict[int, int] = {}
+        recorded: dict[int, int] = {}
         erasing: dict[int, list[PendingErasure]] = {}
         # partitions whose customers were last evaluated under no segments at all
         fingerprints: dict[int, str] = {n: SegmentRules().fingerprint() for n in wanted}
@@ -159,6 +167,8 @@ class Worker:
                 continue
             if kind == "partition":
                 clocks[number] = int(raw)
+            elif kind == "orders":
+                recorded[number] = max(recorded.get(number, -1), int(raw))
             elif kind == "erasing":
                 erasing[number] = decode_pending_erasures(raw)
             elif kind == "segments":
@@ -172,6 +182,9 @@ class Worker:
             states[number].append(stored.state)
             if stored.partition_clock is not None:
                 clocks[number] = max(clocks.get(number, stored.partition_clock), stored.partition_clock)
+            through = self._orders_through(stored)
+            if through is not None:
+                recorded[number] = max(recorded.get(number, through), through)
             self._resend_if_uncommitted(customer_id, number, stored, raw)
         for number in wanted:
             customers = TableCustomers(self.table)
@@ -186,7 +199,9 @@ class Worker:
                 keep_contact=self.config.privacy.contact_data,
             )
             core.rebuild_deadline_index(states[number])
-            runtime = PartitionRuntime(core, customers, persisted_clock=clock)
+            runtime = PartitionRuntime(
+                core, customers, persisted_clock=clock, recorded_through=recorded.get(number)
+            )
             runtime.erasing = erasing.get(number, [])
             self._resend_erasures(number, runtime.erasing)
             if fingerprints[number] != self.segment_fingerprint:
@@ -194,11 +209,53 @@ class Worker:
             self._count_members(runtime, states[number])
             self.partitions[number] = runtime
             log.info(
-                "took up partition %d: %d customers, clock %s",
+                "took up partition %d: %d customers, clock %s, orders processed through %s",
                 number,
                 len(states[number]),
                 format_rfc3339(core.clock_us) if core.clock_us is not None else "not started",
+                runtime.recorded_through,
             )
+
+    def _orders_through(self, stored: StoredHead) -> int | None:
+        if stored.orders_through is not None:
+            return stored.orders_through
+        # a record written before `orders_through` was kept: the message that wrote it
+        if stored.written_by is not None and stored.written_by[0] == self.topics.orders:
+            return stored.written_by[1]
+        return None
+
+    def rewinds(self, numbers: Iterable[int]) -> dict[int, int]:
+        """Partitions to read again, and from where: those whose committed offset is past the
+        message after the last one their state records as processed, with nothing processed
+        since they were taken up (a message arriving is checked as it comes; see
+        `_past_a_hole`). Their orders would otherwise never be processed: the committed offset
+        says they were."""
+        rewinds = {}
+        for number in numbers:
+            runtime = self.partitions.get(number)
+            if (
+                runtime is None
+                or runtime.rewound
+                or runtime.last_order_offset is not None
+                or runtime.recorded_through is None
+            ):
+                continue
+            resume = runtime.recorded_through + 1
+            committed = self.committed_offset(self.topics.orders, number)
+            if committed is None or committed <= resume:
+                continue
+            log.warning(
+                "orders partition %d: committed offset %d is past the last message the state records "
+                "as processed (%d); reading the partition again from %d",
+                number,
+                committed,
+                runtime.recorded_through,
+                resume,
+            )
+            self.metrics.rereads.labels(str(number)).inc()
+            runtime.rewound = True
+            rewinds[number] = resume
+        return rewinds
 
     def _count_members(self, runtime: PartitionRuntime, heads: list[CustomerHead]) -> None:
         runtime.states.update(c.state for c in heads)
@@ -312,6 +369,10 @@ class Worker:
         """
         previous = runtime.last_order_offset
         if previous is None:
+            # the first message of this ownership: the state says which came before it; the
+            # committed offset only says what faust committed
+            previous = runtime.recorded_through
+        if previous is None:
             committed = self.committed_offset(self.topics.orders, number)
             previous = None if committed is None else committed - 1
         if previous is None or offset <= previous + 1:
@@ -354,6 +415,7 @@ class Worker:
             event = decode_event(raw)
         except InvalidEvent as invalid:
             self._dead_letter(topic, number, offset, key, raw, str(invalid), invalid.kind)
+            self._publish(runtime, number, topic, offset, [], order_offset=offset)
             return
         owner = partition_for(event.customer_id, self.config.kafka.partitions)
         if owner != number:
@@ -361,6 +423,7 @@ class Worker:
             # so the event goes to that partition of the orders topic, keyed by customer.
             self._emit(self.topics.orders, event.customer_id.encode(), raw, owner)
             self.metrics.rerouted.inc()
+            self._publish(runtime, number, topic, offset, [], order_offset=offset)
             return
         now = self.now_us()
         result = runtime.core.apply(event, now)
@@ -372,7 +435,7 @@ class Worker:
         else:
             self.metrics.event_time_lag.observe((now - to_us(event.occurred_at)) / 1e6)
         erased = event.customer_id if result.erased else None
-        self._publish(runtime, number, topic, offset, result.transitions, erased)
+        self._publish(runtime, number, topic, offset, result.transitions, erased, order_offset=offset)
 
     def _watch_late_share(self, runtime: PartitionRuntime, number: int, late: bool) -> None:
         """Say so when many events of a partition arrive late: every late event is applied
@@ -458,17 +521,30 @@ class Worker:
         offset: int,
         changes: list[Change],
         erased: str | None = None,
+        *,
+        order_offset: int | None = None,
     ) -> None:
-        """Write changed customers (with their outboxes), the clock, then send the outputs."""
+        """Write changed customers (with their outboxes), the clock, then send the outputs.
+
+        `order_offset`: the orders message whose processing this completes, if any."""
         encoded = [(change, encode(change)) for change in changes]
         by_customer: dict[str, list[bytes]] = {}
         for change, raw in encoded:
             by_customer.setdefault(change.customer_id, []).append(raw)
         outboxes = {cid: Outbox(topic, offset, raws) for cid, raws in by_customer.items()}
         clock = runtime.core.clock_us
+        recorded = runtime.recorded_through
+        through = recorded
+        if order_offset is not None and (recorded is None or order_offset > recorded):
+            through = order_offset
         changed = runtime.customers.write_back(
-            outboxes, clock, (topic, offset), lambda outbox: self._undelivered(number, outbox)
+            outboxes, clock, (topic, offset), lambda outbox: self._undelivered(number, outbox), through
         )
+        if through != recorded and through is not None:
+            # the customers written carry it; a message that wrote none leaves it on its own
+            if not any(change.state is not None for change in changed):
+                self.clocks[_orders_key(number)] = str(through).encode()
+            runtime.recorded_through = through
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,
@@ -588,6 +664,10 @@ class Worker:
 
 def _clock_key(number: int) -> bytes:
     return f"partition-{number}".encode()
+
+
+def _orders_key(number: int) -> bytes:
+    return f"orders-{number}".encode()
 
 
 def _segments_key(number: int) -> bytes:

@@ -42,6 +42,9 @@ class StoredCustomer(msgspec.Struct, array_like=True):
     partition_clock: int | None = None
     # the message (topic, offset) whose handling wrote this record; see Worker.take_up
     written_by: tuple[str, int] | None = None
+    # the last orders offset of the partition processed when this record was written; see
+    # PartitionRuntime.recorded_through
+    orders_through: int | None = None
 
 
 class CustomerHead(msgspec.Struct):
@@ -60,6 +63,7 @@ class StoredHead(msgspec.Struct, array_like=True):
     outboxes: list[Outbox] = msgspec.field(default_factory=list)
     partition_clock: int | None = None
     written_by: tuple[str, int] | None = None
+    orders_through: int | None = None
 
 
 class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
@@ -172,6 +176,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         partition_clock: int | None,
         written_by: tuple[str, int],
         undelivered: Callable[[Outbox], bool],
+        orders_through: int | None = None,
     ) -> list[WrittenCustomer]:
         """Write every changed customer to the table, with this message's outbox and the
         earlier ones still `undelivered`; returns what changed."""
@@ -186,7 +191,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             if state is None:
                 self.table.pop(key, None)
             else:
-                self.table[key] = encode_stored(StoredCustomer(state, kept, partition_clock, written_by))
+                self.table[key] = encode_stored(
+                    StoredCustomer(state, kept, partition_clock, written_by, orders_through)
+                )
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()

@@ -230,6 +230,23 @@ class Env:
 
         return asyncio.run(read())
 
+    def commit_offsets(self, topic: str, offsets: dict[int, int]) -> None:
+        """Commit `offsets` of `topic` for the worker group, as a member would (none may run)."""
+
+        async def commit() -> None:
+            consumer = AIOKafkaConsumer(
+                **client_settings(self.config), group_id=self.config.worker.app_id, enable_auto_commit=False
+            )
+            await consumer.start()
+            try:
+                tps = {TopicPartition(topic, p): offset for p, offset in offsets.items()}
+                consumer.assign(list(tps))
+                await consumer.commit(tps)
+            finally:
+                await consumer.stop()
+
+        asyncio.run(commit())
+
     def produce(self, values: list[bytes], partition: int = 0) -> None:
         """Raw messages, exactly as given, to the orders topic (what a broken producer sends)."""
 
@@ -332,6 +349,10 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        wait_for(lambda: self.ready() or not self.alive(), timeout, f"worker {self.log.stem} ready")
+        assert self.alive(), self.output()[-3000:]
 
     def ready(self) -> bool:
         """/readyz says 200: tables recovered and partitions owned."""

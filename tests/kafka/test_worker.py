@@ -385,6 +385,33 @@ def test_a_message_lost_on_its_way_to_the_worker_is_read_again_and_nothing_is_mi
     assert "offset 42 arrived before 40; reading the partition again from 40" in worker.output()
 
 
+def test_orders_committed_but_never_processed_are_read_again_from_where_the_state_stops(env_factory):
+    # What faust did in the churn test (docs/field-notes.md): a worker committed the end of a
+    # partition it had not processed. Here the commit is made by hand, and the next owner,
+    # restoring from the changelog alone, must see the hole in its state and read it again.
+    env = env_factory(kafka={"partitions": 2})
+    history = generated(env, 300, seed=41)
+    expected, expected_states = env.replay(history)
+    lines = history.read_bytes().splitlines(keepends=True)
+    (env.directory / "first.jsonl").write_bytes(b"".join(lines[: len(lines) // 2]))
+    (env.directory / "second.jsonl").write_bytes(b"".join(lines[len(lines) // 2 :]))
+    orders = env.config.topics.orders
+    env.lifecycle("send", str(env.directory / "first.jsonl"))
+    first = env.start_worker("before")
+    half = env.end_offsets(orders)
+    first.wait_ready()
+    wait_for(lambda: env.committed_offsets(orders) == half, 120, "the first half committed")
+    first.stop()
+    env.lifecycle("send", str(env.directory / "second.jsonl"))
+    env.commit_offsets(orders, env.end_offsets(orders))
+    after = env.start_worker("after")  # its own data dir: the state comes from the changelog
+    _check_against_replay(env, expected, expected_states)
+    _check_changelog(env, expected_states)
+    for number, offset in half.items():
+        assert f"orders partition {number}: committed offset" in after.output()
+        assert f"reading the partition again from {offset}" in after.output()
+
+
 def test_a_message_whose_handling_fails_stops_the_worker_before_its_offset_is_committed(env_factory):
     # static membership: the restarted worker need not wait out the stopped one's session
     env = env_factory(kafka={"partitions": 1}, worker={"static_membership": True})
