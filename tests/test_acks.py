@@ -90,20 +90,30 @@ def test_without_a_known_committed_offset_nothing_is_committed(app):
     assert consumer._new_offset(ORDERS) is None
 
 
-async def test_the_seek_makes_the_start_of_a_partition_never_committed_known(app):
+async def test_a_partition_never_committed_starts_at_its_beginning_not_where_the_fetcher_got_to(app):
     consumer = app.consumer
     del consumer._committed_offset[ORDERS]
+    sought: dict[TP, int] = {}
 
     async def nothing_committed() -> dict[TP, None]:
         return {ORDERS: None}
 
     async def position(tp: TP) -> int:
-        return 0  # where the consumer starts: the beginning of the partition
+        return 1013  # past messages fetched, and dropped, while the streams were paused
+
+    async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+        return {tp: 0 for tp in tps}
+
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        sought.update(offsets)
 
     consumer.seek_to_committed = nothing_committed
     consumer.assignment = lambda: {ORDERS}
     consumer.position = position
+    consumer.earliest_offsets = earliest_offsets
+    consumer.seek_wait = seek_wait
     await consumer.perform_seek()
+    assert sought == {ORDERS: 0}
     processed(app, range(0, 3))
     assert consumer._new_offset(ORDERS) == 3
 

@@ -25,8 +25,10 @@ starts where the partition's committed offset is when that offset is unknown (a 
 never committed, or in the moments after an assignment before the seek) or 0: a worker that
 had processed one message near the end of a partition without a commit committed past
 every message before it (955 lost in the churn test). Here a commit waits until the acked
-offsets start at the committed offset, and the start of a partition never committed is the
-position the seek found.
+offsets start at the committed offset, and a partition never committed is sought to its
+beginning, its start. (Taking the consumer's position as that start, as this module first
+did, was wrong: messages fetched while the streams were paused for a restore were dropped,
+and the position was past them; a new owner started there, with orders never processed.)
 """
 
 from __future__ import annotations
@@ -100,9 +102,17 @@ def install(
 
     async def perform_seek() -> None:
         await seek_to_committed()
-        for tp in consumer.assignment():
-            if app.topics.acks_enabled_for(tp.topic) and consumer._committed_offset.get(tp) is None:
-                consumer._committed_offset[tp] = await consumer.position(tp)
+        never_committed = [
+            tp
+            for tp in consumer.assignment()
+            if app.topics.acks_enabled_for(tp.topic) and consumer._committed_offset.get(tp) is None
+        ]
+        if never_committed:
+            # aiokafka leaves such a partition where its fetcher got to, and faust may have
+            # dropped what it fetched while the streams were paused: start at the beginning
+            starts = dict(await consumer.earliest_offsets(*never_committed))
+            await consumer.seek_wait(starts)
+            consumer._committed_offset.update(starts)
 
     consumer.perform_seek = perform_seek
 
