@@ -57,6 +57,8 @@ class Replay:
         self.now_us = now_us
         self.stats = ReplayStats()
         self._partition_of: dict[str, Partition] = {}
+        # the customer the last event fed erased, if it did
+        self.last_erased: str | None = None
 
     def _partition(self, customer_id: str) -> Partition:
         found = self._partition_of.get(customer_id)
@@ -68,6 +70,7 @@ class Replay:
     def feed(self, raw: bytes) -> list[Change]:
         """Apply one raw event; raises InvalidEvent when it is rejected."""
         self.stats.read += 1
+        self.last_erased = None
         try:
             event = decode_event(raw)
         except InvalidEvent:
@@ -80,6 +83,7 @@ class Replay:
             raise InvalidEvent(result.reason or "rejected")
         if result.erased:
             self._partition_of.pop(event.customer_id, None)
+            self.last_erased = event.customer_id
         return result.transitions
 
     def reject(self) -> None:

@@ -18,6 +18,7 @@ from . import (
     feed_command,
     generate_command,
     kafka_commands,
+    rebuild_command,
     replay_command,
     schemas_command,
     send_command,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         kafka_commands,
         worker_command,
         send_command,
+        rebuild_command,
         tail_command,
         feed_command,
     ):

@@ -74,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     check_readable(args.inputs)
     create_topics_or_explain(config)
+    send_inputs(args, config)
+    return 0
 
+
+def send_inputs(args: argparse.Namespace, config: Config) -> int:
+    """Send the input files of `args` (see `add_input_options`) to the orders topic, in
+    occurred_at order unless `args.arrival_order`; says what it did on stderr."""
     skipped = 0
-
     ordering = OrderingStats()
 
     def lines() -> Any:
@@ -113,4 +118,4 @@ def run(args: argparse.Namespace) -> int:
             "later one in the input (--arrival-order keeps the files' order)",
             file=sys.stderr,
         )
-    return 0
+    return sent

@@ -21,6 +21,7 @@ from ..kafka_client import faust_broker_url, faust_credentials
 from ..metrics import WorkerMetrics
 from . import acks, send_buffer
 from .runtime import Worker
+from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
 from .watchdog import StallWatch
 
 MiB = 1024 * 1024
@@ -77,10 +78,10 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             options=_rocksdb_options() if rocksdb else None,
         )
 
-    customers = bytes_table("customers")
-    clocks = bytes_table("partition-clocks")
-    erasures = bytes_table("erasures")
-    tables = {"customers": customers, "erasures": erasures}
+    customers = bytes_table(CUSTOMERS_TABLE)
+    clocks = bytes_table(CLOCKS_TABLE)
+    erasures = bytes_table(ERASURES_TABLE)
+    tables = {CUSTOMERS_TABLE: customers, ERASURES_TABLE: erasures}
     source = app.topic(config.topics.orders, config.topics.ticks, **raw)
 
     def committed_offset(topic: str, partition: int) -> int | None:

@@ -39,6 +39,8 @@ from ..partitioning import partition_for
 from ..topics import per_name_topic, per_segment_topic
 from ..wallclock import wall_clock_us
 from .state import (
+    CUSTOMERS_TABLE,
+    ERASURES_TABLE,
     CustomerHead,
     Outbox,
     PendingErasure,
@@ -46,10 +48,14 @@ from .state import (
     TableCustomers,
     TableErasures,
     WrittenCustomer,
+    clock_key,
     decode_head,
     decode_pending_erasures,
     decode_stored,
     encode_pending_erasures,
+    erasing_key,
+    orders_key,
+    segments_key,
 )
 
 log = logging.getLogger(__name__)
@@ -301,7 +307,7 @@ class Worker:
             # exist here only, and the message that wrote it will be redelivered as a
             # duplicate that writes nothing. Sending it again keeps the changelog, and so any
             # later owner of the partition, equal to what this worker holds.
-            self.resend_changelog("customers", number, key, raw)
+            self.resend_changelog(CUSTOMERS_TABLE, number, key, raw)
             state = decode_stored(raw).state
             self._emit(self.topics.customer_state, key, encode(customer_record(state)), number)
 
@@ -311,9 +317,9 @@ class Worker:
             key = erasure.customer_id.encode()
             self._resend_outboxes(number, key, erasure.outboxes)
             if self._uncommitted(number, erasure.written_by):
-                self.resend_changelog("customers", number, key, None)
+                self.resend_changelog(CUSTOMERS_TABLE, number, key, None)
                 marker = erasure.marker.encode()
-                self.resend_changelog("erasures", number, marker, str(erasure.erased_at).encode())
+                self.resend_changelog(ERASURES_TABLE, number, marker, str(erasure.erased_at).encode())
                 self._emit(self.topics.customer_state, key, None, number)
 
     def _resend_outboxes(self, number: int, key: bytes, outboxes: list[Outbox]) -> None:
@@ -477,7 +483,7 @@ class Worker:
                 len(customer_ids),
                 len(changes),
             )
-        self.clocks[_segments_key(number)] = self.segment_fingerprint.encode()
+        self.clocks[segments_key(number)] = self.segment_fingerprint.encode()
         self._publish(runtime, number, topic, offset, changes)
 
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
@@ -543,14 +549,14 @@ class Worker:
         if through != recorded and through is not None:
             # the customers written carry it; a message that wrote none leaves it on its own
             if not any(change.state is not None for change in changed):
-                self.clocks[_orders_key(number)] = str(through).encode()
+                self.clocks[orders_key(number)] = str(through).encode()
             runtime.recorded_through = through
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,
             # a duplicate, an erasure) writes it on its own.
             if not any(change.state is not None for change in changed):
-                self.clocks[_clock_key(number)] = str(clock).encode()
+                self.clocks[clock_key(number)] = str(clock).encode()
             runtime.persisted_clock = clock
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
         self._count(runtime, number, changes, changed)
@@ -584,9 +590,9 @@ class Worker:
             return
         runtime.erasing = kept
         if kept:
-            self.clocks[_erasing_key(number)] = encode_pending_erasures(kept)
+            self.clocks[erasing_key(number)] = encode_pending_erasures(kept)
         else:
-            self.clocks.pop(_erasing_key(number), None)
+            self.clocks.pop(erasing_key(number), None)
 
     def _count(
         self, runtime: PartitionRuntime, number: int, changes: list[Change], changed: list[WrittenCustomer]
@@ -660,19 +666,3 @@ class Worker:
     def tick_value(self) -> bytes:
         """A tick for now, less the configured delay for events still on their way."""
         return encode(Tick(at=from_us(self.now_us() - self.config.time.tick_delay)))
-
-
-def _clock_key(number: int) -> bytes:
-    return f"partition-{number}".encode()
-
-
-def _orders_key(number: int) -> bytes:
-    return f"orders-{number}".encode()
-
-
-def _segments_key(number: int) -> bytes:
-    return f"segments-{number}".encode()
-
-
-def _erasing_key(number: int) -> bytes:
-    return f"erasing-{number}".encode()

@@ -223,3 +223,37 @@ class TableErasures(MutableMapping[str, int]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+# The worker's tables, and the changelog topics faust keeps them in
+CUSTOMERS_TABLE = "customers"
+CLOCKS_TABLE = "partition-clocks"
+ERASURES_TABLE = "erasures"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
+
+
+# Keys of the partition-clocks table, one of each per partition. take_up reads them back
+# by the part before the hyphen.
+
+
+def clock_key(number: int) -> bytes:
+    """The partition clock, when the last message that moved it wrote no customer."""
+    return f"partition-{number}".encode()
+
+
+def orders_key(number: int) -> bytes:
+    """The last orders offset processed, when the message wrote no customer."""
+    return f"orders-{number}".encode()
+
+
+def segments_key(number: int) -> bytes:
+    """The fingerprint of the segment definitions the customers were last evaluated under."""
+    return f"segments-{number}".encode()
+
+
+def erasing_key(number: int) -> bytes:
+    """Erasures whose message is not yet committed; see PendingErasure."""
+    return f"erasing-{number}".encode()

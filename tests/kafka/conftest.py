@@ -121,7 +121,7 @@ class Env:
         configured = [] if args[0] == "generate" else ["--config", str(self.path)]
         # a worker fed in the files' order is compared with a replay in that same order (the
         # generated histories have late events on purpose)
-        ordered = ["--arrival-order"] if args[0] in ("send", "replay") else []
+        ordered = ["--arrival-order"] if args[0] in ("send", "replay", "rebuild") else []
         result = subprocess.run(
             [sys.executable, "-m", "stream", *args, *configured, *ordered],
             cwd=ROOT,

@@ -1,0 +1,72 @@
+"""`lifecycle rebuild`: the live worker's state from history, without the worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from ..config import load_config
+from ..rebuild import GroupActive, rebuild
+from .common import UsageError, add_input_options, check_readable, unreachable
+from .kafka_commands import create_topics_or_explain
+from .send_command import send_inputs
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "rebuild",
+        help="build the worker's state from the orders topic (or files) without the worker",
+        description="Reads the orders topic from its beginning to its end, runs the rules as the "
+        "worker would, writes the worker's table changelogs and the customer-state topic, and "
+        "commits the worker group's offsets at the end: a worker started afterwards goes on from "
+        "there. INPUT files are first sent to the orders topic (in occurred_at order), which stays "
+        "the source of truth. Every worker of the group must be stopped.",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files to send first (JSONL/CSV, .gz ok)")
+    parser.add_argument("--config", metavar="PATH")
+    add_input_options(parser)
+    parser.add_argument(
+        "--arrival-order",
+        action="store_true",
+        help="send INPUT lines in the files' order (default: occurred_at order)",
+    )
+    parser.add_argument(
+        "--emit-transitions",
+        action="store_true",
+        help="also write the transitions (and segment changes) to their topics, all replayed: true",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_readable(args.inputs)
+    create_topics_or_explain(config)
+    if args.inputs:
+        send_inputs(args, config)
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        progress = tqdm(unit="events", desc="rebuild", file=sys.stderr)
+    try:
+        summary = asyncio.run(rebuild(config, emit_transitions=args.emit_transitions, progress=progress))
+    except GroupActive as active:
+        raise UsageError(str(active)) from None
+    except OSError as error:
+        raise unreachable(config, error) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    ends = ", ".join(f"{n}:{offset}" for n, offset in sorted(summary.end_offsets.items()))
+    print(
+        f"rebuilt {summary.customers} customers from {summary.events} events ({summary.rejected} rejected, "
+        f"to dead letters) in {summary.seconds:.1f} s; {summary.written} records written; "
+        f"{config.worker.app_id} committed at {config.topics.orders} offsets {ends}",
+        file=sys.stderr,
+    )
+    if args.emit_transitions:
+        print(f"emitted {sum(summary.transitions.values())} transitions and segment changes", file=sys.stderr)
+    return 0

@@ -1,0 +1,52 @@
+"""`lifecycle rebuild`: state built from history without the worker, then a worker goes on."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.kafka.test_worker import (
+    _check_against_replay,
+    _check_changelog,
+    _check_no_offsets_skipped,
+    generated,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_itself(env_factory):
+    env = env_factory(kafka={"partitions": 3})
+    history = generated(env, 400, seed=43)
+    expected, expected_states = env.replay(history)
+    lines = history.read_bytes().splitlines(keepends=True)
+    (env.directory / "history.jsonl").write_bytes(b"".join(lines[: len(lines) * 2 // 3]))
+    (env.directory / "later.jsonl").write_bytes(b"".join(lines[len(lines) * 2 // 3 :]))
+    done = env.lifecycle("rebuild", "--emit-transitions", str(env.directory / "history.jsonl"))
+    assert b"rebuilt " in done.stderr, done.stderr
+    orders = env.config.topics.orders
+    ends = env.end_offsets(orders)
+    assert env.committed_offsets(orders) == ends  # the worker group goes on from the end
+    rebuilt = env.transitions(lambda ts: len(ts) > 0, timeout=30)
+    assert all(t["replayed"] for t in rebuilt)  # history mails no one
+
+    worker = env.start_worker("after-rebuild")
+    worker.wait_ready()
+    env.lifecycle("send", str(env.directory / "later.jsonl"))
+    # the rebuilt transitions and the worker's later ones together: the replay's, ids and all,
+    # and the customer-state topic and the table's changelog as the replay leaves them
+    _check_against_replay(env, expected, expected_states)
+    _check_changelog(env, expected_states)
+    _check_no_offsets_skipped(env)
+    assert "past the last message the state records" not in worker.output()  # state and offsets agree
+
+
+def test_a_rebuild_refuses_while_a_worker_runs(env_factory):
+    env = env_factory(kafka={"partitions": 2})
+    history = generated(env, 50, seed=47)
+    env.lifecycle("send", str(history))
+    worker = env.start_worker("running")
+    worker.wait_ready()
+    refused = env.lifecycle("rebuild", check=False)
+    assert refused.returncode == 2
+    assert f"the worker group {env.config.worker.app_id} has 1 member(s)" in refused.stderr.decode()
+    assert worker.alive()
