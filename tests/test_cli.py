@@ -39,7 +39,8 @@ def test_commands_that_need_kafka_say_so_in_one_line_when_it_is_unreachable(tmp_
     config = tmp_path / "nobroker.toml"
     config.write_text('[kafka]\nbootstrap_servers = "127.0.0.1:1"\n')
     source = write_events(tmp_path / "one.jsonl", [placed("ann", "a1", at(0))])
-    for command in (["tail"], ["topics", "create"], ["send", str(source)]):
+    commands = (["tail"], ["topics", "create"], ["send", str(source)], ["rebuild"], ["rebuild", str(source)])
+    for command in commands:
         result = lifecycle(*command, "--config", str(config))
         assert result.returncode == 2, (command, result.stderr)
         assert "Traceback" not in result.stderr

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..config import load_config
 from ..rebuild import GroupActive, rebuild
-from .common import UsageError, add_input_options, check_readable, unreachable
+from .common import UsageError, check_readable, unreachable
 from .kafka_commands import create_topics_or_explain
-from .send_command import send_inputs
+from .send_command import add_sending_options, send_inputs
 
 
 def register(commands: Any) -> None:
@@ -25,13 +25,7 @@ def register(commands: Any) -> None:
         "the source of truth. Every worker of the group must be stopped.",
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files to send first (JSONL/CSV, .gz ok)")
-    parser.add_argument("--config", metavar="PATH")
-    add_input_options(parser)
-    parser.add_argument(
-        "--arrival-order",
-        action="store_true",
-        help="send INPUT lines in the files' order (default: occurred_at order)",
-    )
+    add_sending_options(parser)
     parser.add_argument(
         "--emit-transitions",
         action="store_true",

@@ -26,6 +26,12 @@ def register(commands: Any) -> None:
         "that are not valid JSON are sent as they are, so the worker dead-letters them).",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL files (- is stdin, .gz ok)")
+    add_sending_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_sending_options(parser: argparse.ArgumentParser) -> None:
+    """--config, the input format options and --arrival-order: what `send_inputs` reads."""
     parser.add_argument("--config", metavar="PATH")
     add_input_options(parser)
     parser.add_argument(
@@ -33,7 +39,6 @@ def register(commands: Any) -> None:
         action="store_true",
         help="send lines in the files' order (default: in occurred_at order, ties in file order)",
     )
-    parser.set_defaults(run=run)
 
 
 def customer_key(raw: bytes) -> bytes | None:
