@@ -16,6 +16,7 @@ keep the last record per key, so the second run's records win).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,8 +29,8 @@ from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotA
 
 from .config import Config
 from .kafka_client import client_settings
-from .lifecycle.transitions import Change, Transition
-from .messages import InvalidEvent, TopicSource, customer_record, encode, rejection
+from .lifecycle.transitions import Transition
+from .messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
 from .partitioning import partition_for
 from .replay import Replay
 from .wallclock import wall_clock_us
@@ -59,6 +60,7 @@ class GroupActive(RuntimeError):
 class RebuildSummary:
     events: int = 0
     rejected: int = 0
+    rerouted: int = 0  # events on another customer's partition, sent on as the worker does
     customers: int = 0
     erased: int = 0
     written: int = 0  # records produced, all topics
@@ -66,18 +68,117 @@ class RebuildSummary:
     end_offsets: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def add(self, other: RebuildSummary) -> None:
+        self.events += other.events
+        self.rejected += other.rejected
+        self.rerouted += other.rerouted
+        self.customers += other.customers
+        self.erased += other.erased
+        self.written += other.written
+        self.transitions += other.transitions
 
-async def rebuild(
+
+def rebuild(
     config: Config,
     *,
     emit_transitions: bool = False,
+    jobs: int = 1,
     now_us: Callable[[], int] = wall_clock_us,
     progress: Any = None,
 ) -> RebuildSummary:
-    """Rebuild the worker's state from the orders topic; see the module's docstring."""
+    """Rebuild the worker's state from the orders topic; see the module's docstring.
+
+    `jobs` processes share the partitions (partition p goes to job p % jobs): partitions
+    are independent, each with its own clock and customers."""
     started = time.monotonic()
+    ends = asyncio.run(_prepare(config))
+    shares = [share for job in range(jobs) if (share := list(range(job, config.kafka.partitions, jobs)))]
+    if len(shares) <= 1:
+        summary = asyncio.run(
+            _rebuild_partitions(config, list(ends), ends, emit_transitions, now_us, progress)
+        )
+    else:
+        summary = _in_processes(config, shares, ends, emit_transitions, now_us, progress)
+    asyncio.run(_commit(config, ends))
+    summary.end_offsets = ends
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _prepare(config: Config) -> dict[int, int]:
+    """Check that no worker runs, create the changelog topics; the end offsets to read to."""
     await _refuse_if_group_has_members(config)
     await _ensure_changelog_topics(config)
+    consumer = AIOKafkaConsumer(**client_settings(config), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(config.topics.orders, n) for n in range(config.kafka.partitions)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+def _in_processes(
+    config: Config,
+    shares: list[list[int]],
+    ends: dict[int, int],
+    emit_transitions: bool,
+    now_us: Callable[[], int],
+    progress: Any,
+) -> RebuildSummary:
+    context = multiprocessing.get_context("fork")  # the children share the parsed config
+    results = context.SimpleQueue()
+    read = context.Value("q", 0)
+    processes = [
+        context.Process(
+            target=_job, args=(config, share, ends, emit_transitions, now_us, read, results), daemon=True
+        )
+        for share in shares
+    ]
+    for process in processes:
+        process.start()
+    shown = 0
+    while any(process.is_alive() for process in processes):
+        time.sleep(0.2)
+        if progress is not None:
+            progress.update(read.value - shown)
+            shown = read.value
+    failed = [share for share, process in zip(shares, processes, strict=True) if process.exitcode != 0]
+    if failed:
+        raise RebuildFailed(f"rebuild of partition(s) {failed} failed; see the messages above")
+    summary = RebuildSummary()
+    for _ in processes:
+        summary.add(results.get())
+    return summary
+
+
+def _job(
+    config: Config,
+    numbers: list[int],
+    ends: dict[int, int],
+    emit_transitions: bool,
+    now_us: Callable[[], int],
+    read: Any,
+    results: Any,
+) -> None:
+    class Counted:
+        def update(self, count: int) -> None:
+            with read.get_lock():
+                read.value += count
+
+    results.put(asyncio.run(_rebuild_partitions(config, numbers, ends, emit_transitions, now_us, Counted())))
+
+
+async def _rebuild_partitions(
+    config: Config,
+    numbers: list[int],
+    ends: dict[int, int],
+    emit_transitions: bool,
+    now_us: Callable[[], int],
+    progress: Any,
+) -> RebuildSummary:
+    """Read, replay and write the partitions `numbers`."""
     summary = RebuildSummary()
     replay = Replay(config, rebuilding=True, now_us=now_us)
     producer = AIOKafkaProducer(
@@ -87,17 +188,20 @@ async def rebuild(
     outputs = _Outputs(producer, summary)
     erased: set[str] = set()
     try:
-        summary.end_offsets = await _read_orders(config, replay, outputs, emit_transitions, erased, progress)
-        summary.events = replay.stats.read
+        feed = _Feed(config, replay, outputs, emit_transitions, erased, summary)
+        await _read_orders(config, numbers, ends, feed, progress)
+        summary.events = replay.stats.read + summary.rerouted
         summary.rejected = replay.stats.rejected
         summary.transitions = replay.stats.transitions + replay.stats.segment_changes
-        await _write_state(config, replay, outputs, summary.end_offsets, erased, summary)
+        await _write_state(config, replay, numbers, outputs, ends, erased, summary)
         await outputs.flush()
     finally:
         await producer.stop()
-    await _commit(config, summary.end_offsets)
-    summary.seconds = time.monotonic() - started
     return summary
+
+
+class RebuildFailed(RuntimeError):
+    """A job process of the rebuild failed; nothing was committed."""
 
 
 class _Outputs:
@@ -166,79 +270,98 @@ async def _ensure_changelog_topics(config: Config) -> None:
 
 
 async def _read_orders(
-    config: Config,
-    replay: Replay,
-    outputs: _Outputs,
-    emit_transitions: bool,
-    erased: set[str],
-    progress: Any,
-) -> dict[int, int]:
-    """Feed every orders partition, from its beginning to the end offset found at start, to
-    the cores. Returns those end offsets."""
-    topic = config.topics.orders
+    config: Config, numbers: list[int], ends: dict[int, int], feed: _Feed, progress: Any
+) -> None:
+    """Feed the orders partitions `numbers`, from their beginning to `ends`, to the cores."""
     consumer = AIOKafkaConsumer(
         **client_settings(config), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, n) for n in range(config.kafka.partitions)]
+        partitions = [TopicPartition(config.topics.orders, n) for n in numbers]
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, starts[tp])
-        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
+        remaining = {tp for tp in partitions if starts[tp] < ends[tp.partition]}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=FETCH_RECORDS)
             for tp, records in batches.items():
+                end = ends[tp.partition]
                 for record in records:
-                    if record.offset >= ends[tp]:
+                    if record.offset >= end:
                         break
-                    await _feed(config, replay, outputs, emit_transitions, erased, tp.partition, record)
+                    await feed(tp.partition, record)
                 if progress is not None:
                     progress.update(len(records))
-                if await consumer.position(tp) >= ends[tp]:
+                if await consumer.position(tp) >= end:
                     remaining.discard(tp)
-        return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
 
 
-async def _feed(
-    config: Config,
-    replay: Replay,
-    outputs: _Outputs,
-    emit_transitions: bool,
-    erased: set[str],
-    number: int,
-    record: Any,
-) -> None:
-    raw = record.value or b""
-    try:
-        changes = replay.feed(raw)
-    except InvalidEvent as invalid:
-        # as the worker would have: the event stays in the orders topic, its reason goes here
-        source = TopicSource(topic=config.topics.orders, partition=number, offset=record.offset)
-        dead = rejection(raw, str(invalid), source, keep_original=True)
-        await outputs.send(config.topics.dead_letters, record.key, encode(dead), number)
-        return
-    if replay.last_erased is not None:
-        erased.add(replay.last_erased)
-    if emit_transitions:
-        for change in changes:
-            await _send_change(config, outputs, change)
+class _Feed:
+    """One orders message through the rules, as the worker handles it."""
 
+    def __init__(
+        self,
+        config: Config,
+        replay: Replay,
+        outputs: _Outputs,
+        emit_transitions: bool,
+        erased: set[str],
+        summary: RebuildSummary,
+    ) -> None:
+        self.config = config
+        self.replay = replay
+        self.outputs = outputs
+        self.emit_transitions = emit_transitions
+        self.erased = erased
+        self.summary = summary
 
-async def _send_change(config: Config, outputs: _Outputs, change: Change) -> None:
-    # every change of a rebuild is replayed: the fresh per-name topics get none
-    key = change.customer_id.encode()
-    topic = config.topics.transitions if isinstance(change, Transition) else config.topics.segment_changes
-    await outputs.send(topic, key, encode(change), partition_for(change.customer_id, config.kafka.partitions))
+    async def __call__(self, number: int, record: Any) -> None:
+        config, raw = self.config, record.value or b""
+        try:
+            event = decode_event(raw)
+        except InvalidEvent as invalid:
+            self.replay.reject()
+            await self._dead_letter(number, record, invalid)
+            return
+        owner = partition_for(event.customer_id, config.kafka.partitions)
+        if owner != number:
+            # the worker sends it on to its customer's partition, to be processed there: so
+            # does the rebuild, past the end offsets, for the worker that comes next
+            await self.outputs.send(config.topics.orders, event.customer_id.encode(), raw, owner)
+            self.summary.rerouted += 1
+            return
+        try:
+            changes = self.replay.apply(event)
+        except InvalidEvent as invalid:
+            await self._dead_letter(number, record, invalid)
+            return
+        if self.replay.last_erased is not None:
+            self.erased.add(self.replay.last_erased)
+        if self.emit_transitions:
+            for change in changes:
+                # every change of a rebuild is replayed: the fresh per-name topics get none
+                topic = (
+                    config.topics.transitions
+                    if isinstance(change, Transition)
+                    else config.topics.segment_changes
+                )
+                await self.outputs.send(topic, change.customer_id.encode(), encode(change), number)
+
+    async def _dead_letter(self, number: int, record: Any, invalid: InvalidEvent) -> None:
+        # as the worker would: the event stays in the orders topic, its reason goes here
+        source = TopicSource(topic=self.config.topics.orders, partition=number, offset=record.offset)
+        dead = rejection(record.value or b"", str(invalid), source, keep_original=True)
+        await self.outputs.send(self.config.topics.dead_letters, record.key, encode(dead), number)
 
 
 async def _write_state(
     config: Config,
     replay: Replay,
+    numbers: list[int],
     outputs: _Outputs,
     ends: dict[int, int],
     erased: set[str],
@@ -251,7 +374,8 @@ async def _write_state(
     erasures = changelog_topic(app_id, ERASURES_TABLE)
     fingerprint = config.segments.fingerprint().encode()
     orders = config.topics.orders
-    for number, partition in enumerate(replay.partitions):
+    for number in numbers:
+        partition = replay.partitions[number]
         last = ends[number] - 1 if ends.get(number) else None
         written_by = (orders, last) if last is not None else None
         for customer in partition.customers.values():
@@ -267,7 +391,7 @@ async def _write_state(
         if last is not None:
             await outputs.send(clocks, orders_key(number), str(last).encode(), number)
         await outputs.send(clocks, segments_key(number), fingerprint, number)
-    present = {c.customer_id for p in replay.partitions for c in p.customers.values()}
+    present = {c.customer_id for n in numbers for c in replay.partitions[n].customers.values()}
     for customer_id in erased - present:  # (one erased and back as a new customer is present)
         # a worker that held the customer before the rebuild must forget it too
         key = customer_id.encode()

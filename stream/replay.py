@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .config import Config
-from .lifecycle import CustomerState, Outcome, Partition, Transition
+from .lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
 from .lifecycle.transitions import Change
 from .messages import InvalidEvent, decode_event
 from .partitioning import partition_for
@@ -69,13 +69,17 @@ class Replay:
 
     def feed(self, raw: bytes) -> list[Change]:
         """Apply one raw event; raises InvalidEvent when it is rejected."""
-        self.stats.read += 1
-        self.last_erased = None
         try:
             event = decode_event(raw)
         except InvalidEvent:
-            self.stats.outcomes[Outcome.REJECTED.value] += 1
+            self.reject()
             raise
+        return self.apply(event)
+
+    def apply(self, event: OrderEvent) -> list[Change]:
+        """Apply one decoded event; raises InvalidEvent when the rules reject it."""
+        self.stats.read += 1
+        self.last_erased = None
         result = self._partition(event.customer_id).apply(event, self.now_us())
         self.stats.outcomes[result.outcome] += 1
         self._count(result.transitions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -118,3 +119,19 @@ def read_inputs(args: Any, progress: Any = None) -> Iterator[SourcedLine]:
                 yield SourcedLine(path, line)
         except InputFormatError as error:
             raise UsageError(f"input {path}: {error}") from None
+
+
+def add_jobs_option(parser: argparse.ArgumentParser, doing: str) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help=f"processes, each {doing} a share of the partitions (default: the machine's cores)",
+    )
+
+
+def checked_jobs(args: argparse.Namespace, partitions: int) -> int:
+    """--jobs, checked, and no more than there are partitions to share."""
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
+    return min(args.jobs, partitions)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
 from ..config import load_config
-from ..rebuild import GroupActive, rebuild
-from .common import UsageError, check_readable, unreachable
+from ..rebuild import GroupActive, RebuildFailed, rebuild
+from .common import UsageError, add_jobs_option, check_readable, checked_jobs, unreachable
 from .kafka_commands import create_topics_or_explain
 from .send_command import add_sending_options, send_inputs
 
@@ -26,6 +25,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files to send first (JSONL/CSV, .gz ok)")
     add_sending_options(parser)
+    add_jobs_option(parser, "rebuilding")
     parser.add_argument(
         "--emit-transitions",
         action="store_true",
@@ -36,6 +36,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    jobs = checked_jobs(args, config.kafka.partitions)
     check_readable(args.inputs)
     create_topics_or_explain(config)
     if args.inputs:
@@ -46,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
         progress = tqdm(unit="events", desc="rebuild", file=sys.stderr)
     try:
-        summary = asyncio.run(rebuild(config, emit_transitions=args.emit_transitions, progress=progress))
-    except GroupActive as active:
-        raise UsageError(str(active)) from None
+        summary = rebuild(config, emit_transitions=args.emit_transitions, jobs=jobs, progress=progress)
+    except (GroupActive, RebuildFailed) as refused:
+        raise UsageError(str(refused)) from None
     except OSError as error:
         raise unreachable(config, error) from None
     finally:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     ends = ", ".join(f"{n}:{offset}" for n, offset in sorted(summary.end_offsets.items()))
     print(
         f"rebuilt {summary.customers} customers from {summary.events} events ({summary.rejected} rejected, "
-        f"to dead letters) in {summary.seconds:.1f} s; {summary.written} records written; "
+        f"to dead letters; {summary.rerouted} sent on to their customer's partition) in "
+        f"{summary.seconds:.1f} s with {jobs} job(s); {summary.written} records written; "
         f"{config.worker.app_id} committed at {config.topics.orders} offsets {ends}",
         file=sys.stderr,
     )

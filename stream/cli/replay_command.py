@@ -19,7 +19,16 @@ from ..lifecycle.transitions import Change
 from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
 from ..replay import Replay, ReplayStats
 from ..time_order import OrderedLine, OrderingStats, ordered_lines
-from .common import UsageError, add_input_options, check_readable, instant_argument, open_output, read_inputs
+from .common import (
+    UsageError,
+    add_input_options,
+    add_jobs_option,
+    check_readable,
+    checked_jobs,
+    instant_argument,
+    open_output,
+    read_inputs,
+)
 
 
 def register(commands: Any) -> None:
@@ -50,12 +59,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="processes, each replaying a share of the partitions (default: the machine's cores)",
-    )
+    add_jobs_option(parser, "replaying")
     parser.add_argument(
         "--no-pii",
         action="store_true",
@@ -71,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
     started = time.perf_counter()
     outputs = ReplayOutputs(
         open_output("--transitions", args.transitions),
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         open_output("--states", args.states),
         open_output("--rejects", args.rejects),
     )
-    jobs = min(args.jobs, config.kafka.partitions)
+    jobs = checked_jobs(args, config.kafka.partitions)
     if jobs > 1 and "-" not in args.inputs:
         from .replay_jobs import replay_in_jobs
 

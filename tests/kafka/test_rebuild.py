@@ -14,15 +14,17 @@ from tests.kafka.test_worker import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_itself(env_factory):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_itself(env_factory, jobs):
     env = env_factory(kafka={"partitions": 3})
     history = generated(env, 400, seed=43)
     expected, expected_states = env.replay(history)
     lines = history.read_bytes().splitlines(keepends=True)
     (env.directory / "history.jsonl").write_bytes(b"".join(lines[: len(lines) * 2 // 3]))
     (env.directory / "later.jsonl").write_bytes(b"".join(lines[len(lines) * 2 // 3 :]))
-    done = env.lifecycle("rebuild", "--emit-transitions", str(env.directory / "history.jsonl"))
-    assert b"rebuilt " in done.stderr, done.stderr
+    history_part = str(env.directory / "history.jsonl")
+    done = env.lifecycle("rebuild", "--emit-transitions", f"--jobs={jobs}", history_part)
+    assert f"with {jobs} job(s)" in done.stderr.decode(), done.stderr
     orders = env.config.topics.orders
     ends = env.end_offsets(orders)
     assert env.committed_offsets(orders) == ends  # the worker group goes on from the end
