@@ -53,6 +53,23 @@ def _positive_int(value: object) -> int:
     return value
 
 
+def _whole_number(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a whole number, 0 or more, got `{value!r}`")
+    return value
+
+
+def _session_timeout(value: object) -> int:
+    timeout = _duration(value)
+    # Kafka refuses sessions under 6 s (group.min.session.timeout.ms); faust refuses one longer
+    # than its 90 s request timeout
+    if not 6 * SECOND_US <= timeout <= 90 * SECOND_US:
+        raise ValueError(f"expected a duration from 6s to 90s, got `{value}`")
+    return timeout
+
+
 def _share(value: object) -> float:
     if isinstance(value, str):
         try:
@@ -157,6 +174,13 @@ class WorkerSettings:
     # Kafka static membership: a restarted worker gets its partitions back at once instead
     # of after the dead member's session (60 s); a stopped one does not leave the group.
     static_membership: bool = _setting(_flag, False)
+    # other workers keep a copy of each partition's tables, read from the changelog as it is
+    # written: the worker that takes a dead one's partitions over has (nearly) nothing to
+    # restore. 0: none, every take-over restores the whole changelog partition.
+    standby_replicas: int = _setting(_whole_number, 1)
+    # how long a worker that stopped answering (SIGKILL, a lost machine) keeps its partitions
+    # before the others take them over
+    session_timeout: int = _setting(_session_timeout, 60 * SECOND_US)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path):
         ("", {"LIFECYCLE_WORKER_STORE": "postgres"}, "worker.store"),
         ("", {"LIFECYCLE_TIME_TICKS": "perhaps"}, "time.ticks"),
         ("", {"LIFECYCLE_WORKER_STATIC_MEMBERSHIP": "sometimes"}, "worker.static_membership"),
+        ("[worker]\nstandby_replicas = -1\n", {}, "worker.standby_replicas"),
+        ('[worker]\nsession_timeout = "2s"\n', {}, "worker.session_timeout"),
+        ("", {"LIFECYCLE_WORKER_SESSION_TIMEOUT": "5m"}, "worker.session_timeout"),
     ],
 )
 def test_bad_config_stops_with_a_message_naming_the_key(tmp_path, text, environ, key):

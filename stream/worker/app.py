@@ -64,6 +64,8 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         # it from about 0.7k to 1.3k events/s in one run, for at most 20 ms more latency.
         producer_linger=0.020,
         consumer_group_instance_id=_group_instance_id(config) if config.worker.static_membership else None,
+        table_standby_replicas=config.worker.standby_replicas,
+        broker_session_timeout=config.worker.session_timeout / 1_000_000,
         autodiscover=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}

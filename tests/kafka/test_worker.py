@@ -206,6 +206,30 @@ def _check_segment_changes(env, expected: list[dict], timeout: float = 120) -> N
     assert {key: {event_id} for key, event_id in want.items()} == got
 
 
+def test_a_killed_workers_partitions_go_to_the_other_worker_after_the_session_timeout(env_factory):
+    env = env_factory(kafka={"partitions": 2}, worker={"session_timeout": "8s", "standby_replicas": 1})
+    history = generated(env, 300, seed=53)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    first = env.start_worker("first")
+    first.wait_ready()
+    second = env.start_worker("second")
+    wait_for(lambda: "took up partition" in second.output() or not second.alive(), 120, "a take-up")
+    theirs = {n for n in range(2) if f"took up partition {n}:" in second.output()}
+    assert theirs and second.alive()
+    seen = len(first.output())
+    second.kill()
+    killed = time.monotonic()
+
+    def taken_over() -> bool:
+        return all(f"took up partition {n}:" in first.output()[seen:] for n in theirs)
+
+    wait_for(taken_over, 90, "the first worker to take the killed one's partitions")
+    # faust's default session of 60 s would keep them away twice as long as this allows
+    assert time.monotonic() - killed < 30
+    _check_against_replay(env, expected, expected_states)
+
+
 def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_back_at_once(env_factory):
     env = env_factory(kafka={"partitions": 3}, worker={"static_membership": True})
     history = generated(env, 1500, seed=19)
