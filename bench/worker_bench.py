@@ -5,7 +5,11 @@ Prints, from one run:
    consumer that only decodes the same topic; both events/s and their ratio;
 2. latency: produce → transition on the output topic at a steady rate, p50 and p99;
 3. recovery: time for a worker with an empty data dir to restore N customers' state from
-   the changelog until it has taken up its partitions.
+   the changelog until it has taken up its partitions;
+4. scale (--only scale): one worker, then two, on a 6-partition topic, events/s of each;
+5. fail-over (--only failover): two workers over N customers, one SIGKILLed, time until an
+   order on each of its partitions has its transition from the other worker, with standby
+   replicas and without (`worker.session_timeout` 10 s in both).
 
     .venv/bin/python bench/worker_bench.py [--events 200000] [--rate 500] [--customers 1000000]
 """
@@ -47,11 +51,13 @@ def free_port() -> int:
         return port
 
 
-def write_config(tag: str, bootstrap: str, ticks: bool) -> Path:
+def write_config(
+    tag: str, bootstrap: str, ticks: bool, partitions: int = PARTITIONS, worker: str = ""
+) -> Path:
     path = WORK / f"{tag}.toml"
     path.write_text(
-        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = {PARTITIONS}\n'
-        f'[worker]\napp_id = "bench-{tag}"\nstore = "rocksdb"\ndata_dir = "{WORK / tag}"\n'
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = {partitions}\n'
+        f'[worker]\napp_id = "bench-{tag}"\nstore = "rocksdb"\ndata_dir = "{WORK / tag}"\n{worker}'
         f'[topics]\norders = "{tag}.orders"\ntransitions = "{tag}.transitions"\n'
         f'customer_state = "{tag}.state"\ndead_letters = "{tag}.dlq"\nticks = "{tag}.ticks"\n'
         f"[time]\nticks = {'true' if ticks else 'false'}\n"
@@ -63,7 +69,8 @@ def lifecycle(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, check=True, capture_output=True)
 
 
-def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(config: Path, log: Path, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    own_dir = ["--data-dir", str(data_dir)] if data_dir is not None else []
     with open(log, "wb") as out:
         return subprocess.Popen(
             [
@@ -77,6 +84,7 @@ def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
                 str(free_port()),
                 "--loglevel",
                 "info",
+                *own_dir,
             ],
             cwd=ROOT,
             stdout=out,
@@ -257,12 +265,132 @@ def recovery(bootstrap: str, customers: int) -> None:
         print("            " + line.split("[INFO] ")[-1])
 
 
+def _rate_until_done(bootstrap: str, tag: str, lines: int, workers: list[subprocess.Popen[bytes]]) -> float:
+    """Events/s from the committed offsets, between their first move and the end."""
+    samples: list[tuple[float, int]] = []
+    try:
+        while True:
+            done = asyncio.run(committed_total(bootstrap, f"bench-{tag}", f"{tag}.orders"))
+            samples.append((time.perf_counter(), done))
+            if done >= lines or any(w.poll() is not None for w in workers):
+                break
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+    moving = [s for s in samples if s[1] > 0]
+    (t0, n0), (t1, n1) = moving[0], moving[-1]
+    return (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
+
+
+def scale(bootstrap: str, events: int) -> None:
+    history = WORK / f"history-{events}.jsonl"
+    if not history.exists():
+        lifecycle("generate", "--customers", str(max(1, events // 8)), "--output", str(history))
+    lines = history.read_bytes().count(b"\n")
+    rates = []
+    for count in (1, 2):
+        tag = f"sc{count}{uuid.uuid4().hex[:6]}"
+        config = write_config(tag, bootstrap, ticks=False, partitions=6)
+        lifecycle("send", str(history), "--config", str(config))
+        workers = [start_worker(config, WORK / f"{tag}-{i}.log", WORK / f"{tag}-{i}") for i in range(count)]
+        rates.append(_rate_until_done(bootstrap, tag, lines, workers))
+        print(f"scale       {count} worker(s), 6 partitions, {lines:,} events: {rates[-1]:,.0f} events/s")
+    print(f"scale       two workers / one: {rates[1] / rates[0]:.2f}x (target >= 1.6x)")
+
+
+async def _probe(bootstrap: str, tag: str, partitions: set[int], count: int) -> float:
+    """Send one new customer's order to each of `partitions`; seconds until every one has its
+    transition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    tps = [TopicPartition(f"{tag}.transitions", p) for p in range(count)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    chosen: dict[int, str] = {}
+    i = 0
+    while len(chosen) < len(partitions):
+        customer = f"probe-{tag}-{i}"
+        i += 1
+        if partition_for(customer, count) in partitions:
+            chosen.setdefault(partition_for(customer, count), customer)
+    started = time.perf_counter()
+    try:
+        for number, customer in chosen.items():
+            event = {
+                "type": "order.placed",
+                "event_id": f"e-{customer}",
+                "customer_id": customer,
+                "order_id": f"o-{customer}",
+                "occurred_at": format_rfc3339(time.time_ns() // 1000),
+                "total": {"amount_minor": 1000, "currency": "EUR"},
+            }
+            await producer.send_and_wait(
+                f"{tag}.orders", orjson.dumps(event), key=customer.encode(), partition=number
+            )
+        waiting = set(chosen.values())
+        while waiting:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    waiting.discard(record.key.decode())
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def failover(bootstrap: str, customers: int) -> None:
+    partitions = 4
+    for standby in (1, 0):
+        tag = f"fo{standby}{uuid.uuid4().hex[:6]}"
+        settings = f'standby_replicas = {standby}\nsession_timeout = "10s"\n'
+        config = write_config(tag, bootstrap, ticks=False, partitions=partitions, worker=settings)
+        lifecycle("topics", "create", "--config", str(config))
+        asyncio.run(fill_changelog(bootstrap, f"bench-{tag}-customers-changelog", customers, partitions))
+        logs = [WORK / f"{tag}-{i}.log" for i in range(2)]
+        first = start_worker(config, logs[0], WORK / f"{tag}-0")
+        second = None
+        try:
+            _wait_log(logs[0], "took up partition", partitions, 1800)
+            second = start_worker(config, logs[1], WORK / f"{tag}-1")
+            _wait_log(logs[1], "took up partition", 1, 1800)
+            time.sleep(15)  # the standby copies catch up with the changelog
+            text = logs[1].read_text(errors="replace")
+            theirs = {n for n in range(partitions) if f"took up partition {n}:" in text}
+            second.send_signal(signal.SIGKILL)
+            second.wait()
+            killed = time.perf_counter()
+            asyncio.run(_probe(bootstrap, tag, theirs, partitions))
+            elapsed = time.perf_counter() - killed
+        finally:
+            for worker in (first, second):
+                if worker is not None and worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+                    worker.wait(timeout=120)
+        print(
+            f"fail-over   {customers:,} customers, standby replicas {standby}: a SIGKILLed worker's "
+            f"{len(theirs)} partitions processed again by the other after {elapsed:.1f} s (session 10 s)"
+        )
+
+
+def _wait_log(log: Path, text: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count(text) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {count} x {text!r} in {log}")
+        time.sleep(0.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--customers", type=int, default=1_000_000, help="for the recovery benchmark")
-    parser.add_argument("--only", choices=("throughput", "latency", "recovery"))
+    parser.add_argument("--only", choices=("throughput", "latency", "recovery", "scale", "failover"))
     parser.add_argument("--port", type=int, default=29092)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -276,13 +404,18 @@ def main() -> None:
             latency(broker.bootstrap, args.rate)
         if args.only in (None, "recovery"):
             recovery(broker.bootstrap, args.customers)
+        if args.only == "scale":
+            scale(broker.bootstrap, args.events)
+        if args.only == "failover":
+            failover(broker.bootstrap, args.customers)
     finally:
         if started:
             broker.stop()
             shutil.rmtree(WORK / "kafka", ignore_errors=True)
-        for path in WORK.glob("tp*"):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
+        for pattern in ("tp*", "sc*", "fo*"):  # the workers' data dirs
+            for path in WORK.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
