@@ -9,7 +9,9 @@ Prints, from one run:
 4. scale (--only scale): one worker, then two, on a 6-partition topic, events/s of each;
 5. fail-over (--only failover): two workers over N customers, one SIGKILLed, time until an
    order on each of its partitions has its transition from the other worker, with standby
-   replicas and without (`worker.session_timeout` 10 s in both).
+   replicas and without (`worker.session_timeout` 10 s in both);
+6. rebuild (--only rebuild): a worker consuming the history from offset 0, against
+   `lifecycle rebuild` then a worker, each until the worker serves with nothing left to read.
 
     .venv/bin/python bench/worker_bench.py [--events 200000] [--rate 500] [--customers 1000000]
 """
@@ -377,6 +379,40 @@ def failover(bootstrap: str, customers: int) -> None:
         )
 
 
+def rebuild(bootstrap: str, events: int) -> None:
+    """The worker consuming a history from offset 0, against `lifecycle rebuild` and a worker
+    started after it, each until the worker has every partition taken up and nothing to read."""
+    history = WORK / f"history-{events}.jsonl"
+    if not history.exists():
+        lifecycle("generate", "--customers", str(max(1, events // 10)), "--output", str(history))
+    lines = history.read_bytes().count(b"\n")
+    seconds = {}
+    for way in ("worker", "rebuild"):
+        tag = f"rb{way[0]}{uuid.uuid4().hex[:6]}"
+        config = write_config(tag, bootstrap, ticks=False)
+        lifecycle("send", str(history), "--config", str(config))
+        log = WORK / f"{tag}.log"
+        started = time.perf_counter()
+        if way == "rebuild":
+            lifecycle("rebuild", "--config", str(config))
+            rebuilt = time.perf_counter() - started
+        worker = start_worker(config, log, WORK / tag)
+        try:
+            _wait_log(log, "took up partition", PARTITIONS, 3600)
+            while asyncio.run(committed_total(bootstrap, f"bench-{tag}", f"{tag}.orders")) < lines:
+                time.sleep(0.5)
+            seconds[way] = time.perf_counter() - started
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=120)
+    print(
+        f"rebuild     {lines:,} events: worker from offset 0 {seconds['worker']:.1f} s "
+        f"({lines / seconds['worker']:,.0f} events/s); rebuild {rebuilt:.1f} s + worker serving "
+        f"{seconds['rebuild'] - rebuilt:.1f} s = {seconds['rebuild']:.1f} s; "
+        f"{seconds['worker'] / seconds['rebuild']:.1f}x faster (target >= 5x)"
+    )
+
+
 def _wait_log(log: Path, text: str, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while log.read_text(errors="replace").count(text) < count:
@@ -390,7 +426,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--customers", type=int, default=1_000_000, help="for the recovery benchmark")
-    parser.add_argument("--only", choices=("throughput", "latency", "recovery", "scale", "failover"))
+    parser.add_argument(
+        "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild")
+    )
     parser.add_argument("--port", type=int, default=29092)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -408,11 +446,13 @@ def main() -> None:
             scale(broker.bootstrap, args.events)
         if args.only == "failover":
             failover(broker.bootstrap, args.customers)
+        if args.only == "rebuild":
+            rebuild(broker.bootstrap, args.events)
     finally:
         if started:
             broker.stop()
             shutil.rmtree(WORK / "kafka", ignore_errors=True)
-        for pattern in ("tp*", "sc*", "fo*"):  # the workers' data dirs
+        for pattern in ("tp*", "sc*", "fo*", "rb*"):  # the workers' data dirs
             for path in WORK.glob(pattern):
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
