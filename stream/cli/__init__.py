@@ -20,6 +20,7 @@ from . import (
     kafka_commands,
     rebuild_command,
     replay_command,
+    report_command,
     schemas_command,
     send_command,
     tail_command,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (
         replay_command,
+        report_command,
         check_command,
         explain_command,
         export_command,

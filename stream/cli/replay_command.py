@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = replay_in_jobs(args, config, until, outputs, jobs)
     else:
-        result = replay_here(args, config, until, outputs, progress=_progress_bar(args.inputs))
+        result = replay_here(args, config, until, outputs, progress=progress_bar(args.inputs))
     _close(outputs)
     _print_summary(result, time.perf_counter() - started)
     return 0
@@ -122,6 +122,11 @@ def replay_here(
 
 
 _finished: list[Replay] = []
+
+
+def finished_replay() -> Replay:
+    """The replay `replay_here` ran last, with its customers."""
+    return _finished[0]
 
 
 @contextlib.contextmanager
@@ -241,7 +246,7 @@ def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | No
     return write_changes
 
 
-def _progress_bar(inputs: list[str]) -> Any:
+def progress_bar(inputs: list[str]) -> Any:
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm

@@ -1,0 +1,63 @@
+"""`lifecycle report`: retention KPIs of a history, from the same rules as a replay."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+
+from ..config import load_config
+from ..report.kpis import kpis
+from .common import UsageError, add_input_options, check_readable, instant_argument, open_output
+from .replay_command import ReplayOutputs, finished_replay, progress_bar, replay_here
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="retention KPIs of a history: repeat rate, second purchase, cohorts (JSON)",
+        description="Replays the history with the configured rules and writes the KPIs at T "
+        "(docs/kpis.md defines each one).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL/CSV files (- is stdin, .gz ok)")
+    parser.add_argument("--config", metavar="PATH")
+    parser.add_argument("--until", metavar="T", help="the instant T of the KPIs (default: the last event's)")
+    parser.add_argument(
+        "--kpis", metavar="PATH", required=True, help="write the KPIs here as JSON (- is stdout)"
+    )
+    parser.add_argument(
+        "--arrival-order",
+        action="store_true",
+        help="replay lines in the files' order (default: occurred_at order, ties in file order)",
+    )
+    add_input_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    until = instant_argument("--until", args.until) if args.until else None
+    check_readable(args.inputs)
+    if args.inputs.count("-") > 1:
+        raise UsageError("stdin (-) can be read only once")
+    output = open_output("--kpis", args.kpis)
+    assert output is not None  # --kpis is required
+    replay_here(
+        args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args.inputs)
+    )
+    replay = finished_replay()
+    at = until
+    if at is None:
+        clocks = [p.clock_us for p in replay.partitions if p.clock_us is not None]
+        if not clocks:
+            raise UsageError("no event in the input: no instant to report at (give --until)")
+        at = max(clocks)
+        replay.advance(at)  # every customer's state at the last event's instant
+    book = config.policy_book()
+    figures = kpis(
+        replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
+    )
+    output.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
+    output.flush()
+    return 0

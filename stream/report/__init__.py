@@ -1,0 +1,1 @@
+"""Retention KPIs and the report built from a replay's customers."""
