@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from ..config import load_config
-from ..report.kpis import kpis
+from ..report.kpis import DAY_US, kpis
+from ..report.page import collect, render
 from .common import UsageError, add_input_options, check_readable, instant_argument, open_output
 from .replay_command import ReplayOutputs, finished_replay, progress_bar, replay_here
 
@@ -24,8 +25,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--config", metavar="PATH")
     parser.add_argument("--until", metavar="T", help="the instant T of the KPIs (default: the last event's)")
     parser.add_argument(
-        "--kpis", metavar="PATH", required=True, help="write the KPIs here as JSON (- is stdout)"
+        "-o", "--output", metavar="PATH", help="write the report here: one HTML page, offline"
     )
+    parser.add_argument("--kpis", metavar="PATH", help="write the KPIs here as JSON (- is stdout)")
     parser.add_argument(
         "--arrival-order",
         action="store_true",
@@ -41,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    output = open_output("--kpis", args.kpis)
-    assert output is not None  # --kpis is required
+    if args.output is None and args.kpis is None:
+        raise UsageError("nothing to write: give -o report.html, --kpis kpis.json, or both")
+    page_out = open_output("--output", args.output)
+    kpis_out = open_output("--kpis", args.kpis)
     replay_here(
         args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args.inputs)
     )
@@ -58,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
     )
-    output.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
-    output.flush()
+    if kpis_out is not None:
+        kpis_out.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
+        kpis_out.flush()
+    if page_out is not None:
+        data = collect(replay.customers(), at, lambda customer: book.for_store(customer.store_id))
+        page_out.write(render(figures, data, book.default.one_timer_window / DAY_US).encode())
+        page_out.flush()
     return 0

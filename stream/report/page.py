@@ -1,0 +1,271 @@
+"""The report: one self-contained HTML page of inline SVG plots, readable offline.
+
+No plotting library: five plots of bars, cells and lines are a few hundred lines of SVG, and
+the page then needs nothing (no script, no CDN, no font) to open anywhere, mail included.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..lifecycle import CustomerState, Policy, State, state_at
+
+DAY_US = 86_400_000_000
+STATE_ORDER = [State.PROSPECT, State.ONE_TIMER, State.REPEAT, State.AT_RISK, State.INACTIVE, State.CHURNED]
+COLOURS = {
+    State.PROSPECT: "#c7c7c7",
+    State.ONE_TIMER: "#6baed6",
+    State.REPEAT: "#31a354",
+    State.AT_RISK: "#fd8d3c",
+    State.INACTIVE: "#9e9ac8",
+    State.CHURNED: "#636363",
+}
+CANDIDATE_WINDOWS = (14, 30, 45, 60, 90)
+
+
+@dataclass
+class PlotData:
+    months: list[str] = field(default_factory=list)
+    states_by_month: list[Counter[State]] = field(default_factory=list)
+    days_to_second: list[float] = field(default_factory=list)
+    spend: list[int] = field(default_factory=list)  # net spend per buyer, in the main currency
+
+
+def collect(
+    customers: Iterable[CustomerState], until_us: int, policy_for: Callable[[CustomerState], Policy]
+) -> PlotData:
+    """What the plots need: states at every month's end up to `until_us` (as the history is
+    known at `until_us`), days to the second counted order, and spend per customer."""
+    histories = []
+    spends: list[dict[str, int]] = []
+    currencies: Counter[str] = Counter()
+    for customer in customers:
+        times = sorted(
+            o.placed_at for o in customer.orders.values() if o.counts() and o.placed_at <= until_us
+        )
+        if times:
+            histories.append((times, policy_for(customer)))
+            spends.append(customer.spend)
+            currencies.update(customer.spend.keys())
+    data = PlotData()
+    if not histories:
+        return data
+    for month, end in _month_ends(min(t[0] for t, _ in histories), until_us):
+        counts: Counter[State] = Counter()
+        for times, policy in histories:
+            seen = [t for t in times if t <= end]
+            if seen:
+                counts[state_at(policy, len(seen), seen[0], seen[-1], end)] += 1
+        data.months.append(month)
+        data.states_by_month.append(counts)
+    data.days_to_second = sorted((t[1] - t[0]) / DAY_US for t, _ in histories if len(t) > 1)
+    if currencies:
+        main = currencies.most_common(1)[0][0]
+        data.spend = sorted((s.get(main, 0) for s in spends if s.get(main, 0) > 0), reverse=True)
+    return data
+
+
+def _month_ends(first_us: int, until_us: int) -> list[tuple[str, int]]:
+    """(YYYY-MM, the month's last instant or `until_us`) for every month from first to until."""
+    start = datetime.fromtimestamp(first_us / 1e6, UTC)
+    year, month = start.year, start.month
+    ends = []
+    while True:
+        next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+        end = int(datetime(next_year, next_month, 1, tzinfo=UTC).timestamp() * 1e6) - 1
+        ends.append((f"{year:04d}-{month:02d}", min(end, until_us)))
+        if end >= until_us:
+            return ends
+        year, month = next_year, next_month
+
+
+def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
+    """The page: the headline figures, then one plot per question, each with its one line."""
+    sections = [
+        _section(
+            "Customers by lifecycle state, month by month",
+            "Each bar is the customers at the end of a month, by state, as the history is known "
+            "at the report's date.",
+            _stacked_bars(data),
+        ),
+        _section(
+            "Cohort retention",
+            "Row: customers by month of first order; column k: the share who ordered again in "
+            "the k-th month after.",
+            _retention_cells(figures["cohorts"]),
+        ),
+        _section(
+            "Second purchase: how soon",
+            f"Share of second purchases made within d days of the first; the dashed line is the "
+            f"one-timer window ({window_days:g} days), the dotted one the day by which 80 % had happened.",
+            _conversion_curve(data.days_to_second, window_days, figures["days_to_second_purchase"]["p80"]),
+        ),
+        _section(
+            "Which window your data supports",
+            "Bars: share of second purchases each candidate one-timer window would catch.",
+            _window_bars(data.days_to_second),
+        ),
+        _section(
+            "Revenue concentration",
+            "Share of revenue (main currency) from the top x % of customers; the diagonal is an even spread.",
+            _pareto(data.spend),
+        ),
+    ]
+    rate = figures["repeat_purchase_rate"]
+    window = figures["second_purchase_within_window"]
+    headline = (
+        f"<p class=headline>{figures['customers']:,} customers, {figures['repeat_customers']:,} "
+        f"bought twice or more ({_percent(rate)}); of those who have had the whole one-timer window, "
+        f"{_percent(window['rate'])} bought again within it. Report at {html.escape(figures['until'])}.</p>"
+    )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Customer lifecycle report</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Customer lifecycle report</h1>{headline}"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+    "h2{font-size:1.1em;margin:1.6em 0 .2em}p.what{margin:.2em 0 .6em;color:#555}"
+    "p.headline{font-size:1.05em}svg{display:block}text{font-size:11px;fill:#333}"
+)
+
+
+def _section(title: str, what: str, svg: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2><p class=what>{html.escape(what)}</p>{svg}</section>"
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
+
+
+def _svg(width: int, height: int, body: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">{body}</svg>'
+    )
+
+
+def _stacked_bars(data: PlotData) -> str:
+    width, height, left, bottom = 900, 260, 40, 40
+    if not data.months:
+        return _svg(width, 40, '<text x="0" y="20">no customers</text>')
+    top = max(sum(c.values()) for c in data.states_by_month) or 1
+    step = (width - left) / len(data.months)
+    parts = []
+    for i, (month, counts) in enumerate(zip(data.months, data.states_by_month, strict=True)):
+        y = height - bottom
+        for state in STATE_ORDER:
+            h = counts[state] / top * (height - bottom - 10)
+            if h:
+                y -= h
+                parts.append(
+                    f'<rect x="{left + i * step:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" '
+                    f'height="{h:.1f}" fill="{COLOURS[state]}">'
+                    f"<title>{month} {state.value}: {counts[state]}</title></rect>"
+                )
+        if len(data.months) <= 24 or i % 3 == 0:
+            parts.append(
+                f'<text x="{left + i * step:.1f}" y="{height - bottom + 14}" '
+                f'transform="rotate(45 {left + i * step:.1f},{height - bottom + 14})">{month}</text>'
+            )
+    parts.append(f'<text x="0" y="12">{top:,}</text>')
+    legend = "".join(
+        f'<rect x="{left + j * 110}" y="0" width="10" height="10" fill="{COLOURS[s]}"/>'
+        f'<text x="{left + j * 110 + 14}" y="9">{s.value}</text>'
+        for j, s in enumerate(STATE_ORDER)
+    )
+    return _svg(width, 16, legend) + _svg(width, height + 20, "".join(parts))
+
+
+def _retention_cells(cohorts: dict[str, Any]) -> str:
+    rows = list(cohorts.items())
+    if not rows:
+        return _svg(900, 40, '<text x="0" y="20">no cohorts</text>')
+    columns = max((len(c["retention"]) for _, c in rows), default=0)
+    cell, left = 28, 100
+    parts = []
+    for r, (month, cohort) in enumerate(rows):
+        parts.append(f'<text x="0" y="{r * cell + 18}">{month} ({cohort["customers"]})</text>')
+        for k, share in cohort["retention"].items():
+            x = left + (int(k) - 1) * cell
+            shade = 0 if share is None else min(1.0, share * 2)
+            colour = f"rgb({int(255 - 200 * shade)},{int(255 - 110 * shade)},{int(255 - 200 * shade)})"
+            parts.append(
+                f'<rect x="{x}" y="{r * cell}" width="{cell - 2}" height="{cell - 2}" fill="{colour}">'
+                f"<title>{month}, month {k}: {_percent(share)}</title></rect>"
+            )
+    for k in range(1, columns + 1):
+        parts.append(f'<text x="{left + (k - 1) * cell + 8}" y="{len(rows) * cell + 14}">{k}</text>')
+    return _svg(left + columns * cell + 10, len(rows) * cell + 24, "".join(parts))
+
+
+def _axes(width: int, height: int, left: int, bottom: int, x_label: str) -> str:
+    return (
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#999"/>'
+        f'<line x1="{left}" y1="0" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
+        f'<text x="{left}" y="{height - 4}">{html.escape(x_label)}</text><text x="0" y="12">100%</text>'
+    )
+
+
+def _conversion_curve(days: list[float], window_days: float, p80: float | None) -> str:
+    width, height, left, bottom = 900, 240, 40, 24
+    if not days:
+        return _svg(width, 40, '<text x="0" y="20">no second purchases</text>')
+    span = max(days[-1], window_days, 1.0)
+    plot_w, plot_h = width - left, height - bottom
+    points = " ".join(
+        f"{left + d / span * plot_w:.1f},{plot_h - (i + 1) / len(days) * plot_h:.1f}"
+        for i, d in enumerate(days)
+    )
+    body = _axes(width, height, left, bottom, f"days since the first order (0 to {span:.0f})")
+    body += f'<polyline points="{points}" fill="none" stroke="#3182bd" stroke-width="2"/>'
+    x = left + window_days / span * plot_w
+    body += f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="#e6550d" stroke-dasharray="6 4"/>'
+    if p80 is not None:
+        x = left + p80 / span * plot_w
+        body += f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="#333" stroke-dasharray="2 3"/>'
+        body += f'<text x="{x + 4:.1f}" y="24">80 % by day {p80:.0f}</text>'
+    return _svg(width, height, body)
+
+
+def _window_bars(days: list[float]) -> str:
+    width, height, left = 900, 30 * len(CANDIDATE_WINDOWS) + 10, 90
+    if not days:
+        return _svg(width, 40, '<text x="0" y="20">no second purchases</text>')
+    parts = []
+    for i, window in enumerate(CANDIDATE_WINDOWS):
+        share = sum(1 for d in days if d < window) / len(days)
+        y, bar = i * 30, share * (width - left - 60)
+        parts.append(f'<text x="0" y="{y + 17}">{window} days</text>')
+        parts.append(f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="20" fill="#31a354"/>')
+        parts.append(
+            f'<text x="{left + share * (width - left - 60) + 6:.1f}" y="{y + 18}">{share:.0%}</text>'
+        )
+    return _svg(width, height, "".join(parts))
+
+
+def _pareto(spend: list[int]) -> str:
+    width, height, left, bottom = 900, 240, 40, 24
+    total = sum(spend)
+    if not total:
+        return _svg(width, 40, '<text x="0" y="20">no revenue</text>')
+    plot_w, plot_h = width - left, height - bottom
+    running, points = 0, [f"{left},{plot_h}"]
+    step = max(1, len(spend) // 400)  # a few hundred points draw the curve
+    for i, amount in enumerate(spend):
+        running += amount
+        if i % step == 0 or i == len(spend) - 1:
+            points.append(
+                f"{left + (i + 1) / len(spend) * plot_w:.1f},{plot_h - running / total * plot_h:.1f}"
+            )
+    body = _axes(width, height, left, bottom, "customers, biggest spenders first (0 to 100 %)")
+    body += f'<line x1="{left}" y1="{plot_h}" x2="{width}" y2="0" stroke="#bbb" stroke-dasharray="4 4"/>'
+    body += f'<polyline points="{" ".join(points)}" fill="none" stroke="#756bb1" stroke-width="2"/>'
+    return _svg(width, height, body)

@@ -1,0 +1,77 @@
+"""`lifecycle report -o report.html`: one page that opens offline, checked in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import lifecycle
+
+PLOTS = 5  # states by month, cohort retention, time to second purchase, windows, revenue
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("report")
+    history = directory / "history.jsonl"
+    made = lifecycle("generate", "--customers", "300", "--seed", "5", "--output", str(history))
+    assert made.returncode == 0, made.stderr
+    out = directory / "report.html"
+    result = lifecycle("report", str(history), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_the_page_references_nothing_outside_itself(page: Path):
+    text = page.read_text()
+    assert not re.search(r"<script|<link|<img|<iframe|src=|url\(|@import", text, re.IGNORECASE)
+    # the only address is the SVG namespace, which nothing fetches
+    assert set(re.findall(r"https?://[^\"'\s>]+", text)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_the_page_draws_every_plot_in_a_real_browser(page: Path, tmp_path: Path):
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/test-tools installs it)"
+    profile = [f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, *profile, "--enable-logging=stderr", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "CONSOLE" not in dom.stderr, dom.stderr  # no console message at all, errors included
+    sections = re.findall(r"<section>(.*?)</section>", dom.stdout, re.DOTALL)
+    assert len(sections) == PLOTS
+    for section in sections:  # each plot drew marks, not an "empty" notice
+        assert "<svg" in section
+        assert re.search(r"<(rect|polyline)\b", section), section[:300]
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            *profile,
+            "--window-size=1000,2400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
