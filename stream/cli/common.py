@@ -135,3 +135,12 @@ def checked_jobs(args: argparse.Namespace, partitions: int) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
     return min(args.jobs, partitions)
+
+
+def add_arrival_order_option(parser: argparse.ArgumentParser, doing: str) -> None:
+    """--arrival-order: input lines in the files' order, not sorted by occurred_at."""
+    parser.add_argument(
+        "--arrival-order",
+        action="store_true",
+        help=f"{doing} lines in the files' order (default: in occurred_at order, ties in file order)",
+    )

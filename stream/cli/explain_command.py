@@ -15,7 +15,7 @@ from ..lifecycle.instants import format_rfc3339
 from ..messages import InvalidEvent
 from ..replay import Replay
 from ..time_order import in_time_order
-from .common import add_input_options, check_readable, instant_argument, read_inputs
+from .common import add_arrival_order_option, add_input_options, check_readable, instant_argument, read_inputs
 
 
 def register(commands: Any) -> None:
@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--until", metavar="RFC3339", help="then move the clock to this instant (or now)")
     parser.add_argument("--config", metavar="PATH")
     add_input_options(parser)
-    parser.add_argument("--arrival-order", action="store_true", help="as for replay")
+    add_arrival_order_option(parser, "replay")
     parser.set_defaults(run=run)
 
 

@@ -21,6 +21,7 @@ from ..replay import Replay, ReplayStats
 from ..time_order import OrderedLine, OrderingStats, ordered_lines
 from .common import (
     UsageError,
+    add_arrival_order_option,
     add_input_options,
     add_jobs_option,
     check_readable,
@@ -44,11 +45,7 @@ def register(commands: Any) -> None:
         metavar="INPUT",
         help="JSONL files of order events (- is stdin; .gz is read as gzip)",
     )
-    parser.add_argument(
-        "--arrival-order",
-        action="store_true",
-        help="replay lines in the files' order (default: in occurred_at order, ties in file order)",
-    )
+    add_arrival_order_option(parser, "replay")
     parser.add_argument(
         "--until", metavar="RFC3339", help="after the input, move the clock to this instant, firing deadlines"
     )

@@ -10,7 +10,14 @@ import orjson
 from ..config import load_config
 from ..report.kpis import DAY_US, kpis
 from ..report.page import collect, render
-from .common import UsageError, add_input_options, check_readable, instant_argument, open_output
+from .common import (
+    UsageError,
+    add_arrival_order_option,
+    add_input_options,
+    check_readable,
+    instant_argument,
+    open_output,
+)
 from .replay_command import ReplayOutputs, finished_replay, progress_bar, replay_here
 
 
@@ -28,11 +35,7 @@ def register(commands: Any) -> None:
         "-o", "--output", metavar="PATH", help="write the report here: one HTML page, offline"
     )
     parser.add_argument("--kpis", metavar="PATH", help="write the KPIs here as JSON (- is stdout)")
-    parser.add_argument(
-        "--arrival-order",
-        action="store_true",
-        help="replay lines in the files' order (default: occurred_at order, ties in file order)",
-    )
+    add_arrival_order_option(parser, "replay")
     add_input_options(parser)
     parser.set_defaults(run=run)
 

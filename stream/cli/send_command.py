@@ -14,7 +14,7 @@ from ..config import Config, load_config
 from ..kafka_client import client_settings
 from ..partitioning import partition_for
 from ..time_order import OrderingStats, in_time_order
-from .common import UsageError, add_input_options, check_readable, read_inputs
+from .common import UsageError, add_arrival_order_option, add_input_options, check_readable, read_inputs
 from .kafka_commands import create_topics_or_explain
 
 
@@ -34,11 +34,7 @@ def add_sending_options(parser: argparse.ArgumentParser) -> None:
     """--config, the input format options and --arrival-order: what `send_inputs` reads."""
     parser.add_argument("--config", metavar="PATH")
     add_input_options(parser)
-    parser.add_argument(
-        "--arrival-order",
-        action="store_true",
-        help="send lines in the files' order (default: in occurred_at order, ties in file order)",
-    )
+    add_arrival_order_option(parser, "send")
 
 
 def customer_key(raw: bytes) -> bytes | None:
