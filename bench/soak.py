@@ -39,8 +39,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.localkafka import Broker  # noqa: E402
-from stream.partitioning import partition_for  # noqa: E402
+from stream.kafka.local import Broker  # noqa: E402
+from stream.kafka.partitioning import partition_for  # noqa: E402
 
 WORK = ROOT / "var" / "soak"
 PARTITIONS = 4

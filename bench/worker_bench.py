@@ -39,9 +39,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from stream.kafka.local import Broker  # noqa: E402
+from stream.kafka.partitioning import partition_for  # noqa: E402
 from stream.lifecycle.instants import format_rfc3339  # noqa: E402
-from stream.localkafka import Broker  # noqa: E402
-from stream.partitioning import partition_for  # noqa: E402
 from tests.kafka.changelog import fill_changelog  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "worker"

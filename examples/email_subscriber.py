@@ -38,8 +38,8 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from stream.config import load_config
-from stream.kafka_client import client_settings
-from stream.topics import per_name_topic
+from stream.kafka.client import client_settings
+from stream.kafka.topics import per_name_topic
 
 log = logging.getLogger("email-subscriber")
 

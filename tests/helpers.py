@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
+from stream.inputs.messages import decode_event
 from stream.lifecycle import OrderEvent, Partition, PolicyBook, TimeRules, Transition
 from stream.lifecycle.instants import DAY_US, format_rfc3339, parse_rfc3339
-from stream.messages import decode_event
 
 T0 = parse_rfc3339("2025-03-01T10:00:00Z")
 NOW = parse_rfc3339("2031-01-01T00:00:00Z")

@@ -104,7 +104,7 @@ def test_bad_security_settings_name_the_key(tmp_path, text, key):
 
 
 def test_sasl_settings_reach_the_kafka_clients(tmp_path):
-    from stream.kafka_client import client_settings, faust_credentials
+    from stream.kafka.client import client_settings, faust_credentials
 
     config = load_config(
         write(tmp_path, '[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "SCRAM-SHA-512"\n'),

@@ -38,7 +38,7 @@ def test_dashboard_queries_use_only_metrics_the_worker_exports():
 
     from prometheus_client import CollectorRegistry
 
-    from stream.metrics import WorkerMetrics
+    from stream.worker.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
     WorkerMetrics(registry)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from stream.generate import history
-from stream.messages import decode_event
+from stream.inputs.generate import history
+from stream.inputs.messages import decode_event
 
 START, END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
 

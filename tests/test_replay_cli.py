@@ -11,8 +11,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from stream.inputs.schemas import load_schema
 from stream.lifecycle.instants import format_rfc3339
-from stream.schemas import load_schema
 from tests.helpers import at, cancelled, erased, placed, refunded
 
 

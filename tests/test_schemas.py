@@ -5,8 +5,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from stream.messages import InvalidEvent, decode_event
-from stream.schemas import drifted, load_schema, schema_dir
+from stream.inputs.messages import InvalidEvent, decode_event
+from stream.inputs.schemas import drifted, load_schema, schema_dir
 from tests.helpers import at, cancelled, erased, placed, refunded
 
 

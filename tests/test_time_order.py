@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from stream.inputs import InputLine
+from stream.inputs.files import InputLine
+from stream.inputs.time_order import OrderingStats, SourcedLine, in_time_order
 from stream.lifecycle.instants import format_rfc3339
-from stream.time_order import OrderingStats, SourcedLine, in_time_order
 from tests.helpers import at, placed
 
 

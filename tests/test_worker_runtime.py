@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from stream.config import config_from_mapping, load_config
+from stream.inputs.messages import Tick, encode
 from stream.lifecycle.instants import from_us
-from stream.messages import Tick, encode
 from stream.worker.runtime import CATCH_UP_STEP, Worker
 from tests.helpers import NOW, at, erased, placed
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from ..inputs import to_major_units
+from stream.inputs.files import to_major_units
+
 from ..lifecycle import State
 from .common import UsageError, check_readable, open_output
 

@@ -7,7 +7,8 @@ import gzip
 import sys
 from typing import Any
 
-from ..generate import history
+from stream.inputs.generate import history
+
 from ..lifecycle.instants import from_us
 from .common import UsageError, instant_argument
 

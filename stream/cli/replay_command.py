@@ -12,13 +12,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
+from stream.inputs.files import InputLine
+from stream.inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
+from stream.inputs.time_order import OrderedLine, OrderingStats, ordered_lines
+from stream.replay.driver import Replay, ReplayStats
+
 from ..config import Config, load_config
-from ..inputs import InputLine
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
-from ..messages import FileSource, InvalidEvent, customer_record, encode, rejection
-from ..replay import Replay, ReplayStats
-from ..time_order import OrderedLine, OrderingStats, ordered_lines
 from .common import (
     UsageError,
     add_arrival_order_option,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     )
     jobs = checked_jobs(args, config.kafka.partitions)
     if jobs > 1 and "-" not in args.inputs:
-        from .replay_jobs import replay_in_jobs
+        from stream.replay.jobs import replay_in_jobs
 
         result = replay_in_jobs(args, config, until, outputs, jobs)
     else:
@@ -160,7 +161,7 @@ def _replay(
     progress: Any,
 ) -> ReplayResult:
     """Replay every line (or those `keep` keeps). With `keep` (a job of `--jobs`), each output
-    line starts with its place in the order one process writes (see `replay_jobs`)."""
+    line starts with its place in the order one process writes (see `stream.replay.jobs`)."""
     tagged = keep is not None
     write_changes = _writer(outputs.transitions, outputs.segment_changes)
     states_out, rejects_out = outputs.states, outputs.rejects

@@ -10,10 +10,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from stream.inputs.time_order import OrderingStats, in_time_order
+from stream.kafka.client import client_settings
+from stream.kafka.partitioning import partition_for
+
 from ..config import Config, load_config
-from ..kafka_client import client_settings
-from ..partitioning import partition_for
-from ..time_order import OrderingStats, in_time_order
 from .common import UsageError, add_arrival_order_option, add_input_options, check_readable, read_inputs
 from .kafka_commands import create_topics_or_explain
 

@@ -18,13 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from prometheus_client import CollectorRegistry
 
-from ..config import Config
-from ..lifecycle import Outcome, Partition, State, Transition, event_type
-from ..lifecycle.instants import format_rfc3339, from_us, to_us
-from ..lifecycle.partition import erasure_key
-from ..lifecycle.segments import SegmentRules
-from ..lifecycle.transitions import Change, SegmentChange
-from ..messages import (
+from stream.inputs.messages import (
     InvalidEvent,
     Tick,
     TopicSource,
@@ -34,9 +28,16 @@ from ..messages import (
     encode,
     rejection,
 )
-from ..metrics import WorkerMetrics
-from ..partitioning import partition_for
-from ..topics import per_name_topic, per_segment_topic
+from stream.kafka.partitioning import partition_for
+from stream.kafka.topics import per_name_topic, per_segment_topic
+from stream.worker.metrics import WorkerMetrics
+
+from ..config import Config
+from ..lifecycle import Outcome, Partition, State, Transition, event_type
+from ..lifecycle.instants import format_rfc3339, from_us, to_us
+from ..lifecycle.partition import erasure_key
+from ..lifecycle.segments import SegmentRules
+from ..lifecycle.transitions import Change, SegmentChange
 from ..wallclock import wall_clock_us
 from .state import (
     CUSTOMERS_TABLE,

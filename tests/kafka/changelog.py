@@ -8,8 +8,8 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream.kafka.partitioning import partition_for
 from stream.lifecycle import CustomerState, State
-from stream.partitioning import partition_for
 from stream.worker.state import StoredCustomer, encode_stored
 
 DAY_US = 86_400_000_000

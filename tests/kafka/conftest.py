@@ -23,10 +23,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.config import Config, load_config
-from stream.kafka_client import client_settings
+from stream.kafka.client import client_settings
+from stream.kafka.local import Broker
+from stream.kafka.partitioning import partition_for
 from stream.lifecycle import CustomerState
-from stream.localkafka import Broker
-from stream.partitioning import partition_for
 from stream.worker.state import decode_stored
 
 T = TypeVar("T")

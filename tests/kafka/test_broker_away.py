@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.localkafka import Broker
+from stream.kafka.local import Broker
 from tests.kafka.conftest import Env, free_port, wait_for
 from tests.kafka.test_worker import _check_against_replay, _check_no_offsets_skipped, generated
 

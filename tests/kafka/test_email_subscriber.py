@@ -16,8 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 
-from stream.kafka_client import client_settings
-from stream.topics import per_name_topic
+from stream.kafka.client import client_settings
+from stream.kafka.topics import per_name_topic
 from tests.kafka.conftest import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.localkafka import Broker
+from stream.kafka.local import Broker
 from tests.kafka.conftest import Env, free_port, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]

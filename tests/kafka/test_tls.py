@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.localkafka import Broker, SslFiles
+from stream.kafka.local import Broker, SslFiles
 from tests.kafka.conftest import ROOT, Env, free_port, transition_key, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]

@@ -27,14 +27,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
-from .config import Config
-from .kafka_client import client_settings
-from .lifecycle.transitions import Transition
-from .messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
-from .partitioning import partition_for
-from .replay import Replay
-from .wallclock import wall_clock_us
-from .worker.state import (
+from stream.config import Config
+from stream.inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
+from stream.kafka.client import client_settings
+from stream.kafka.partitioning import partition_for
+from stream.lifecycle.transitions import Transition
+from stream.replay.driver import Replay
+from stream.wallclock import wall_clock_us
+from stream.worker.state import (
     CLOCKS_TABLE,
     CUSTOMERS_TABLE,
     ERASURES_TABLE,

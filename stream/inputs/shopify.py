@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 import orjson
 
-from .inputs import InputFormatError, InputLine, to_minor_units
-from .lifecycle.instants import format_rfc3339, to_us
+from stream.inputs.files import InputFormatError, InputLine, to_minor_units
+from stream.lifecycle.instants import format_rfc3339, to_us
 
 REQUIRED = ("Name", "Email", "Created at", "Currency", "Total")
 OPTIONAL = (

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from .config import Config
-from .kafka_client import client_settings
-from .lifecycle import all_transition_names
+from stream.config import Config
+from stream.kafka.client import client_settings
+from stream.lifecycle import all_transition_names
 
 HOUR_MS = 3_600_000
 

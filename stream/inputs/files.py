@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from .messages import MAX_EVENT_BYTES
+from stream.inputs.messages import MAX_EVENT_BYTES
 
 CSV_REQUIRED = ("customer_id", "order_id", "occurred_at", "amount", "currency")
 CSV_OPTIONAL = ("type", "event_id", "store_id", "channel", "payment_method", "coupon")
@@ -221,7 +221,7 @@ def format_lines(stream: BinaryIO, input_format: str, layout: CsvLayout | None =
     if input_format == "csv":
         return csv_lines(stream, layout)
     if input_format == "shopify":
-        from .shopify_export import shopify_lines
+        from stream.inputs.shopify import shopify_lines
 
         return shopify_lines(stream)
     return jsonl_lines(stream)

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from .lifecycle import OrderEvent, Transition
-from .lifecycle.transitions import SegmentChange
-from .messages import CustomerRecord, Rejection, Tick
+from stream.inputs.messages import CustomerRecord, Rejection, Tick
+from stream.lifecycle import OrderEvent, Transition
+from stream.lifecycle.transitions import SegmentChange
 
 VERSION = "v1"
 MESSAGES: dict[str, tuple[Any, str]] = {
@@ -42,7 +42,7 @@ def generated_schemas() -> dict[str, bytes]:
 
 
 def schema_dir(root: Path | None = None) -> Path:
-    return (root or Path(__file__).resolve().parent.parent) / "schemas" / VERSION
+    return (root or Path(__file__).resolve().parents[2]) / "schemas" / VERSION
 
 
 def drifted(directory: Path) -> list[str]:

@@ -1,0 +1,1 @@
+"""Kafka plumbing: client settings, topics, the partitioning rule and the local broker."""

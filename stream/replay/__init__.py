@@ -1,0 +1,1 @@
+"""The core driven from history: replay to files, on every core, and rebuild of the worker's state."""
