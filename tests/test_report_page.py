@@ -11,7 +11,10 @@ import pytest
 
 from tests.test_cli import lifecycle
 
-PLOTS = 5  # states by month, cohort retention, time to second purchase, windows, revenue
+# states by month, cohort retention, time to second purchase, curves by cohort, drivers,
+# windows, revenue, segments and classes
+PLOTS = 8
+REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -31,7 +34,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = lifecycle("generate", "--customers", "300", "--seed", "5", "--output", str(history))
     assert made.returncode == 0, made.stderr
     out = directory / "report.html"
-    result = lifecycle("report", str(history), "-o", str(out))
+    preset = REPO / "deploy" / "segments.example.toml"  # segments and classes: their plot too
+    result = lifecycle("report", str(history), "-o", str(out), "--config", str(preset))
     assert result.returncode == 0, result.stderr
     return out
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from ..config import load_config
-from ..report.kpis import DAY_US, kpis
+from ..lifecycle.instants import DAY_US
+from ..report.kpis import kpis
 from ..report.page import collect, render
 from .common import (
     UsageError,

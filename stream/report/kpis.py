@@ -13,6 +13,7 @@ Definitions (docs/kpis.md has them for readers):
   `converted_within_window` (second counted order before first + window), and `retention`:
   for k = 1, 2, ... up to the month of `T`, the share of the cohort with a counted order in
   the k-th calendar month after the cohort's month.
+- `second_purchase_drivers` and `conversion_curves`: `second_purchase.py`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..lifecycle import CustomerState
+from ..lifecycle.instants import DAY_US
+from .second_purchase import FirstOrder, conversion_curves, drivers
 
-DAY_US = 86_400_000_000
+CURVE_DAYS = 180  # conversion curves run this many days from the first order
 
 
 def kpis(
@@ -35,14 +38,18 @@ def kpis(
     buyers = repeat = eligible = converted = 0
     days_to_second: list[float] = []
     cohorts: dict[str, _Cohort] = {}
+    first_orders: list[FirstOrder] = []
+    firsts_and_seconds: list[tuple[str, int, int | None]] = []
     last_month = _month(until_us)
     for customer in customers:
         states[customer.state.value] += 1
-        times = sorted(
-            o.placed_at for o in customer.orders.values() if o.counts() and o.placed_at <= until_us
+        counted = sorted(
+            (o for o in customer.orders.values() if o.counts() and o.placed_at <= until_us),
+            key=lambda order: order.placed_at or 0,
         )
-        if not times:
+        if not counted:
             continue
+        times = [order.placed_at or 0 for order in counted]
         buyers += 1
         first = times[0]
         window = window_us(customer)
@@ -53,6 +60,8 @@ def kpis(
         if first + window <= until_us:
             eligible += 1
             converted += in_window
+            first_orders.append(FirstOrder(counted[0], in_window))
+        firsts_and_seconds.append((_month(first), first, times[1] if len(times) > 1 else None))
         cohort = cohorts.setdefault(_month(first), _Cohort())
         cohort.customers += 1
         cohort.converted += in_window
@@ -85,6 +94,8 @@ def kpis(
             }
             for month, c in sorted(cohorts.items())
         },
+        "second_purchase_drivers": drivers(first_orders),
+        "conversion_curves": conversion_curves(firsts_and_seconds, until_us, CURVE_DAYS),
     }
 
 

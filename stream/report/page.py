@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..lifecycle import CustomerState, Policy, State, state_at
+from ..lifecycle.instants import DAY_US
 
-DAY_US = 86_400_000_000
 STATE_ORDER = [State.PROSPECT, State.ONE_TIMER, State.REPEAT, State.AT_RISK, State.INACTIVE, State.CHURNED]
 COLOURS = {
     State.PROSPECT: "#c7c7c7",
@@ -34,6 +34,8 @@ class PlotData:
     states_by_month: list[Counter[State]] = field(default_factory=list)
     days_to_second: list[float] = field(default_factory=list)
     spend: list[int] = field(default_factory=list)  # net spend per buyer, in the main currency
+    segments: Counter[str] = field(default_factory=Counter)  # members at T
+    classes: Counter[str] = field(default_factory=Counter)
 
 
 def collect(
@@ -44,7 +46,12 @@ def collect(
     histories = []
     spends: list[dict[str, int]] = []
     currencies: Counter[str] = Counter()
+    segments: Counter[str] = Counter()
+    classes: Counter[str] = Counter()
     for customer in customers:
+        segments.update(customer.segments)
+        if customer.segment_class is not None:
+            classes[customer.segment_class] += 1
         times = sorted(
             o.placed_at for o in customer.orders.values() if o.counts() and o.placed_at <= until_us
         )
@@ -52,7 +59,7 @@ def collect(
             histories.append((times, policy_for(customer)))
             spends.append(customer.spend)
             currencies.update(customer.spend.keys())
-    data = PlotData()
+    data = PlotData(segments=segments, classes=classes)
     if not histories:
         return data
     for month, end in _month_ends(min(t[0] for t, _ in histories), until_us):
@@ -106,6 +113,19 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
             _conversion_curve(data.days_to_second, window_days, figures["days_to_second_purchase"]["p80"]),
         ),
         _section(
+            "Second purchase by cohort",
+            "Each line is a month's new customers: the share who had bought again within d days of "
+            "their first order (those not yet d days old count for the days seen); the dashed line "
+            "is the one-timer window.",
+            _cohort_curves(figures["conversion_curves"], window_days),
+        ),
+        _section(
+            "What first orders lead to a second",
+            "Share of customers who bought again within the window, by what their first order was; "
+            "whiskers: 95 % interval; grey: fewer than 30 customers, too few to read much into.",
+            _drivers(figures["second_purchase_drivers"], figures["second_purchase_within_window"]["rate"]),
+        ),
+        _section(
             "Which window your data supports",
             "Bars: share of second purchases each candidate one-timer window would catch.",
             _window_bars(data.days_to_second),
@@ -116,6 +136,14 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
             _pareto(data.spend),
         ),
     ]
+    if data.segments or data.classes:
+        sections.append(
+            _section(
+                "Segments and classes",
+                "Members of each configured segment and class at the report's date.",
+                _member_bars(data.segments, data.classes),
+            )
+        )
     rate = figures["repeat_purchase_rate"]
     window = figures["second_purchase_within_window"]
     headline = (
@@ -269,3 +297,91 @@ def _pareto(spend: list[int]) -> str:
     body += f'<line x1="{left}" y1="{plot_h}" x2="{width}" y2="0" stroke="#bbb" stroke-dasharray="4 4"/>'
     body += f'<polyline points="{" ".join(points)}" fill="none" stroke="#756bb1" stroke-width="2"/>'
     return _svg(width, height, body)
+
+
+def _cohort_curves(curves: dict[str, Any], window_days: float, most: int = 12) -> str:
+    width, height, left, bottom = 900, 260, 40, 24
+    recent = list(curves.items())[-most:]
+    if not recent:
+        return _svg(width, 40, '<text x="0" y="20">no cohorts</text>')
+    days = len(next(iter(curves.values()))["converted_by_day"]) - 1
+    plot_w, plot_h = width - left - 70, height - bottom
+    body = _axes(width, height, left, bottom, f"days since the first order (0 to {days})")
+    for rank, (month, curve) in enumerate(recent):
+        shade = int(200 - 170 * (rank + 1) / len(recent))  # older cohorts lighter
+        points = [
+            (left + day / days * plot_w, plot_h - share * plot_h)
+            for day, share in enumerate(curve["converted_by_day"])
+            if share is not None
+        ]
+        if len(points) < 2:
+            continue
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        body += (
+            f'<polyline points="{path}" fill="none" stroke="rgb({shade},{shade},255)" stroke-width="1.5">'
+            f"<title>{month}: {curve['customers']:,} customers</title></polyline>"
+        )
+        x, y = points[-1]
+        body += f'<text x="{x + 4:.1f}" y="{y + 4:.1f}">{month}</text>'
+    x = left + window_days / days * plot_w
+    body += f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="#e6550d" stroke-dasharray="6 4"/>'
+    return _svg(width, height, body)
+
+
+_DIMENSION_NAMES = {
+    "category": "category of the first order",
+    "payment_method": "payment method",
+    "coupon": "coupon",
+    "channel": "channel",
+    "value_band": "value of the first order",
+}
+
+
+def _drivers(drivers: dict[str, list[dict[str, Any]]], overall: float | None) -> str:
+    width, left, row = 900, 230, 22
+    bar_w = width - left - 170
+    parts, y = [], 0
+    for dimension, groups in drivers.items():
+        parts.append(f'<text x="0" y="{y + 14}" font-weight="bold">{_DIMENSION_NAMES[dimension]}</text>')
+        y += row
+        if not groups:
+            parts.append(f'<text x="10" y="{y + 14}">no customer has had the whole window yet</text>')
+            y += row
+        for group in groups:
+            colour = "#bdbdbd" if group["few"] else "#3182bd"
+            low, high = left + group["low"] * bar_w, left + group["high"] * bar_w
+            parts.append(
+                f'<text x="10" y="{y + 14}">{html.escape(group["value"][:34])}</text>'
+                f'<rect x="{left}" y="{y + 4}" width="{group["rate"] * bar_w:.1f}" height="12" '
+                f'fill="{colour}">'
+                f"<title>{html.escape(group['value'])}: {group['converted']:,} of {group['eligible']:,} "
+                f"({_percent(group['rate'])}, 95 % {_percent(group['low'])} to {_percent(group['high'])})"
+                f"</title></rect>"
+                f'<line x1="{low:.1f}" y1="{y + 10}" x2="{high:.1f}" y2="{y + 10}" stroke="#333"/>'
+                f'<text x="{left + bar_w + 8}" y="{y + 14}">{_percent(group["rate"])} of '
+                f"{group['eligible']:,}</text>"
+            )
+            y += row
+        y += 6
+    if overall is not None:
+        x = left + overall * bar_w
+        parts.append(
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{y}" stroke="#e6550d" stroke-dasharray="4 3"/>'
+        )
+    return _svg(width, y + 4, "".join(parts))
+
+
+def _member_bars(segments: Counter[str], classes: Counter[str]) -> str:
+    rows = [(f"segment {name}", n) for name, n in sorted(segments.items())]
+    rows += [(f"class {name}", n) for name, n in sorted(classes.items())]
+    width, left, row = 900, 230, 24
+    top = max(n for _, n in rows) or 1
+    parts = []
+    for i, (label, members) in enumerate(rows):
+        bar = members / top * (width - left - 90)
+        parts.append(
+            f'<text x="0" y="{i * row + 16}">{html.escape(label)}</text>'
+            f'<rect x="{left}" y="{i * row + 4}" width="{bar:.1f}" height="16" fill="#756bb1"/>'
+            f'<text x="{left + bar + 6:.1f}" y="{i * row + 17}">{members:,}</text>'
+        )
+    return _svg(width, len(rows) * row + 6, "".join(parts))
