@@ -25,7 +25,7 @@ def promtool() -> Callable[..., str]:
 
 
 def test_alert_rules_are_valid(promtool):
-    assert "6 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "8 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_fire_as_their_unit_tests_say(promtool):
@@ -47,10 +47,16 @@ def test_dashboard_queries_use_only_metrics_the_worker_exports():
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "lifecycle.json").read_text())
     titles = [panel["title"] for panel in dashboard["panels"]]
     assert len(titles) == len(set(titles)) >= 6
+    import yaml
+
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    recorded = {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):  # a row has none
             for name in re.findall(r"\blifecycle_[a-z_]+", target["expr"]):
                 assert name in exported, f"{panel['title']}: {name} is not exported"
+            for name in re.findall(r"\blifecycle:[a-z_:0-9]+", target["expr"]):
+                assert name in recorded, f"{panel['title']}: {name} is no recording rule of alerts.yml"
 
 
 def compose_command() -> list[str]:

@@ -8,7 +8,7 @@ from stream.config import config_from_mapping, load_config
 from stream.inputs.messages import Tick, encode
 from stream.lifecycle.instants import from_us
 from stream.worker.runtime import CATCH_UP_STEP, Worker
-from tests.helpers import NOW, at, erased, placed
+from tests.helpers import NOW, at, cancelled, erased, placed
 
 
 def _worker() -> Worker:
@@ -302,3 +302,42 @@ def test_a_partition_with_many_late_events_says_so(caplog):
     )
     registry = worker.metrics.registry
     assert registry.get_sample_value("lifecycle_late_share_warnings_total", {"partition": "0"}) == 1
+
+
+def _sample(worker: Worker, name: str, labels: dict[str, str]) -> float | None:
+    return worker.metrics.registry.get_sample_value(name, labels)
+
+
+def test_buyers_and_one_timer_outcomes_are_counted_live_and_again_by_a_new_owner():
+    tables = _Restartable()
+    first = tables.start()
+    orders = first.topics.orders
+    history = [
+        placed("ann", "a1", at(0)),
+        placed("ann", "a2", at(5)),  # converted within the window
+        placed("bob", "b1", at(1)),
+        placed("cid", "c1", at(2)),
+        placed("cid", "c2", at(3)),
+        cancelled("cid", "c2", at(4)),  # back to one counted order: a one-timer again
+        placed("dan", "d1", at(6)),
+        cancelled("dan", "d1", at(7)),  # no counted order: not a buyer
+    ]
+    for offset, event in enumerate(history):
+        first.on_message(orders, 0, offset, None, orjson.dumps(event))
+    assert _sample(first, "lifecycle_buyers", {"orders": "one"}) == 2  # bob, cid
+    assert _sample(first, "lifecycle_buyers", {"orders": "two_or_more"}) == 1  # ann
+    # cid converted, then his second order was cancelled: still counted as it happened
+    assert _sample(first, "lifecycle_one_timer_outcomes_total", {"outcome": "converted"}) == 2
+    first.on_message(first.topics.ticks, 0, 0, None, encode(Tick(at=from_us(at(40)))))
+    while first.catching_up(0):
+        first.catch_up(0)
+    # bob's window closed on day 31, cid's (first order day 2) on day 32
+    assert _sample(first, "lifecycle_one_timer_outcomes_total", {"outcome": "lapsed"}) == 2
+
+    tables.committed = len(history)
+    second = tables.start()
+    second.take_up([0])  # counted again from the stored customers
+    assert _sample(second, "lifecycle_buyers", {"orders": "one"}) == 2
+    assert _sample(second, "lifecycle_buyers", {"orders": "two_or_more"}) == 1
+    second.let_go([0])
+    assert _sample(second, "lifecycle_buyers", {"orders": "one"}) == 0

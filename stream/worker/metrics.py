@@ -14,6 +14,13 @@ _DAY = 86400.0
 _SECOND_PURCHASE_BUCKETS = tuple(d * _DAY for d in (1, 3, 7, 14, 21, 30, 45, 60, 90, 180, 365))
 
 
+def buyers_label(order_count: int) -> str | None:
+    """The `orders` label of `lifecycle_buyers` for a customer with this many counted orders."""
+    if order_count <= 0:
+        return None
+    return "one" if order_count == 1 else "two_or_more"
+
+
 class WorkerMetrics:
     """The engine's own metrics, registered once per registry."""
 
@@ -32,6 +39,20 @@ class WorkerMetrics:
             "lifecycle_customers",
             "Customers known to this worker, by lifecycle state.",
             ["state"],
+            registry=registry,
+        )
+        self.buyers = Gauge(
+            "lifecycle_buyers",
+            "Customers of this worker's partitions with one counted order, and with two or more "
+            "(the repeat purchase rate is the second over both).",
+            ["orders"],
+            registry=registry,
+        )
+        self.one_timer_outcomes = Counter(
+            "lifecycle_one_timer_outcomes",
+            "One-timers who bought a second time within the window (converted) or whose window "
+            "closed without it (lapsed): the second-purchase conversion, live.",
+            ["outcome"],
             registry=registry,
         )
         self.event_time_lag = Histogram(

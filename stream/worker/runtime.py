@@ -30,7 +30,7 @@ from stream.inputs.messages import (
 )
 from stream.kafka.partitioning import partition_for
 from stream.kafka.topics import per_name_topic, per_segment_topic
-from stream.worker.metrics import WorkerMetrics
+from stream.worker.metrics import WorkerMetrics, buyers_label
 
 from ..config import Config
 from ..lifecycle import Outcome, Partition, State, Transition, event_type
@@ -60,6 +60,12 @@ from .state import (
 )
 
 log = logging.getLogger(__name__)
+
+# the one-timer's two ways out of its window, counted as the live second-purchase conversion
+_ONE_TIMER_OUTCOMES = {
+    (State.ONE_TIMER, State.REPEAT): "converted",
+    (State.ONE_TIMER, State.INACTIVE): "lapsed",
+}
 
 
 class Output(NamedTuple):
@@ -102,6 +108,7 @@ class PartitionRuntime:
     states: Counter[State] = field(default_factory=Counter)
     segment_members: Counter[str] = field(default_factory=Counter)
     class_members: Counter[str] = field(default_factory=Counter)
+    buyers: Counter[str] = field(default_factory=Counter)  # by `buyers_label`
     catch_up: CatchUp | None = None
     reread: Reread | None = None
     # The last orders offset whose processing the partition's state records: every customer
@@ -268,6 +275,7 @@ class Worker:
         runtime.states.update(c.state for c in heads)
         runtime.segment_members.update(name for c in heads for name in c.segments)
         runtime.class_members.update(c.segment_class for c in heads if c.segment_class is not None)
+        runtime.buyers.update(label for c in heads if (label := buyers_label(c.order_count)) is not None)
         self._gauge_members(runtime, 1)
 
     def _gauge_members(self, runtime: PartitionRuntime, sign: int) -> None:
@@ -278,6 +286,8 @@ class Worker:
             metrics.segment_members.labels(segment).inc(sign * count)
         for klass, count in runtime.class_members.items():
             metrics.class_members.labels(klass).inc(sign * count)
+        for label, count in runtime.buyers.items():
+            metrics.buyers.labels(label).inc(sign * count)
 
     def let_go(self, numbers: Iterable[int]) -> None:
         for number in numbers:
@@ -604,6 +614,9 @@ class Worker:
                 self._count_segment_change(runtime, transition)
                 continue
             metrics.transitions.labels(transition.transition).inc()
+            outcome = _ONE_TIMER_OUTCOMES.get((transition.from_state, transition.to_state))
+            if outcome is not None:
+                metrics.one_timer_outcomes.labels(outcome).inc()
             if transition.transition == "became_repeat":
                 snap = transition.customer
                 if snap.first_order_at is not None and snap.last_order_at is not None:
@@ -612,12 +625,18 @@ class Worker:
                     )
         for change in changed:
             after = change.state.state if change.state is not None else None
-            if change.before == after:
-                continue
-            for state, step in ((change.before, -1), (after, 1)):
-                if state is not None:
-                    runtime.states[state] += step
-                    metrics.customers.labels(state.value).inc(step)
+            if change.before != after:
+                for state, step in ((change.before, -1), (after, 1)):
+                    if state is not None:
+                        runtime.states[state] += step
+                        metrics.customers.labels(state.value).inc(step)
+            buyers_before = buyers_label(change.orders_before)
+            buyers_after = buyers_label(change.state.order_count) if change.state is not None else None
+            if buyers_before != buyers_after:
+                for label, step in ((buyers_before, -1), (buyers_after, 1)):
+                    if label is not None:
+                        runtime.buyers[label] += step
+                        metrics.buyers.labels(label).inc(step)
         if runtime.core.clock_us is not None:
             metrics.partition_clock.labels(str(number)).set(runtime.core.clock_us / 1e6)
 

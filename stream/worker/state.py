@@ -55,6 +55,7 @@ class CustomerHead(msgspec.Struct):
     deadline: int | None = None
     segments: list[str] = msgspec.field(default_factory=list)
     segment_class: str | None = None
+    order_count: int = 0
 
 
 class StoredHead(msgspec.Struct, array_like=True):
@@ -131,6 +132,7 @@ class WrittenCustomer(NamedTuple):
     # outboxes not known to be delivered: stored with the customer, or, when it was erased,
     # for the caller to keep (see PendingErasure)
     outboxes: list[Outbox]
+    orders_before: int = 0  # counted orders as stored before this message
 
 
 class TableCustomers(MutableMapping[str, CustomerState]):
@@ -140,8 +142,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         self.table = table
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
-        # lifecycle state of each customer read, as stored before this message (None: new)
-        self._before: dict[str, State | None] = {}
+        # lifecycle state and counted orders of each customer read, as stored before this
+        # message (None: new)
+        self._before: dict[str, tuple[State, int] | None] = {}
 
     def __getitem__(self, customer_id: str) -> CustomerState:
         if customer_id in self.changed:
@@ -155,7 +158,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             raise KeyError(customer_id)
         stored = decode_stored(raw)
         self._outboxes[customer_id] = stored.outboxes
-        self._before.setdefault(customer_id, stored.state.state)
+        self._before.setdefault(customer_id, (stored.state.state, stored.state.order_count))
         return stored.state
 
     def __setitem__(self, customer_id: str, state: CustomerState) -> None:
@@ -186,7 +189,16 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             latest = outboxes.get(customer_id)
             if latest is not None:
                 kept.append(latest)
-            written.append(WrittenCustomer(customer_id, self._before.get(customer_id), state, kept))
+            before = self._before.get(customer_id)
+            written.append(
+                WrittenCustomer(
+                    customer_id,
+                    before[0] if before else None,
+                    state,
+                    kept,
+                    orders_before=before[1] if before else 0,
+                )
+            )
             key = customer_id.encode()
             if state is None:
                 self.table.pop(key, None)

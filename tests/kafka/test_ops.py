@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import urllib.parse
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from tests.kafka.changelog import fill_changelog
 from tests.kafka.conftest import free_port, http_get, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 
 
 @pytest.fixture
@@ -29,7 +31,9 @@ def prometheus(tmp_path):
         port = free_port()
         config = tmp_path / "prometheus.yml"
         config.write_text(
-            "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: lifecycle\n"
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: ['{RULES}']\n"  # the project's alerts and KPI recording rules
+            "scrape_configs:\n  - job_name: lifecycle\n"
             f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
         )
         processes.append(
@@ -85,6 +89,41 @@ def test_prometheus_sees_the_customers_and_transitions_the_replay_computes(env_f
         every=1,
     )
     assert list(query(url, "lifecycle_ready").values()) == [1.0]
+    # live retention KPIs: buyers and one-timer outcomes as the replay has them, and the
+    # recording rule's repeat purchase rate equal to the one `lifecycle report` computes
+    orders = Counter(s["order_count"] for s in expected_states)
+    want_buyers = {"one": float(orders[1]), "two_or_more": float(sum(n for k, n in orders.items() if k >= 2))}
+    wait_for(
+        lambda: query(url, "sum by (orders) (lifecycle_buyers)") == want_buyers,
+        30,
+        f"PromQL buyers to equal the replay's {want_buyers}",
+        every=1,
+    )
+    outcomes = Counter(
+        (t["from_state"], t["to_state"]) for t in expected if t["from_state"] == State.ONE_TIMER.value
+    )
+    want_outcomes = {
+        "converted": float(outcomes["one_timer", "repeat"]),
+        "lapsed": float(outcomes["one_timer", "inactive"]),
+    }
+    wait_for(
+        lambda: query(url, "sum by (outcome) (lifecycle_one_timer_outcomes_total)") == want_outcomes,
+        30,
+        f"PromQL one-timer outcomes to equal the replay's {want_outcomes}",
+        every=1,
+    )
+    kpis_path = env.directory / "kpis.json"
+    env.lifecycle("report", str(history), "--kpis", str(kpis_path), "--arrival-order")
+    kpis = orjson.loads(kpis_path.read_bytes())
+    wait_for(
+        lambda: (
+            query(url, "sum(lifecycle:repeat_purchase_rate)").get("")
+            == pytest.approx(kpis["repeat_purchase_rate"])
+        ),
+        60,
+        f"the recorded repeat purchase rate to equal the report's {kpis['repeat_purchase_rate']}",
+        every=1,
+    )
     assert worker.alive()
 
 
