@@ -7,8 +7,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from stream.inputs.messages import InvalidEvent, decode_event
-
+from ..inputs.messages import InvalidEvent, decode_event
 from .common import add_input_options, check_readable, read_inputs
 
 SHOWN = 5  # rejected lines printed per reason kind

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from stream.inputs.files import (
+from ..inputs.files import (
     CSV_OPTIONAL,
     CSV_REQUIRED,
     FORMATS,
@@ -17,8 +17,7 @@ from stream.inputs.files import (
     format_lines,
     open_input,
 )
-from stream.inputs.time_order import SourcedLine
-
+from ..inputs.time_order import SourcedLine
 from ..lifecycle.instants import parse_rfc3339
 from ..wallclock import wall_clock_us
 

@@ -9,13 +9,12 @@ from typing import Any
 
 import orjson
 
-from stream.inputs.messages import InvalidEvent
-from stream.inputs.time_order import in_time_order
-from stream.replay.driver import Replay
-
 from ..config import load_config
+from ..inputs.messages import InvalidEvent
+from ..inputs.time_order import in_time_order
 from ..lifecycle import Transition
 from ..lifecycle.instants import format_rfc3339
+from ..replay.driver import Replay
 from .common import add_arrival_order_option, add_input_options, check_readable, instant_argument, read_inputs
 
 

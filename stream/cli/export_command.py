@@ -11,8 +11,7 @@ from typing import Any
 
 import orjson
 
-from stream.inputs.files import to_major_units
-
+from ..inputs.files import to_major_units
 from ..lifecycle import State
 from .common import UsageError, check_readable, open_output
 

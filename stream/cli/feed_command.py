@@ -11,11 +11,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from stream.inputs.livefeed import live_orders
-from stream.kafka.client import client_settings
-from stream.kafka.partitioning import partition_for
-
 from ..config import Config, load_config
+from ..inputs.livefeed import live_orders
+from ..kafka.client import client_settings
+from ..kafka.partitioning import partition_for
 from .common import UsageError
 from .kafka_commands import create_topics_or_explain
 

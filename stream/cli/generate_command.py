@@ -7,8 +7,7 @@ import gzip
 import sys
 from typing import Any
 
-from stream.inputs.generate import history
-
+from ..inputs.generate import history
 from ..lifecycle.instants import from_us
 from .common import UsageError, instant_argument
 

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.kafka.local import Broker, LocalKafkaError
-from stream.kafka.topics import TopicMismatch, ensure_topics, required_topics
-
 from ..config import load_config
+from ..kafka.local import Broker, LocalKafkaError
+from ..kafka.topics import TopicMismatch, ensure_topics, required_topics
 from .common import UsageError, unreachable
 
 DEFAULT_PORT = 9092

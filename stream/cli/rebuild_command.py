@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from stream.replay.rebuild import GroupActive, RebuildFailed, rebuild
-
 from ..config import load_config
+from ..replay.rebuild import GroupActive, RebuildFailed, rebuild
 from .common import UsageError, add_jobs_option, check_readable, checked_jobs, unreachable
 from .kafka_commands import create_topics_or_explain
 from .send_command import add_sending_options, send_inputs

@@ -12,14 +12,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
-from stream.inputs.files import InputLine
-from stream.inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
-from stream.inputs.time_order import OrderedLine, OrderingStats, ordered_lines
-from stream.replay.driver import Replay, ReplayStats
-
 from ..config import Config, load_config
+from ..inputs.files import InputLine
+from ..inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
+from ..inputs.time_order import OrderedLine, OrderingStats, ordered_lines
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
+from ..replay.driver import Replay, ReplayStats
 from .common import (
     UsageError,
     add_arrival_order_option,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.inputs.schemas import drifted, generated_schemas, schema_dir
+from ..inputs.schemas import drifted, generated_schemas, schema_dir
 
 
 def register(commands: Any) -> None:

@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from stream.inputs.time_order import OrderingStats, in_time_order
-from stream.kafka.client import client_settings
-from stream.kafka.partitioning import partition_for
-
 from ..config import Config, load_config
+from ..inputs.time_order import OrderingStats, in_time_order
+from ..kafka.client import client_settings
+from ..kafka.partitioning import partition_for
 from .common import UsageError, add_arrival_order_option, add_input_options, check_readable, read_inputs
 from .kafka_commands import create_topics_or_explain
 

@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.cli.display import change_line
-from stream.kafka.client import client_settings
-
 from ..config import load_config
+from ..kafka.client import client_settings
 from .common import unreachable
+from .display import change_line
 
 
 def register(commands: Any) -> None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from stream.config.segments import SegmentConfigError, segment_rules
-from stream.lifecycle import Policy, PolicyBook, TimeRules
-from stream.lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
-from stream.lifecycle.segments import SegmentRules
+from ..lifecycle import Policy, PolicyBook, TimeRules
+from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
+from ..lifecycle.segments import SegmentRules
+from .segments import SegmentConfigError, segment_rules
 
 ENV_PREFIX = "LIFECYCLE_"
 

@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stream.inputs.files import to_minor_units
-from stream.lifecycle import State
-from stream.lifecycle.segments import Conditions, Segment, SegmentRules
+from ..inputs.files import to_minor_units
+from ..lifecycle import State
+from ..lifecycle.segments import Conditions, Segment, SegmentRules
 
 # Segment names end up in topic names and metric labels: lower case, digits, underscores.
 SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")

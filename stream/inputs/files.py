@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from stream.inputs.messages import MAX_EVENT_BYTES
+from .messages import MAX_EVENT_BYTES
 
 CSV_REQUIRED = ("customer_id", "order_id", "occurred_at", "amount", "currency")
 CSV_OPTIONAL = ("type", "event_id", "store_id", "channel", "payment_method", "coupon")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from stream.lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, from_us, to_us
+from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, from_us, to_us
 
 CATALOG = [
     ("SKU-TEE", "apparel", 1999),

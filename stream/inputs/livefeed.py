@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from stream.inputs.generate import CATALOG, CHANNELS, PAYMENTS
-from stream.lifecycle.instants import format_rfc3339
+from ..lifecycle.instants import format_rfc3339
+from .generate import CATALOG, CHANNELS, PAYMENTS
 
 
 def live_orders(seed: int | None = None, returning_share: float = 0.35) -> Iterator[dict[str, Any]]:

@@ -13,8 +13,8 @@ from typing import Literal
 
 import msgspec
 
-from stream.lifecycle import CustomerState, OrderEvent, State
-from stream.lifecycle.instants import from_us
+from ..lifecycle import CustomerState, OrderEvent, State
+from ..lifecycle.instants import from_us
 
 MAX_EVENT_BYTES = 1024 * 1024
 RAW_TEXT_LIMIT = 2048

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from stream.inputs.messages import CustomerRecord, Rejection, Tick
-from stream.lifecycle import OrderEvent, Transition
-from stream.lifecycle.transitions import SegmentChange
+from ..lifecycle import OrderEvent, Transition
+from ..lifecycle.transitions import SegmentChange
+from .messages import CustomerRecord, Rejection, Tick
 
 VERSION = "v1"
 MESSAGES: dict[str, tuple[Any, str]] = {

@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 import orjson
 
-from stream.inputs.files import InputFormatError, InputLine, to_minor_units
-from stream.lifecycle.instants import format_rfc3339, to_us
+from ..lifecycle.instants import format_rfc3339, to_us
+from .files import InputFormatError, InputLine, to_minor_units
 
 REQUIRED = ("Name", "Email", "Created at", "Currency", "Total")
 OPTIONAL = (

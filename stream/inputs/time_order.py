@@ -19,8 +19,8 @@ from typing import IO, NamedTuple
 
 import msgspec
 
-from stream.inputs.files import InputLine
-from stream.lifecycle.instants import parse_rfc3339
+from ..lifecycle.instants import parse_rfc3339
+from .files import InputLine
 
 RUN_SIZE = 200_000
 _SPILL_CHUNK = 4096

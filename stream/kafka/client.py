@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from stream.config import Config
+from ..config import Config
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:

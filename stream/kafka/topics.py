@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream.config import Config
-from stream.kafka.client import client_settings
-from stream.lifecycle import all_transition_names
+from ..config import Config
+from ..lifecycle import all_transition_names
+from .client import client_settings
 
 HOUR_MS = 3_600_000
 

@@ -11,12 +11,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from stream.config import Config
-from stream.inputs.messages import InvalidEvent, decode_event
-from stream.kafka.partitioning import partition_for
-from stream.lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
-from stream.lifecycle.transitions import Change
-from stream.wallclock import wall_clock_us
+from ..config import Config
+from ..inputs.messages import InvalidEvent, decode_event
+from ..kafka.partitioning import partition_for
+from ..lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
+from ..lifecycle.transitions import Change
+from ..wallclock import wall_clock_us
 
 
 @dataclass

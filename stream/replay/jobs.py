@@ -24,12 +24,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from stream.cli.common import UsageError, input_layout
-from stream.cli.replay_command import TAG_WIDTH, ReplayOutputs, ReplayResult, replay_here
-from stream.config import Config
-from stream.inputs.files import InputFormatError, InputLine, format_lines, open_input
-from stream.kafka.partitioning import partition_for
-from stream.replay.driver import ReplayStats
+from ..cli.common import UsageError, input_layout
+from ..cli.replay_command import TAG_WIDTH, ReplayOutputs, ReplayResult, replay_here
+from ..config import Config
+from ..inputs.files import InputFormatError, InputLine, format_lines, open_input
+from ..kafka.partitioning import partition_for
+from .driver import ReplayStats
 
 
 class _Customer(msgspec.Struct):

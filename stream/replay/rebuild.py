@@ -27,14 +27,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
-from stream.config import Config
-from stream.inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
-from stream.kafka.client import client_settings
-from stream.kafka.partitioning import partition_for
-from stream.lifecycle.transitions import Transition
-from stream.replay.driver import Replay
-from stream.wallclock import wall_clock_us
-from stream.worker.state import (
+from ..config import Config
+from ..inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
+from ..kafka.client import client_settings
+from ..kafka.partitioning import partition_for
+from ..lifecycle.transitions import Transition
+from ..wallclock import wall_clock_us
+from ..worker.state import (
     CLOCKS_TABLE,
     CUSTOMERS_TABLE,
     ERASURES_TABLE,
@@ -45,6 +44,7 @@ from stream.worker.state import (
     orders_key,
     segments_key,
 )
+from .driver import Replay
 
 # records read per fetch, and sends in flight before waiting for them
 FETCH_RECORDS = 10_000

@@ -16,11 +16,10 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
-from stream.kafka.client import faust_broker_url, faust_credentials
-from stream.worker.metrics import WorkerMetrics
-
 from ..config import Config
+from ..kafka.client import faust_broker_url, faust_credentials
 from . import acks, send_buffer
+from .metrics import WorkerMetrics
 from .runtime import Worker
 from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
 from .watchdog import StallWatch

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 import orjson
 from prometheus_client import CollectorRegistry
 
-from stream.inputs.messages import (
+from ..config import Config
+from ..inputs.messages import (
     InvalidEvent,
     Tick,
     TopicSource,
@@ -28,17 +29,15 @@ from stream.inputs.messages import (
     encode,
     rejection,
 )
-from stream.kafka.partitioning import partition_for
-from stream.kafka.topics import per_name_topic, per_segment_topic
-from stream.worker.metrics import WorkerMetrics, buyers_label
-
-from ..config import Config
+from ..kafka.partitioning import partition_for
+from ..kafka.topics import per_name_topic, per_segment_topic
 from ..lifecycle import Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..lifecycle.partition import erasure_key
 from ..lifecycle.segments import SegmentRules
 from ..lifecycle.transitions import Change, SegmentChange
 from ..wallclock import wall_clock_us
+from .metrics import WorkerMetrics, buyers_label
 from .state import (
     CUSTOMERS_TABLE,
     ERASURES_TABLE,
