@@ -1,7 +1,7 @@
 # The front door: `make demo`, `make test`, `make bench`, `make lint`.
 PY := .venv/bin/python
 
-.PHONY: venv demo replay-demo test test-fast bench soak lint schemas clean
+.PHONY: venv demo replay-demo test test-fast bench bench-model soak lint schemas clean
 
 venv:
 	@scripts/dev-env
@@ -21,6 +21,10 @@ test-fast: venv
 
 bench: venv
 	$(PY) bench/replay_bench.py
+
+# the published CDNOW fits reproduced, and the time to fit 100k customers
+bench-model: venv
+	$(PY) bench/model_bench.py
 
 # not part of `make test`: ~5 min of SIGKILLs, a broker restart, a worker joining and leaving
 soak: venv

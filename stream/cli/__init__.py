@@ -18,6 +18,7 @@ from . import (
     feed_command,
     generate_command,
     kafka_commands,
+    model_command,
     rebuild_command,
     replay_command,
     report_command,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         replay_command,
         report_command,
+        model_command,
         check_command,
         explain_command,
         export_command,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -27,9 +28,11 @@ class UsageError(Exception):
 
 
 def instant_argument(option: str, text: str) -> int:
-    """An RFC 3339 instant, or `now` (the wall clock)."""
+    """An RFC 3339 instant, a date (its 00:00 UTC), or `now` (the wall clock)."""
     if text.strip().lower() == "now":
         return wall_clock_us()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        text = f"{text.strip()}T00:00:00Z"
     try:
         return parse_rfc3339(text)
     except ValueError as error:

@@ -243,6 +243,26 @@ def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | No
     return write_changes
 
 
+def replayed_history(args: argparse.Namespace, config: Config, until: int | None) -> tuple[Replay, int]:
+    """Replay `args.inputs` here, for commands that read the customers it leaves (report,
+    model): the replay, and the instant to read them at: `until`, or the last event's, to
+    which every customer is then brought (deadlines fired)."""
+    check_readable(args.inputs)
+    if args.inputs.count("-") > 1:
+        raise UsageError("stdin (-) can be read only once")
+    replay_here(
+        args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args.inputs)
+    )
+    replay = finished_replay()
+    if until is not None:
+        return replay, until
+    clocks = [p.clock_us for p in replay.partitions if p.clock_us is not None]
+    if not clocks:
+        raise UsageError("no event in the input: no instant to read it at (give --until)")
+    replay.advance(max(clocks))
+    return replay, max(clocks)
+
+
 def progress_bar(inputs: list[str]) -> Any:
     if not sys.stderr.isatty():
         return None

@@ -15,11 +15,10 @@ from .common import (
     UsageError,
     add_arrival_order_option,
     add_input_options,
-    check_readable,
     instant_argument,
     open_output,
 )
-from .replay_command import ReplayOutputs, finished_replay, progress_bar, replay_here
+from .replay_command import replayed_history
 
 
 def register(commands: Any) -> None:
@@ -44,24 +43,11 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     until = instant_argument("--until", args.until) if args.until else None
-    check_readable(args.inputs)
-    if args.inputs.count("-") > 1:
-        raise UsageError("stdin (-) can be read only once")
     if args.output is None and args.kpis is None:
         raise UsageError("nothing to write: give -o report.html, --kpis kpis.json, or both")
     page_out = open_output("--output", args.output)
     kpis_out = open_output("--kpis", args.kpis)
-    replay_here(
-        args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args.inputs)
-    )
-    replay = finished_replay()
-    at = until
-    if at is None:
-        clocks = [p.clock_us for p in replay.partitions if p.clock_us is not None]
-        if not clocks:
-            raise UsageError("no event in the input: no instant to report at (give --until)")
-        at = max(clocks)
-        replay.advance(at)  # every customer's state at the last event's instant
+    replay, at = replayed_history(args, config, until)
     book = config.policy_book()
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
