@@ -197,7 +197,9 @@ def _replay(
         states[customer.state.value] += 1
         if states_out is not None:
             prefix = state_tag(number, index) if tagged else b""
-            states_out.write(prefix + encode(customer_record(customer)) + b"\n")
+            partition = replay.partitions[number]
+            record = customer_record(customer, partition.clock_us, partition.scorer)
+            states_out.write(prefix + encode(record) + b"\n")
     return ReplayResult(replay.stats, states, ordering.lines, ordering.out_of_order)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lifecycle import Policy, PolicyBook, TimeRules
+from ..lifecycle.customer import Scorer
 from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
 from .segments import SegmentConfigError, segment_rules
@@ -190,6 +191,24 @@ class PrivacySettings:
     contact_data: bool = _setting(_flag, True)
 
 
+def _model_file(value: object) -> str:
+    """A model file that loads (`lifecycle model fit`'s output), checked at start."""
+    path = _existing_file(value)
+    from ..model.scores import ModelFileError, load_model  # numpy and scipy, only when set
+
+    try:
+        load_model(path)
+    except ModelFileError as error:
+        raise ValueError(str(error)) from None
+    return path
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # model.json from `lifecycle model fit`: its scores in every snapshot and state record
+    path: str | None = _setting(_model_file, None)
+
+
 @dataclass(frozen=True)
 class Config:
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -199,6 +218,7 @@ class Config:
     topics: TopicSettings = field(default_factory=TopicSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
     segments: SegmentRules = field(default_factory=SegmentRules)
 
     def policy_book(self) -> PolicyBook:
@@ -210,6 +230,14 @@ class Config:
     def time_rules(self) -> TimeRules:
         return TimeRules(stale_after=self.time.stale_after, max_future_skew=self.time.max_future_skew)
 
+    def scorer(self) -> Scorer | None:
+        """The configured model's scores of a customer at an instant; None without a model."""
+        if self.model.path is None:
+            return None
+        from ..model.scores import load_model
+
+        return load_model(self.model.path).scores
+
 
 _SECTIONS = {
     "policy": PolicySettings,
@@ -218,6 +246,7 @@ _SECTIONS = {
     "topics": TopicSettings,
     "worker": WorkerSettings,
     "privacy": PrivacySettings,
+    "model": ModelSettings,
 }
 
 

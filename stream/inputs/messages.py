@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 
 from ..lifecycle import CustomerState, OrderEvent, State
+from ..lifecycle.customer import Scorer
 from ..lifecycle.instants import from_us
 
 MAX_EVENT_BYTES = 1024 * 1024
@@ -65,12 +66,25 @@ class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
     segment_class: str | None = msgspec.field(default=None, name="class")
     email: str | None = None
     accepts_marketing: bool | None = None
+    # the customer-base model's scores at `scores_at` (the partition clock when the record
+    # was written), with `[model] path` set
+    scores_at: datetime | None = None
+    p_alive: float | None = None
+    expected_orders_365d: float | None = None
+    expected_value_365d: float | None = None
     schema_version: Literal["v1"] = "v1"
 
 
-def customer_record(customer: CustomerState) -> CustomerRecord:
+def customer_record(
+    customer: CustomerState, at_us: int | None = None, scorer: Scorer | None = None
+) -> CustomerRecord:
+    """The customer's state record; with a `scorer`, their model scores at `at_us` (the
+    partition clock when the record is written)."""
+
     def instant(value: int | None) -> datetime | None:
         return from_us(value) if value is not None else None
+
+    scores = scorer(customer, at_us) if scorer is not None and at_us is not None else None
 
     return CustomerRecord(
         customer_id=customer.customer_id,
@@ -87,6 +101,10 @@ def customer_record(customer: CustomerState) -> CustomerRecord:
         segment_class=customer.segment_class,
         email=customer.email,
         accepts_marketing=customer.accepts_marketing,
+        scores_at=None if scores is None or at_us is None else from_us(at_us),
+        p_alive=None if scores is None else scores.p_alive,
+        expected_orders_365d=None if scores is None else scores.expected_orders_365d,
+        expected_value_365d=None if scores is None else scores.expected_value_365d,
     )
 
 

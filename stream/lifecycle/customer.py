@@ -9,13 +9,14 @@ common path, a new order, and recomputed from the orders when one stops counting
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import msgspec
 
 from .events import CustomerErased, Item, OrderCancelled, OrderEvent, OrderPlaced, OrderRefunded
 from .instants import DAY_US, from_us
 from .policy import State
-from .transitions import CustomerSnapshot, FirstOrder, event_id_prefix
+from .transitions import CustomerScores, CustomerSnapshot, FirstOrder, event_id_prefix
 
 
 class RejectedEvent(ValueError):
@@ -223,7 +224,12 @@ def refresh_aggregates(customer: CustomerState) -> None:
                 customer.spend[order.currency] -= order.refunded_minor()
 
 
-def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
+# A customer's model scores at an instant (None before their first counted order); the
+# drivers build it from the configured model (stream/model), the core only calls it.
+Scorer = Callable[[CustomerState, int], CustomerScores | None]
+
+
+def snapshot(customer: CustomerState, at_us: int, scorer: Scorer | None = None) -> CustomerSnapshot:
     """The customer as a marketer sees them at `at_us`."""
     first_order = None
     if customer.first_order_id is not None:
@@ -237,6 +243,7 @@ def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
             store_id=order.store_id,
         )
     first, last = customer.first_order_at, customer.last_order_at
+    scores = scorer(customer, at_us) if scorer is not None else None
     return CustomerSnapshot(
         order_count=customer.order_count,
         first_order_at=None if first is None else from_us(first),
@@ -248,6 +255,9 @@ def snapshot(customer: CustomerState, at_us: int) -> CustomerSnapshot:
         segment_class=customer.segment_class,
         email=customer.email,
         accepts_marketing=customer.accepts_marketing,
+        p_alive=None if scores is None else scores.p_alive,
+        expected_orders_365d=None if scores is None else scores.expected_orders_365d,
+        expected_value_365d=None if scores is None else scores.expected_value_365d,
     )
 
 

@@ -19,6 +19,7 @@ from .customer import (
     ERASED_SNAPSHOT,
     CustomerState,
     RejectedEvent,
+    Scorer,
     new_customer,
     record_event,
     snapshot,
@@ -87,8 +88,10 @@ class Partition:
         erasures: MutableMapping[str, int] | None = None,
         segments: SegmentRules | None = None,
         keep_contact: bool = True,
+        scorer: Scorer | None = None,
     ) -> None:
         self.customers = customers
+        self.scorer = scorer  # the customer-base model's scores in snapshots, when configured
         # False: email and consent never enter state, so no output carries them
         self.keep_contact = keep_contact
         self.segments = segments or SegmentRules()
@@ -276,7 +279,7 @@ class Partition:
         moves = self._move_segments(customer, at_us, lifecycle_deadline, time_only=cause == "deadline")
         if target is previous and not moves:
             return []
-        snap = snapshot(customer, at_us)
+        snap = snapshot(customer, at_us, self.scorer)
         stamp = self._stamp(at_us, now_us, cause, cause_event_id, instant)
         changes: list[Change] = []
         if target is not previous:
@@ -360,7 +363,7 @@ class Partition:
         if not moves:
             return []
         stamp = Stamp(at, from_us(at), self._detected_at(now_us), True, "configuration", None)
-        return list(change_events(self.segments, customer, moves, stamp, snapshot(customer, at)))
+        return list(change_events(self.segments, customer, moves, stamp, snapshot(customer, at, self.scorer)))
 
     def _detected_at(self, now_us: int) -> datetime:
         if self._now[0] != now_us:

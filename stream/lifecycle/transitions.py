@@ -112,6 +112,18 @@ class CustomerSnapshot(msgspec.Struct, frozen=True):
     # contact data, when events carry it and it is kept (privacy.contact_data)
     email: str | None = None
     accepts_marketing: bool | None = None
+    # the customer-base model's scores at the snapshot's instant, with `[model] path` set
+    p_alive: float | None = None
+    expected_orders_365d: float | None = None
+    expected_value_365d: float | None = None
+
+
+class CustomerScores(msgspec.Struct, frozen=True):
+    """A customer's scores from the customer-base model (docs/model.md) at an instant."""
+
+    p_alive: float
+    expected_orders_365d: float
+    expected_value_365d: float | None
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ import orjson
 
 from ..lifecycle import CustomerState
 from ..lifecycle.instants import DAY_US
+from ..lifecycle.transitions import CustomerScores
 from . import bgnbd, gamma_gamma
 from .bgnbd import BgNbd
 from .gamma_gamma import GammaGamma
@@ -29,13 +30,6 @@ HORIZON_DAYS = 365
 
 class ModelFileError(ValueError):
     """A model file that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Scores:
-    p_alive: float
-    expected_orders_365d: float
-    expected_value_365d: float | None
 
 
 @dataclass(frozen=True)
@@ -53,12 +47,12 @@ class Model:
     def history(self, customer: CustomerState, at_us: int) -> History | None:
         return history(customer, at_us, self.unit_us, self.currency)
 
-    def scores(self, customer: CustomerState, at_us: int) -> Scores | None:
+    def scores(self, customer: CustomerState, at_us: int) -> CustomerScores | None:
         """The customer's scores at `at_us`; None before their first counted order."""
         found = self.history(customer, at_us)
         return None if found is None else self.scores_of(found)
 
-    def scores_of(self, found: History) -> Scores:
+    def scores_of(self, found: History) -> CustomerScores:
         horizon = HORIZON_DAYS * DAY_US / self.unit_us
         p_alive = float(self.mbgnbd.p_alive(found.x, found.t_x, found.T))
         orders = float(self.mbgnbd.expected_purchases(horizon, found.x, found.t_x, found.T))
@@ -67,7 +61,7 @@ class Model:
             mean = found.mean_repeat_value if found.mean_repeat_value is not None else 0.0
             repeat = found.x if found.mean_repeat_value is not None else 0
             value = orders * float(self.gamma_gamma.expected_value(repeat, mean))
-        return Scores(p_alive, orders, value)
+        return CustomerScores(p_alive, orders, value)
 
 
 def load_model(path: str | Path) -> Model:

@@ -42,7 +42,7 @@ class Replay:
         now_us: Callable[[], int] = wall_clock_us,
     ) -> None:
         self.partition_count = config.kafka.partitions
-        policies, rules = config.policy_book(), config.time_rules()
+        policies, rules, scorer = config.policy_book(), config.time_rules(), config.scorer()
         self.partitions = [
             Partition(
                 {},
@@ -51,6 +51,7 @@ class Replay:
                 rebuilding=rebuilding,
                 segments=config.segments,
                 keep_contact=config.privacy.contact_data,
+                scorer=scorer,
             )
             for _ in range(self.partition_count)
         ]

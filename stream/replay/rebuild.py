@@ -382,7 +382,8 @@ async def _write_state(
             key = customer.customer_id.encode()
             stored = StoredCustomer(customer, [], partition.clock_us, written_by, last)
             await outputs.send(customers, key, encode_stored(stored), number)
-            await outputs.send(config.topics.customer_state, key, encode(customer_record(customer)), number)
+            record = customer_record(customer, partition.clock_us, partition.scorer)
+            await outputs.send(config.topics.customer_state, key, encode(record), number)
             summary.customers += 1
         for marker, erased_at in partition.erasures.items():
             await outputs.send(erasures, marker.encode(), str(erased_at).encode(), number)

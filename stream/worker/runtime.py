@@ -153,6 +153,7 @@ class Worker:
         self.resend_changelog = resend_changelog
         self.policies = config.policy_book()
         self.time_rules = config.time_rules()
+        self.scorer = config.scorer()
         self.partitions: dict[int, PartitionRuntime] = {}
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.topics = config.topics
@@ -210,6 +211,7 @@ class Worker:
                 erasures=self.erasures,
                 segments=self.config.segments,
                 keep_contact=self.config.privacy.contact_data,
+                scorer=self.scorer,
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(
@@ -319,7 +321,8 @@ class Worker:
             # later owner of the partition, equal to what this worker holds.
             self.resend_changelog(CUSTOMERS_TABLE, number, key, raw)
             state = decode_stored(raw).state
-            self._emit(self.topics.customer_state, key, encode(customer_record(state)), number)
+            record = customer_record(state, stored.partition_clock, self.scorer)
+            self._emit(self.topics.customer_state, key, encode(record), number)
 
     def _resend_erasures(self, number: int, pending: list[PendingErasure]) -> None:
         """Send again what an erasure past the committed offset sent; see PendingErasure."""
@@ -577,7 +580,9 @@ class Worker:
             else:
                 self._send_segment_change(key, raw, change.segment, fresh=not change.replayed)
         for written in changed:
-            value = None if written.state is None else encode(customer_record(written.state))
+            value = None
+            if written.state is not None:
+                value = encode(customer_record(written.state, clock, self.scorer))
             self._emit(self.topics.customer_state, written.customer_id.encode(), value, number)
 
     def _keep_erasures(

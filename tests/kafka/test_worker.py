@@ -449,3 +449,25 @@ def test_a_message_whose_handling_fails_stops_the_worker_before_its_offset_is_co
     env.start_worker("fails", port=failing.port)  # the fault gone: handled this time, nothing lost
     _check_against_replay(env, expected, expected_states)
     _check_no_offsets_skipped(env)
+
+
+def test_model_scores_in_live_snapshots_equal_replay(env_factory):
+    env = env_factory(kafka={"partitions": 2})
+    history = generated(env, 300, seed=29)
+    model = env.directory / "model.json"
+    env.lifecycle("model", "fit", str(history), "--calibration-end", "2025-07-01", "-o", str(model))
+    env.reconfigure(model={"path": str(model)})
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    env.start_worker("scored")
+    got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
+    by_id = {t["event_id"]: t["customer"] for t in expected}
+    scores = ("p_alive", "expected_orders_365d", "expected_value_365d")
+    for transition in got:
+        mine, theirs = transition["customer"], by_id[transition["event_id"]]
+        assert [mine[k] for k in scores] == [theirs[k] for k in scores], transition
+    assert all(t["customer"]["p_alive"] is not None for t in got if t["customer"]["order_count"])
+    # state records are scored at the partition clock when written
+    buyers = {s["customer_id"] for s in expected_states if s["order_count"]}
+    latest = env.latest_states(lambda latest: buyers <= set(latest))
+    assert all(0 < latest[c]["p_alive"] <= 1 and latest[c]["scores_at"] for c in buyers)
