@@ -18,7 +18,7 @@ from ..lifecycle import Policy, PolicyBook, TimeRules
 from ..lifecycle.customer import Scorer
 from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
-from .segments import SegmentConfigError, segment_rules
+from .segments import SegmentConfigError, check_model_conditions, segment_rules
 
 ENV_PREFIX = "LIFECYCLE_"
 
@@ -203,6 +203,18 @@ def _model_file(value: object) -> str:
     return path
 
 
+def _loaded_model(path: str) -> Any:
+    """The model file (checked when the config was read); loaded once per process."""
+    from ..model.scores import load_model
+
+    if path not in _models:
+        _models[path] = load_model(path)
+    return _models[path]
+
+
+_models: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     # model.json from `lifecycle model fit`: its scores in every snapshot and state record
@@ -232,11 +244,7 @@ class Config:
 
     def scorer(self) -> Scorer | None:
         """The configured model's scores of a customer at an instant; None without a model."""
-        if self.model.path is None:
-            return None
-        from ..model.scores import load_model
-
-        return load_model(self.model.path).scores
+        return None if self.model.path is None else _loaded_model(self.model.path).scores
 
 
 _SECTIONS = {
@@ -311,6 +319,11 @@ def config_from_mapping(document: Mapping[str, Any]) -> Config:
         if store_tables is not None:
             sections["stores"] = _stores(store_tables, sections[name])
     config = Config(**sections)
+    try:
+        model = None if config.model.path is None else _loaded_model(config.model.path)
+        config = replace(config, segments=check_model_conditions(config.segments, model))
+    except SegmentConfigError as error:
+        raise ConfigError(str(error)) from None
     _check_kafka(config.kafka)
     _check_policy(config.policy, "policy")
     for store, settings in config.stores.items():

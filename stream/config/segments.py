@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..inputs.files import to_minor_units
@@ -69,6 +70,9 @@ _KNOWN = (
     "bought",
     "bought_within",
     "state",
+    "overdue",
+    "p_alive_below",
+    "expected_value_over",
 )
 
 
@@ -96,6 +100,11 @@ def _conditions(values: Mapping[str, Any], prefix: str, duration: Callable[[obje
     needs("spend_within", "spend_over")
     needs("bought_within", "bought")
     spend = _spend(values["spend_over"], f"{prefix}.spend_over") if "spend_over" in values else None
+    value = (
+        _amount(values["expected_value_over"], f"{prefix}.expected_value_over")
+        if "expected_value_over" in values
+        else None
+    )
     conditions = Conditions(
         orders_over=_count(values["orders_over"], f"{prefix}.orders_over")
         if "orders_over" in values
@@ -110,6 +119,12 @@ def _conditions(values: Mapping[str, Any], prefix: str, duration: Callable[[obje
         bought=_bought(values["bought"], f"{prefix}.bought") if "bought" in values else frozenset(),
         bought_within=window("bought_within"),
         state=_states(values["state"], f"{prefix}.state") if "state" in values else frozenset(),
+        overdue=_number(values["overdue"], f"{prefix}.overdue", 0, None) if "overdue" in values else None,
+        p_alive_below=_number(values["p_alive_below"], f"{prefix}.p_alive_below", 0, 1)
+        if "p_alive_below" in values
+        else None,
+        expected_value_over=value[0] if value else None,
+        expected_value_currency=value[1] if value else None,
     )
     if conditions.is_empty():
         raise SegmentConfigError(prefix, f"a segment needs at least one condition ({', '.join(_KNOWN)})")
@@ -120,6 +135,26 @@ def _count(value: object, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise SegmentConfigError(key, f"expected a whole number, 0 or more, got `{value!r}`")
     return value
+
+
+def _number(value: object, key: str, above: float, below: float | None) -> float:
+    """A number strictly between `above` and `below` (no upper bound without one)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (value > above and (below is None or value < below))
+    ):
+        bounds = f"between {above} and {below}" if below is not None else f"above {above}"
+        raise SegmentConfigError(key, f"expected a number {bounds}, got `{value!r}`")
+    return float(value)
+
+
+def _amount(value: object, key: str) -> tuple[float, str]:
+    """An amount in major units and its currency, like "200 EUR"."""
+    match = _AMOUNT.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise SegmentConfigError(key, f'expected an amount and a currency like "200 EUR", got `{value!r}`')
+    return float(match.group(1)), match.group(2).upper()
 
 
 def _spend(value: object, key: str) -> tuple[int, str]:
@@ -168,3 +203,27 @@ def _classes(table: object, segment_names: list[str]) -> tuple[str, ...]:
     if len(set(order)) != len(order):
         raise SegmentConfigError("classes.order", "a segment is listed twice")
     return tuple(order)
+
+
+def check_model_conditions(rules: SegmentRules, model: Any) -> SegmentRules:
+    """The rules with the customer-base model attached; conditions on it need one that can
+    answer them (`model` is a loaded `stream.model.scores.Model`, or None)."""
+    for segment in rules.segments:
+        for store, conditions in [(None, segment.conditions), *segment.stores.items()]:
+            prefix = f"segments.{segment.name}" + (f".stores.{store}" if store else "")
+            if not conditions.uses_model():
+                continue
+            key = "p_alive_below" if conditions.p_alive_below is not None else "expected_value_over"
+            if model is None:
+                raise SegmentConfigError(f"{prefix}.{key}", "needs a fitted model: set [model] path")
+            if conditions.expected_value_over is not None:
+                key = f"{prefix}.expected_value_over"
+                if model.gamma_gamma is None or model.gamma_gamma.q <= 1:
+                    raise SegmentConfigError(key, "the model has no Gamma-Gamma fit with a finite mean value")
+                if conditions.expected_value_currency != model.currency:
+                    raise SegmentConfigError(
+                        key,
+                        f"the model's values are in {model.currency}, "
+                        f"not {conditions.expected_value_currency}",
+                    )
+    return replace(rules, model=model)

@@ -19,9 +19,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .policy import State
+from .purchase_days import purchase_days
 from .segment_windows import item_keys, prune_windows
 
 if TYPE_CHECKING:
@@ -46,10 +47,20 @@ class Conditions:
     bought: frozenset[str] = frozenset()
     bought_within: int | None = None
     state: frozenset[State] = frozenset()
+    # on the customer's own rhythm and the customer-base model (docs/model.md)
+    overdue: float | None = None  # times the mean interval between purchase days
+    p_alive_below: float | None = None
+    expected_value_over: float | None = None  # major units of the model's currency
+    expected_value_currency: str | None = None
+
+    def uses_model(self) -> bool:
+        return self.p_alive_below is not None or self.expected_value_over is not None
 
     def is_empty(self) -> bool:
         return (
-            self.orders_over is None
+            not self.uses_model()
+            and self.overdue is None
+            and self.orders_over is None
             and self.spend_over is None
             and self.first_order_within is None
             and self.last_order_within is None
@@ -83,12 +94,31 @@ class Segment:
 Check = Callable[["_Facts"], tuple[bool, int | None]]
 
 
+class ScoreCrossings(Protocol):
+    """What segment conditions on the customer-base model ask of it (stream/model): between
+    two purchases P(alive) and the expected value only fall, so each threshold is crossed
+    once, at an instant computed from the customer's counted orders."""
+
+    def fingerprint(self) -> str: ...
+
+    def p_alive_below_from(self, customer: CustomerState, threshold: float) -> int | None:
+        """The first instant P(alive) is below `threshold` (None: no counted order)."""
+        ...
+
+    def value_at_most_from(self, customer: CustomerState, amount: float) -> int | None:
+        """The first instant the expected value over 365 days is `amount` or less (None: no
+        counted order)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentRules:
     """The configured segments, in configuration order, and the class order (segment names)."""
 
     segments: tuple[Segment, ...] = ()
     classes: tuple[str, ...] = ()
+    # the customer-base model, for `p_alive_below` and `expected_value_over`
+    model: ScoreCrossings | None = field(default=None, compare=False)
     # derived once: the longest window (orders placed longer ago are in no window), the item
     # keys of unwindowed `bought` conditions, and each segment's conditions as checks
     horizon: int = field(init=False, repr=False, compare=False)
@@ -120,12 +150,15 @@ class SegmentRules:
             plain["state"] = sorted(c.state)
             return repr(sorted(plain.items()))
 
+        uses_model = any(c.uses_model() for s in self.segments for c in s.every_conditions())
         text = repr(
             [
                 (s.name, canonical(s.conditions), sorted((k, canonical(v)) for k, v in s.stores.items()))
                 for s in self.segments
             ]
             + [self.classes]
+            # a refitted model moves memberships as a redefined segment does
+            + [self.model.fingerprint() if uses_model and self.model is not None else None]
         )
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
@@ -151,7 +184,7 @@ def evaluate(
     """
     if rules.horizon:
         prune_windows(customer, at_us - rules.horizon)
-    facts = _Facts(customer, at_us, lifecycle_deadline)
+    facts = _Facts(customer, at_us, lifecycle_deadline, rules.model)
     members: list[str] = []
     next_change: int | None = None
     store = customer.store_id
@@ -222,9 +255,11 @@ class _Facts:
         "at",
         "bought_keys",
         "count",
+        "customer",
         "deadline",
         "first",
         "last",
+        "model",
         "orders",
         "recent",
         "spend",
@@ -232,8 +267,12 @@ class _Facts:
         "state",
     )
 
-    def __init__(self, customer: CustomerState, at: int, lifecycle_deadline: int | None) -> None:
+    def __init__(
+        self, customer: CustomerState, at: int, lifecycle_deadline: int | None, model: ScoreCrossings | None
+    ) -> None:
         self.at = at
+        self.customer = customer
+        self.model = model
         self.count = customer.order_count
         self.first = customer.first_order_at
         self.last = customer.last_order_at
@@ -283,6 +322,12 @@ def _checks(c: Conditions) -> tuple[Check, ...]:
         checks.append(_bought(c.bought, c.bought_within))
     if c.state:
         checks.append(_state_in(c.state))
+    if c.overdue is not None:
+        checks.append(_overdue(c.overdue))
+    if c.p_alive_below is not None:
+        checks.append(_p_alive_below(c.p_alive_below))
+    if c.expected_value_over is not None:
+        checks.append(_expected_value_over(c.expected_value_over))
     return tuple(checks)
 
 
@@ -371,3 +416,42 @@ def _bought(keys: frozenset[str], window: int | None) -> Check:
 
 def _state_in(states: frozenset[State]) -> Check:
     return lambda f: (f.state in states, f.deadline)
+
+
+def _overdue(factor: float) -> Check:
+    """At least 3 purchase days, and longer since the last order than `factor` times the
+    mean interval between purchase days: late on the customer's own rhythm."""
+
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        days = purchase_days(f.customer)
+        if len(days) < 3 or f.last is None:
+            return _NEVER
+        mean_interval = (days[-1][0] - days[0][0]) / (len(days) - 1)
+        due = f.last + int(factor * mean_interval)  # overdue strictly after it
+        if f.at > due:
+            return True, None
+        return False, due + 1
+
+    return check
+
+
+def _p_alive_below(threshold: float) -> Check:
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        assert f.model is not None, "config checks that p_alive_below has a model"
+        crossing = f.model.p_alive_below_from(f.customer, threshold)
+        if crossing is None:
+            return _NEVER
+        return (True, None) if f.at >= crossing else (False, crossing)
+
+    return check
+
+
+def _expected_value_over(amount: float) -> Check:
+    def check(f: _Facts) -> tuple[bool, int | None]:
+        assert f.model is not None, "config checks that expected_value_over has a model"
+        crossing = f.model.value_at_most_from(f.customer, amount)
+        if crossing is None or f.at >= crossing:
+            return _NEVER
+        return True, crossing
+
+    return check

@@ -1,10 +1,9 @@
 """A customer's counted orders as the models read them: purchase days.
 
-The literature's convention: several orders on one UTC calendar day are one purchase, worth
-their sum. A customer's history at an instant T is (x, t_x, T): x repeat purchase days, the
-last one's time t_x and the time T, measured from the first purchase in the model's time
-unit; a day's time is that of its first order. The value of a purchase day is the net value
-(total less refunds) of its orders in the model's currency, in major units.
+Purchase days as the core counts them (`stream/lifecycle/purchase_days.py`). A customer's
+history at an instant T is (x, t_x, T): x repeat purchase days, the last one's time t_x and
+the time T, measured from the first purchase in the model's time unit. The value of a
+purchase day is the net value of its orders in the model's currency, in major units.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from decimal import Decimal
 from ..inputs.files import to_major_units
 from ..lifecycle import CustomerState
 from ..lifecycle.instants import DAY_US
+from ..lifecycle.purchase_days import purchase_days
 
 TIME_UNITS = {"day": DAY_US, "week": 7 * DAY_US}
 
@@ -53,30 +53,18 @@ class Histories:
 def history(customer: CustomerState, at_us: int, unit_us: int, currency: str | None) -> History | None:
     """The customer's history at `at_us` from their counted orders placed by then; None
     without any."""
-    days: dict[int, list[int]] = {}  # UTC day -> [time of its first order, value in currency]
-    priced: dict[int, bool] = {}
-    for order in customer.orders.values():
-        placed = order.placed_at
-        if placed is None or placed > at_us or not order.counts():
-            continue
-        day = placed // DAY_US
-        entry = days.setdefault(day, [placed, 0])
-        entry[0] = min(entry[0], placed)
-        if order.currency == currency:
-            entry[1] += order.total_minor - order.refunded_minor()
-            priced[day] = True
+    days = purchase_days(customer, at_us)
     if not days:
         return None
-    ordered = sorted(days)
-    first = days[ordered[0]][0]
-    repeat = ordered[1:]
+    first = days[0][0]
+    repeat = days[1:]
     mean_value = None
-    if repeat and currency is not None and all(priced.get(day) for day in repeat):
-        total_minor = sum(days[day][1] for day in repeat)
+    if repeat and currency is not None and all(currency in values for _, values in repeat):
+        total_minor = sum(values[currency] for _, values in repeat)
         mean_value = float(Decimal(to_major_units(total_minor, currency))) / len(repeat)
     return History(
         x=len(repeat),
-        t_x=(days[ordered[-1]][0] - first) / unit_us,
+        t_x=(days[-1][0] - first) / unit_us,
         T=(at_us - first) / unit_us,
         mean_repeat_value=mean_value,
     )

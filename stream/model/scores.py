@@ -10,6 +10,8 @@ Scores at an instant t, from the customer's counted orders placed by t:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import orjson
 
 from ..lifecycle import CustomerState
 from ..lifecycle.instants import DAY_US
+from ..lifecycle.purchase_days import purchase_days
 from ..lifecycle.transitions import CustomerScores
 from . import bgnbd, gamma_gamma
 from .bgnbd import BgNbd
@@ -51,6 +54,60 @@ class Model:
         """The customer's scores at `at_us`; None before their first counted order."""
         found = self.history(customer, at_us)
         return None if found is None else self.scores_of(found)
+
+    def fingerprint(self) -> str:
+        """Changes with any parameter: memberships on the model are then evaluated again."""
+        text = repr((self.bgnbd, self.mbgnbd, self.gamma_gamma, self.time_unit, self.currency))
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def p_alive_below_from(self, customer: CustomerState, threshold: float) -> int | None:
+        """The first instant (to the microsecond, no later than the true one) at which
+        MBG/NBD's P(alive) is below `threshold`, from the customer's counted orders: P(alive)
+        falls between purchases, with the odds of having dropped out
+        a / (b + x) * ((alpha + T) / (alpha + t_x)) ** (r + x) rising in T."""
+        days = purchase_days(customer)
+        if not days:
+            return None
+        first, last = days[0][0], days[-1][0]
+        model, x = self.mbgnbd, len(days) - 1
+        needed = (1 - threshold) / threshold * (model.b + x) / model.a
+        if needed <= 1:  # below from the last purchase on
+            return last
+        t_x = (last - first) / self.unit_us
+        crossing = (model.alpha + t_x) * math.pow(needed, 1 / (model.r + x)) - model.alpha
+        return first + math.floor(crossing * self.unit_us)
+
+    def value_at_most_from(self, customer: CustomerState, amount: float) -> int | None:
+        """The first instant (no later than the true one) at which the expected value over
+        the next 365 days is `amount` or less; it falls between purchases, so it is found by
+        bracketing the one root."""
+        days = purchase_days(customer)
+        if not days:
+            return None
+        found = self.history(customer, days[-1][0])
+        assert found is not None
+        crossing: float | None = self._value_crossing(found.x, found.t_x, found.mean_repeat_value, amount)
+        return days[-1][0] if crossing is None else days[0][0] + math.floor(crossing * self.unit_us)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (a model lives as long as the process)
+    def _value_crossing(self, x: int, t_x: float, mean_value: float | None, amount: float) -> float | None:
+        """T at which the expected value falls to `amount`; None if it is there at t_x."""
+        from scipy import optimize
+
+        def above(T: float) -> float:
+            value = self.scores_of(History(x, t_x, T, mean_value)).expected_value_365d
+            return (value or 0.0) - amount
+
+        if above(t_x) <= 0:
+            return None
+        high = t_x + 1.0
+        while above(high) > 0:
+            high = t_x + 2 * (high - t_x)
+            if high > 1e7:  # some hundred thousand years: never, in practice
+                return high
+        tolerance = 1e-9 * max(1.0, high)
+        root = float(optimize.brentq(above, t_x, high, xtol=tolerance))
+        return max(t_x, root - 2 * tolerance)
 
     def scores_of(self, found: History) -> CustomerScores:
         horizon = HORIZON_DAYS * DAY_US / self.unit_us

@@ -471,3 +471,43 @@ def test_model_scores_in_live_snapshots_equal_replay(env_factory):
     buyers = {s["customer_id"] for s in expected_states if s["order_count"]}
     latest = env.latest_states(lambda latest: buyers <= set(latest))
     assert all(0 < latest[c]["p_alive"] <= 1 and latest[c]["scores_at"] for c in buyers)
+
+
+def test_segments_on_the_model_live_equal_replay(env_factory):
+    env = env_factory(kafka={"partitions": 2})
+    history = generated(env, 300, seed=31)
+    model = env.directory / "model.json"
+    env.lifecycle("model", "fit", str(history), "--calibration-end", "2025-07-01", "-o", str(model))
+    env.reconfigure(
+        model={"path": str(model)},
+        **{
+            "segments.overdue": {"overdue": 1.5},
+            "segments.fading": {"p_alive_below": 0.3},
+            "segments.valuable": {"expected_value_over": "40 EUR"},
+        },
+    )
+    out = env.directory / "model-segments"
+    env.lifecycle("replay", str(history), "--segment-changes", f"{out}.c")
+    expected = [orjson.loads(line) for line in Path(f"{out}.c").read_bytes().splitlines()]
+    assert {c["segment"] for c in expected} == {"overdue", "fading", "valuable"}
+    env.lifecycle("send", str(history))
+    env.start_worker("model-segments")
+    want = {(c["customer_id"], c["seq"]): c for c in expected}
+    got = [
+        orjson.loads(m.value)
+        for m in env.read(
+            env.config.topics.segment_changes,
+            lambda ms: (
+                {(c["customer_id"], c["seq"]) for c in map(orjson.loads, (m.value for m in ms))} >= set(want)
+            ),
+            180,
+        )
+    ]
+    for change in got:
+        mine = want[change["customer_id"], change["seq"]]
+        assert (change["event_id"], change["segment"], change["change"], change["occurred_at"]) == (
+            mine["event_id"],
+            mine["segment"],
+            mine["change"],
+            mine["occurred_at"],
+        )
