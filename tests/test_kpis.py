@@ -13,6 +13,7 @@ from stream.lifecycle.instants import DAY_US, format_rfc3339
 from stream.report.second_purchase import conversion_curves
 from tests.helpers import at, cancelled, erased, placed
 from tests.test_cli import lifecycle
+from tests.test_model_scores import MODEL
 from tests.test_replay_cli import write_events
 
 
@@ -183,3 +184,23 @@ def test_a_curve_without_censoring_is_the_plain_share(seconds_after_first):
     for day in (0, 1, 7, 30, 180):
         plain = sum(1 for s in seconds_after_first if s is not None and s < day * DAY_US)
         assert shares[day] == pytest.approx(plain / len(seconds_after_first))
+
+
+def test_model_figures_count_repeat_purchase_days_as_they_came(tmp_path: Path):
+    model = tmp_path / "model.json"
+    model.write_bytes(orjson.dumps(MODEL))
+    history = write_events(tmp_path / "history.jsonl", HISTORY)
+    out = tmp_path / "kpis.json"
+    result = lifecycle(
+        "report", str(history), "--kpis", str(out), "--until", format_rfc3339(at(60)), "--model", str(model)
+    )
+    assert result.returncode == 0, result.stderr
+    figures = orjson.loads(out.read_bytes())["model"]
+    assert figures["customers"] == 6
+    assert sum(figures["p_alive"]["customers"]) == 6
+    tracking = figures["tracking"]
+    assert tracking["months"] == ["2025-03", "2025-04"]
+    # repeat purchase days: ann's on day 10 in March; bob's second order is on his first
+    # order's day (not a repeat purchase day); cid's and gus's in April; dan's was cancelled
+    assert tracking["actual"] == [1, 3]
+    assert 0 < tracking["predicted"][0] < tracking["predicted"][1]

@@ -12,8 +12,8 @@ import pytest
 from tests.test_cli import lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
-# windows, revenue, segments and classes
-PLOTS = 8
+# windows, revenue, P(alive), expected value, the model's tracking, segments and classes
+PLOTS = 11
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = [
     "--headless",
@@ -35,7 +35,10 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert made.returncode == 0, made.stderr
     out = directory / "report.html"
     preset = REPO / "deploy" / "segments.example.toml"  # segments and classes: their plot too
-    result = lifecycle("report", str(history), "-o", str(out), "--config", str(preset))
+    model = directory / "model.json"  # and the model's three plots
+    fitted = lifecycle("model", "fit", str(history), "--calibration-end", "2025-07-01", "-o", str(model))
+    assert fitted.returncode == 0, fitted.stderr
+    result = lifecycle("report", str(history), "-o", str(out), "--config", str(preset), "--model", str(model))
     assert result.returncode == 0, result.stderr
     return out
 

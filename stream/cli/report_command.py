@@ -9,7 +9,9 @@ import orjson
 
 from ..config import load_config
 from ..lifecycle.instants import DAY_US
+from ..model.scores import Model, ModelFileError, load_model
 from ..report.kpis import kpis
+from ..report.model_figures import model_figures
 from ..report.page import collect, render
 from .common import (
     UsageError,
@@ -35,6 +37,11 @@ def register(commands: Any) -> None:
         "-o", "--output", metavar="PATH", help="write the report here: one HTML page, offline"
     )
     parser.add_argument("--kpis", metavar="PATH", help="write the KPIs here as JSON (- is stdout)")
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="model.json (`lifecycle model fit`): P(alive), value and tracking plots",
+    )
     add_arrival_order_option(parser, "replay")
     add_input_options(parser)
     parser.set_defaults(run=run)
@@ -47,11 +54,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to write: give -o report.html, --kpis kpis.json, or both")
     page_out = open_output("--output", args.output)
     kpis_out = open_output("--kpis", args.kpis)
+    model = _model(args.model)
     replay, at = replayed_history(args, config, until)
     book = config.policy_book()
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
     )
+    if model is not None:
+        figures["model"] = model_figures(replay.customers(), at, model)
     if kpis_out is not None:
         kpis_out.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
         kpis_out.flush()
@@ -60,3 +70,12 @@ def run(args: argparse.Namespace) -> int:
         page_out.write(render(figures, data, book.default.one_timer_window / DAY_US).encode())
         page_out.flush()
     return 0
+
+
+def _model(path: str | None) -> Model | None:
+    if path is None:
+        return None
+    try:
+        return load_model(path)
+    except ModelFileError as error:
+        raise UsageError(str(error)) from None

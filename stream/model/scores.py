@@ -42,6 +42,7 @@ class Model:
     gamma_gamma: GammaGamma | None
     time_unit: str
     currency: str | None
+    calibration_end: str | None = None
 
     @property
     def unit_us(self) -> int:
@@ -155,7 +156,15 @@ def load_model(path: str | Path) -> Model:
     currency = document.get("currency")
     if currency is not None and not isinstance(currency, str):
         raise ModelFileError(f"model file {path}: currency must be a currency code or null")
-    return Model(fitted["bgnbd"], fitted["mbgnbd"], spend, unit, currency)
+    calibration_end = document.get("calibration_end")
+    return Model(
+        fitted["bgnbd"],
+        fitted["mbgnbd"],
+        spend,
+        unit,
+        currency,
+        calibration_end if isinstance(calibration_end, str) else None,
+    )
 
 
 def model_document(

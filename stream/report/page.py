@@ -62,7 +62,7 @@ def collect(
     data = PlotData(segments=segments, classes=classes)
     if not histories:
         return data
-    for month, end in _month_ends(min(t[0] for t, _ in histories), until_us):
+    for month, end in month_ends(min(t[0] for t, _ in histories), until_us):
         counts: Counter[State] = Counter()
         for times, policy in histories:
             seen = [t for t in times if t <= end]
@@ -77,7 +77,7 @@ def collect(
     return data
 
 
-def _month_ends(first_us: int, until_us: int) -> list[tuple[str, int]]:
+def month_ends(first_us: int, until_us: int) -> list[tuple[str, int]]:
     """(YYYY-MM, the month's last instant or `until_us`) for every month from first to until."""
     start = datetime.fromtimestamp(first_us / 1e6, UTC)
     year, month = start.year, start.month
@@ -136,6 +136,8 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
             _pareto(data.spend),
         ),
     ]
+    if figures.get("model"):
+        sections += _model_sections(figures["model"])
     if data.segments or data.classes:
         sections.append(
             _section(
@@ -385,3 +387,79 @@ def _member_bars(segments: Counter[str], classes: Counter[str]) -> str:
             f'<text x="{left + bar + 6:.1f}" y="{i * row + 17}">{members:,}</text>'
         )
     return _svg(width, len(rows) * row + 6, "".join(parts))
+
+
+def _model_sections(model: dict[str, Any]) -> list[str]:
+    sections = [
+        _section(
+            "Who is still a customer (model)",
+            "Customers by their P(alive) at the report's date: the chance, given their own rhythm, "
+            "that they have not quietly left.",
+            _bins(model["p_alive"], lambda low, high: f"{low:.0%}–{high:.0%}"),
+        )
+    ]
+    value = model["expected_value_365d"]
+    if value is not None:
+        currency = value["currency"] or ""
+        sections.append(
+            _section(
+                "Expected value over the next year (model)",
+                f"Customers by expected orders times expected order value over the next 365 days "
+                f"({currency}; mean {value['mean']:.2f}); the last bar holds the top 1 %.",
+                _bins(value, lambda low, high: f"{low:,.0f}–{high:,.0f}"),
+            )
+        )
+    sections.append(
+        _section(
+            "Repeat purchases: the model against what happened",
+            "Cumulative repeat purchase days, as they came (solid) and as the model expects of "
+            "customers who started when they did (dashed); the line marks the calibration end.",
+            _tracking(model["tracking"]),
+        )
+    )
+    return sections
+
+
+def _bins(histogram: dict[str, Any], label: Callable[[float, float], str]) -> str:
+    edges, counts = histogram["edges"], histogram["customers"]
+    width, left, row = 900, 120, 22
+    top = max(counts) or 1
+    parts = []
+    for i, count in enumerate(counts):
+        bar = count / top * (width - left - 80)
+        parts.append(
+            f'<text x="0" y="{i * row + 15}">{html.escape(label(edges[i], edges[i + 1]))}</text>'
+            f'<rect x="{left}" y="{i * row + 3}" width="{bar:.1f}" height="16" fill="#3182bd"/>'
+            f'<text x="{left + bar + 6:.1f}" y="{i * row + 16}">{count:,}</text>'
+        )
+    return _svg(width, len(counts) * row + 6, "".join(parts))
+
+
+def _tracking(tracking: dict[str, Any]) -> str:
+    width, height, left, bottom = 900, 260, 60, 40
+    months, actual, predicted = tracking["months"], tracking["actual"], tracking["predicted"]
+    top = max([*actual, *predicted, 1])
+    plot_w, plot_h = width - left - 10, height - bottom
+    step = plot_w / max(len(months) - 1, 1)
+
+    def line(values: list[float], style: str) -> str:
+        points = " ".join(
+            f"{left + i * step:.1f},{plot_h - v / top * plot_h:.1f}" for i, v in enumerate(values)
+        )
+        return f'<polyline points="{points}" fill="none" stroke="#3182bd" stroke-width="2" {style}/>'
+
+    body = (
+        f'<line x1="{left}" y1="{plot_h}" x2="{width}" y2="{plot_h}" stroke="#999"/>'
+        f'<text x="0" y="12">{top:,.0f}</text>' + line(actual, "") + line(predicted, 'stroke-dasharray="6 4"')
+    )
+    for i, month in enumerate(months):
+        if len(months) <= 24 or i % 3 == 0:
+            x, y = left + i * step, plot_h + 14
+            body += f'<text x="{x:.1f}" y="{y}" transform="rotate(45 {x:.1f},{y})">{month}</text>'
+    end = tracking.get("calibration_end")
+    if end and end[:7] in months:
+        x = left + months.index(end[:7]) * step
+        body += (
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="#e6550d" stroke-dasharray="2 3"/>'
+        )
+    return _svg(width, height, body)
