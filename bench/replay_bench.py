@@ -63,10 +63,7 @@ def parse_only(path: Path) -> tuple[int, float]:
 
 def replay(path: Path, out: Path, *extra: str) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process."""
-    command = [
-        sys.executable,
-        "-m",
-        "stream",
+    return lifecycle(
         "replay",
         str(path),
         "--transitions",
@@ -76,15 +73,21 @@ def replay(path: Path, out: Path, *extra: str) -> tuple[float, int]:
         "--rejects",
         str(out / "r.jsonl"),
         *extra,
-    ]
+    )
+
+
+def lifecycle(*args: str) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of a `lifecycle` command, in a child process."""
+    command = [sys.executable, "-m", "stream", *args]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     summary = child.stderr.read().decode() if child.stderr else ""
     if status != 0:
-        raise SystemExit(f"replay failed:\n{summary}")
-    print("  " + summary.strip().replace("\n", "\n  "))
+        raise SystemExit(f"lifecycle {args[0]} failed:\n{summary}")
+    if summary.strip():
+        print("  " + summary.strip().replace("\n", "\n  "))
     return seconds, usage.ru_maxrss * 1024
 
 
@@ -117,6 +120,13 @@ def main() -> None:
     print(f"ratio     replay / baseline:   {seconds / baseline:.1f}x   (target <= 4x)")
     print(f"rate      target >= 150,000 events/s: {'met' if events / seconds >= 150_000 else 'NOT met'}")
     print(f"memory    replay peak RSS:     {peak / 2**20:,.0f} MiB   (aim < 1024 MiB)")
+    reported, report_peak = lifecycle(
+        "report", str(path), "-o", str(out / "report.html"), "--kpis", str(out / "kpis.json")
+    )
+    print(
+        f"report    lifecycle report -o --kpis: {reported:.2f} s, peak {report_peak / 2**20:,.0f} MiB; "
+        f"{reported / seconds:.2f}x the replay   (target <= 1.5x)"
+    )
     preset = ROOT / "deploy" / "segments.example.toml"
     with_segments, segmented_peak = replay(
         path, out, "--jobs", "1", "--config", str(preset), "--segment-changes", str(out / "sc.jsonl")

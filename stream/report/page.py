@@ -6,6 +6,7 @@ the page then needs nothing (no script, no CDN, no font) to open anywhere, mail 
 
 from __future__ import annotations
 
+import bisect
 import html
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -65,9 +66,9 @@ def collect(
     for month, end in month_ends(min(t[0] for t, _ in histories), until_us):
         counts: Counter[State] = Counter()
         for times, policy in histories:
-            seen = [t for t in times if t <= end]
+            seen = bisect.bisect_right(times, end)  # orders placed by the month's end
             if seen:
-                counts[state_at(policy, len(seen), seen[0], seen[-1], end)] += 1
+                counts[state_at(policy, seen, times[0], times[seen - 1], end)] += 1
         data.months.append(month)
         data.states_by_month.append(counts)
     data.days_to_second = sorted((t[1] - t[0]) / DAY_US for t, _ in histories if len(t) > 1)
