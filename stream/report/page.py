@@ -267,19 +267,29 @@ def _conversion_curve(days: list[float], window_days: float, p80: float | None) 
 
 
 def _window_bars(days: list[float]) -> str:
-    width, height, left = 900, 30 * len(CANDIDATE_WINDOWS) + 10, 90
     if not days:
-        return _svg(width, 40, '<text x="0" y="20">no second purchases</text>')
+        return _svg(900, 40, '<text x="0" y="20">no second purchases</text>')
+    shares = [sum(1 for d in days if d < window) / len(days) for window in CANDIDATE_WINDOWS]
+    rows = [
+        (f"{window} days", share, f"{share:.0%}")
+        for window, share in zip(CANDIDATE_WINDOWS, shares, strict=True)
+    ]
+    return _bars(rows, "#31a354", left=90)
+
+
+def _bars(rows: list[tuple[str, float, str]], colour: str, left: int) -> str:
+    """Horizontal bars: (label, length, the figure written after the bar), scaled to the longest."""
+    width, row = 900, 24
+    top = max((length for _, length, _ in rows), default=0) or 1
     parts = []
-    for i, window in enumerate(CANDIDATE_WINDOWS):
-        share = sum(1 for d in days if d < window) / len(days)
-        y, bar = i * 30, share * (width - left - 60)
-        parts.append(f'<text x="0" y="{y + 17}">{window} days</text>')
-        parts.append(f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="20" fill="#31a354"/>')
+    for i, (label, length, figure) in enumerate(rows):
+        bar = length / top * (width - left - 90)
         parts.append(
-            f'<text x="{left + share * (width - left - 60) + 6:.1f}" y="{y + 18}">{share:.0%}</text>'
+            f'<text x="0" y="{i * row + 16}">{html.escape(label)}</text>'
+            f'<rect x="{left}" y="{i * row + 4}" width="{bar:.1f}" height="16" fill="{colour}"/>'
+            f'<text x="{left + bar + 6:.1f}" y="{i * row + 17}">{figure}</text>'
         )
-    return _svg(width, height, "".join(parts))
+    return _svg(width, len(rows) * row + 6, "".join(parts))
 
 
 def _pareto(spend: list[int]) -> str:
@@ -377,17 +387,7 @@ def _drivers(drivers: dict[str, list[dict[str, Any]]], overall: float | None) ->
 def _member_bars(segments: Counter[str], classes: Counter[str]) -> str:
     rows = [(f"segment {name}", n) for name, n in sorted(segments.items())]
     rows += [(f"class {name}", n) for name, n in sorted(classes.items())]
-    width, left, row = 900, 230, 24
-    top = max(n for _, n in rows) or 1
-    parts = []
-    for i, (label, members) in enumerate(rows):
-        bar = members / top * (width - left - 90)
-        parts.append(
-            f'<text x="0" y="{i * row + 16}">{html.escape(label)}</text>'
-            f'<rect x="{left}" y="{i * row + 4}" width="{bar:.1f}" height="16" fill="#756bb1"/>'
-            f'<text x="{left + bar + 6:.1f}" y="{i * row + 17}">{members:,}</text>'
-        )
-    return _svg(width, len(rows) * row + 6, "".join(parts))
+    return _bars([(label, members, f"{members:,}") for label, members in rows], "#756bb1", left=230)
 
 
 def _model_sections(model: dict[str, Any]) -> list[str]:
@@ -423,17 +423,8 @@ def _model_sections(model: dict[str, Any]) -> list[str]:
 
 def _bins(histogram: dict[str, Any], label: Callable[[float, float], str]) -> str:
     edges, counts = histogram["edges"], histogram["customers"]
-    width, left, row = 900, 120, 22
-    top = max(counts) or 1
-    parts = []
-    for i, count in enumerate(counts):
-        bar = count / top * (width - left - 80)
-        parts.append(
-            f'<text x="0" y="{i * row + 15}">{html.escape(label(edges[i], edges[i + 1]))}</text>'
-            f'<rect x="{left}" y="{i * row + 3}" width="{bar:.1f}" height="16" fill="#3182bd"/>'
-            f'<text x="{left + bar + 6:.1f}" y="{i * row + 16}">{count:,}</text>'
-        )
-    return _svg(width, len(counts) * row + 6, "".join(parts))
+    rows = [(label(edges[i], edges[i + 1]), count, f"{count:,}") for i, count in enumerate(counts)]
+    return _bars(rows, "#3182bd", left=120)
 
 
 def _tracking(tracking: dict[str, Any]) -> str:
