@@ -256,6 +256,8 @@ def test_scores_rank_every_customer_by_expected_value(cdnow_fit, tmp_path):
     model = BgNbd(mbg["r"], mbg["alpha"], mbg["a"], mbg["b"], modified=True)
     assert first["p_alive"] == pytest.approx(model.p_alive(2, first["t_x"], first["T"])[()])
     assert first["x"] == 2
+    # its state at T, not after the rest of the history: last order 59 days before T
+    assert first["state"] == "repeat"
 
 
 # --- what cannot be fitted ---------------------------------------------------------------

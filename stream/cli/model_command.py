@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ..config import load_config
+from ..lifecycle import state_at
 from ..lifecycle.instants import format_rfc3339
 from ..model import bgnbd, gamma_gamma
 from ..model.purchases import TIME_UNITS, histories, main_currency
@@ -109,19 +110,26 @@ def run_score(args: argparse.Namespace) -> int:
     until = instant_argument("--until", args.until) if args.until else None
     out = open_output("--output", args.output or "-")
     replay, at = replayed_history(args, config, until)
+    book = config.policy_book()
     rows = []
     for customer in replay.customers():
         found = model.history(customer, at)
         if found is None:
             continue
         scores = model.scores_of(found)
+        # the lifecycle state at `at`, from the orders placed by then (the replay read on)
+        placed = sorted(
+            o.placed_at for o in customer.orders.values() if o.counts() and (o.placed_at or 0) <= at
+        )
+        policy = book.for_store(customer.store_id)
+        state = state_at(policy, len(placed), placed[0], placed[-1], at)
         rows.append(
             {
                 "customer_id": customer.customer_id,
                 "p_alive": scores.p_alive,
                 "expected_orders_365d": scores.expected_orders_365d,
                 "expected_value_365d": scores.expected_value_365d,
-                "state": customer.state.value,
+                "state": state.value,
                 "x": found.x,
                 "t_x": found.t_x,
                 "T": found.T,
