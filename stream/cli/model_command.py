@@ -12,9 +12,7 @@ import orjson
 from ..config import load_config
 from ..lifecycle import state_at
 from ..lifecycle.instants import format_rfc3339
-from ..model import bgnbd, gamma_gamma
-from ..model.purchases import TIME_UNITS, histories, main_currency
-from ..model.scores import ModelFileError, fit_document, load_model, model_document
+from ..model.purchases import TIME_UNITS  # no numpy here
 from .common import UsageError, add_arrival_order_option, add_input_options, instant_argument, open_output
 from .replay_command import replayed_history
 
@@ -65,6 +63,11 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    # numpy and scipy take half a second to import: only for the commands that need them
+    from ..model import bgnbd, gamma_gamma
+    from ..model.purchases import histories, main_currency
+    from ..model.scores import fit_document, model_document
+
     config = load_config(args.config)
     calibration_end = instant_argument("--calibration-end", args.calibration_end)
     currency = args.currency.upper() if args.currency else None
@@ -102,6 +105,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from ..model.scores import ModelFileError, load_model
+
     config = load_config(args.config)
     try:
         model = load_model(args.model)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..config import load_config
 from ..lifecycle.instants import DAY_US
-from ..model.scores import Model, ModelFileError, load_model
 from ..report.kpis import kpis
-from ..report.model_figures import model_figures
 from ..report.page import collect, render
 from .common import (
     UsageError,
@@ -21,6 +19,9 @@ from .common import (
     open_output,
 )
 from .replay_command import replayed_history
+
+if TYPE_CHECKING:
+    from ..model.scores import Model
 
 
 def register(commands: Any) -> None:
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
     )
     if model is not None:
+        from ..report.model_figures import model_figures  # numpy: only with a model
+
         figures["model"] = model_figures(replay.customers(), at, model)
     if kpis_out is not None:
         kpis_out.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 def _model(path: str | None) -> Model | None:
     if path is None:
         return None
+    from ..model.scores import ModelFileError, load_model  # numpy and scipy: only with a model
+
     try:
         return load_model(path)
     except ModelFileError as error:
