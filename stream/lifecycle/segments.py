@@ -6,27 +6,25 @@ Besides membership, evaluation gives the first instant after `t` at which time a
 change it (an order leaving a window, a window running out, a lifecycle deadline): the
 partition's deadline index fires the customer then, as it does for lifecycle deadlines.
 
-Windowed conditions read `CustomerState.recent`, the counted orders placed within the
-longest window (kept sorted and pruned by segment_windows.py), so the cost of an evaluation depends on the
+The conditions themselves, compiled to checks, are in segment_checks.py; windowed
+conditions read `CustomerState.recent`, the counted orders placed within the longest window
+(kept sorted and pruned by segment_windows.py), so the cost of an evaluation depends on the
 orders in the windows, not on the length of a customer's history. Unwindowed `bought`
 conditions read `CustomerState.bought_keys`, the configured item keys any counted order has.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .policy import State
-from .purchase_days import purchase_days
-from .segment_windows import item_keys, prune_windows
+from .segment_checks import Check, Facts, segment_check
+from .segment_windows import prune_windows
 
 if TYPE_CHECKING:
-    from .customer import CustomerState, RecentOrder
+    from .customer import CustomerState
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +89,6 @@ class Segment:
         return [self.conditions, *self.stores.values()]
 
 
-Check = Callable[["_Facts"], tuple[bool, int | None]]
-
-
 class ScoreCrossings(Protocol):
     """What segment conditions on the customer-base model ask of it (stream/model): between
     two purchases P(alive) and the expected value only fall, so each threshold is crossed
@@ -133,7 +128,7 @@ class SegmentRules:
             "unwindowed_keys": frozenset(k for c in every if c.bought_within is None for k in c.bought),
             "reads_state": any(c.state for c in every),
             "compiled": tuple(
-                (s.name, _segment_check(s.conditions), {st: _segment_check(c) for st, c in s.stores.items()})
+                (s.name, segment_check(s.conditions), {st: segment_check(c) for st, c in s.stores.items()})
                 for s in self.segments
             ),
         }
@@ -184,7 +179,7 @@ def evaluate(
     """
     if rules.horizon:
         prune_windows(customer, at_us - rules.horizon)
-    facts = _Facts(customer, at_us, lifecycle_deadline, rules.model)
+    facts = Facts(customer, at_us, lifecycle_deadline, rules.model)
     members: list[str] = []
     next_change: int | None = None
     store = customer.store_id
@@ -207,251 +202,3 @@ def moved_up(classes: tuple[str, ...], from_class: str | None, to_class: str | N
         return classes.index(name) if name in classes else len(classes)
 
     return rank(to_class) < rank(from_class)
-
-
-def _segment_check(conditions: Conditions) -> Check:
-    """One check for a segment: its condition's own when it has one (most do), else all."""
-    checks = _checks(conditions)
-    if len(checks) == 1:
-        return checks[0]
-    return lambda facts: _all_hold(checks, facts)
-
-
-def _all_hold(checks: tuple[Check, ...], facts: _Facts) -> tuple[bool, int | None]:
-    """All conditions hold; and the earliest instant that may change the segment's answer.
-
-    In: the first instant one of its conditions may stop holding. Out: no failing condition
-    can hold before its own flip, so the segment not before the latest of those; and never
-    by time alone if one of them never can.
-    """
-    first_out: int | None = None
-    last_in: int | None = None
-    failing = False
-    for check in checks:
-        holds, flip = check(facts)
-        if holds:
-            if flip is not None and (first_out is None or flip < first_out):
-                first_out = flip
-            continue
-        if flip is None:
-            return _NEVER
-        failing = True
-        if last_in is None or flip > last_in:
-            last_in = flip
-    return (False, last_in) if failing else (True, first_out)
-
-
-_NEVER: tuple[bool, int | None] = (False, None)
-
-
-class _Facts:
-    """What the conditions read of one customer at one instant.
-
-    `recent` is `CustomerState.recent`: (placed_at, net amount, currency, order_id) of each
-    counted order in the longest window, oldest first.
-    """
-
-    __slots__ = (
-        "at",
-        "bought_keys",
-        "count",
-        "customer",
-        "deadline",
-        "first",
-        "last",
-        "model",
-        "orders",
-        "recent",
-        "spend",
-        "spend_within",
-        "state",
-    )
-
-    def __init__(
-        self, customer: CustomerState, at: int, lifecycle_deadline: int | None, model: ScoreCrossings | None
-    ) -> None:
-        self.at = at
-        self.customer = customer
-        self.model = model
-        self.count = customer.order_count
-        self.first = customer.first_order_at
-        self.last = customer.last_order_at
-        self.state = customer.state
-        self.deadline = lifecycle_deadline
-        self.spend = customer.spend
-        self.bought_keys = customer.bought_keys or ()
-        self.recent = customer.recent or _EMPTY
-        self.orders = customer.orders
-        # (window, currency) -> (start of the window in `recent`, net spend in it): several
-        # segments (A/B/C classes) usually share a window
-        self.spend_within: dict[tuple[int, str], tuple[int, int]] = {}
-
-    def window_spend(self, window: int, currency: str) -> tuple[int, int]:
-        key = (window, currency)
-        found = self.spend_within.get(key)
-        if found is None:
-            recent = self.recent
-            start = bisect.bisect_right(recent, self.at - window, key=_placed_at)
-            total = sum(entry[1] for entry in recent[start:] if entry[2] == currency)
-            found = self.spend_within[key] = (start, total)
-        return found
-
-
-_EMPTY: list[RecentOrder] = []
-_placed_at = itemgetter(0)
-
-
-# -- conditions, compiled to checks ---------------------------------------------------------
-# Each check gives (holds, flip): whether its condition holds at `facts.at`, and the first
-# later instant at which time alone may change that (None: never by time alone).
-
-
-def _checks(c: Conditions) -> tuple[Check, ...]:
-    checks: list[Check] = []
-    if c.orders_over is not None:
-        checks.append(_orders_over(c.orders_over, c.orders_within))
-    if c.spend_over is not None:
-        checks.append(_spend_over(c.spend_over, c.spend_currency or "", c.spend_within))
-    if c.first_order_within is not None:
-        checks.append(_first_order_within(c.first_order_within))
-    if c.last_order_within is not None:
-        checks.append(_last_order_within(c.last_order_within))
-    if c.no_order_within is not None:
-        checks.append(_no_order_within(c.no_order_within))
-    if c.bought:
-        checks.append(_bought(c.bought, c.bought_within))
-    if c.state:
-        checks.append(_state_in(c.state))
-    if c.overdue is not None:
-        checks.append(_overdue(c.overdue))
-    if c.p_alive_below is not None:
-        checks.append(_p_alive_below(c.p_alive_below))
-    if c.expected_value_over is not None:
-        checks.append(_expected_value_over(c.expected_value_over))
-    return tuple(checks)
-
-
-def _orders_over(count: int, window: int | None) -> Check:
-    if window is None:
-        return lambda f: (f.count > count, None)
-
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        recent = f.recent
-        start = bisect.bisect_right(recent, f.at - window, key=_placed_at)
-        inside = len(recent) - start
-        if inside <= count:
-            return _NEVER
-        # holds until enough of the oldest have left the window to leave `count`
-        return True, recent[start + inside - count - 1][0] + window
-
-    return check
-
-
-def _spend_over(amount: int, currency: str, window: int | None) -> Check:
-    if window is None:
-        return lambda f: (f.spend.get(currency, 0) > amount, None)
-
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        start, total = f.window_spend(window, currency)
-        if total <= amount:
-            return _NEVER
-        for placed_at, net, paid_in, _ in f.recent[start:]:  # oldest first: the sum falls as they leave
-            if paid_in == currency:
-                total -= net
-                if total <= amount:
-                    return True, placed_at + window
-        raise AssertionError("unreachable: with every order gone the sum is zero")
-
-    return check
-
-
-def _first_order_within(window: int) -> Check:
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        first = f.first
-        if first is not None and f.at - first < window:
-            return True, first + window
-        return _NEVER
-
-    return check
-
-
-def _last_order_within(window: int) -> Check:
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        last = f.last
-        if last is not None and f.at - last < window:
-            return True, last + window
-        return _NEVER
-
-    return check
-
-
-def _no_order_within(window: int) -> Check:
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        last = f.last
-        if last is None:
-            return _NEVER
-        if f.at - last >= window:
-            return True, None
-        return False, last + window
-
-    return check
-
-
-def _bought(keys: frozenset[str], window: int | None) -> Check:
-    if window is None:
-        return lambda f: (not keys.isdisjoint(f.bought_keys), None)
-
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        recent, orders = f.recent, f.orders
-        start = bisect.bisect_right(recent, f.at - window, key=_placed_at)
-        for i in range(len(recent) - 1, start - 1, -1):  # newest first: the last to leave
-            placed_at, _, _, order_id = recent[i]
-            bought = orders[order_id].items
-            if bought and any(k in keys for item in bought for k in item_keys(item)):
-                return True, placed_at + window
-        return _NEVER
-
-    return check
-
-
-def _state_in(states: frozenset[State]) -> Check:
-    return lambda f: (f.state in states, f.deadline)
-
-
-def _overdue(factor: float) -> Check:
-    """At least 3 purchase days, and longer since the last order than `factor` times the
-    mean interval between purchase days: late on the customer's own rhythm."""
-
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        days = purchase_days(f.customer)
-        if len(days) < 3 or f.last is None:
-            return _NEVER
-        mean_interval = (days[-1][0] - days[0][0]) / (len(days) - 1)
-        due = f.last + int(factor * mean_interval)  # overdue strictly after it
-        if f.at > due:
-            return True, None
-        return False, due + 1
-
-    return check
-
-
-def _p_alive_below(threshold: float) -> Check:
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        assert f.model is not None, "config checks that p_alive_below has a model"
-        crossing = f.model.p_alive_below_from(f.customer, threshold)
-        if crossing is None:
-            return _NEVER
-        return (True, None) if f.at >= crossing else (False, crossing)
-
-    return check
-
-
-def _expected_value_over(amount: float) -> Check:
-    def check(f: _Facts) -> tuple[bool, int | None]:
-        assert f.model is not None, "config checks that expected_value_over has a model"
-        crossing = f.model.value_at_most_from(f.customer, amount)
-        if crossing is None or f.at >= crossing:
-            return _NEVER
-        return True, crossing
-
-    return check
