@@ -29,6 +29,9 @@ HISTORY = [
     placed("cid", "c3", at(20)),  # every 10 days: overdue 15 days after the last
     placed("ann", "a1", at(0), 10000),
     placed("ann", "a2", at(14), 5000),
+    placed("dee", "d1", at(0), 5000),
+    placed("dee", "d2", at(20, us=3_600_000_000), 1000),  # two orders on day 20: one purchase
+    placed("dee", "d3", at(20, us=5 * 3_600_000_000), 30000),  # worth 310 EUR
 ]
 
 
@@ -90,23 +93,24 @@ def test_p_alive_below_at_the_instant_it_falls_below(shop):
     assert before["bob"]["p_alive"] > 0.5
 
 
-def test_expected_value_over_until_it_falls_to_the_amount(shop):
+@pytest.mark.parametrize("customer", ["ann", "dee"])
+def test_expected_value_over_until_it_falls_to_the_amount(shop, customer):
     changes, _ = _replay(shop, at(400))
     # a new customer is worth the shop's mean order (v p / (q - 1) = 30 EUR) times the
     # purchases expected of a new customer: over 30 EUR from the first order
-    entered = _change(changes, "ann", "valuable", "entered_segment")
+    entered = _change(changes, customer, "valuable", "entered_segment")
     assert parse_rfc3339(entered["occurred_at"]) == at(0)
-    left = parse_rfc3339(_change(changes, "ann", "valuable", "left_segment")["occurred_at"])
-    assert at(14) < left < at(400)
+    left = parse_rfc3339(_change(changes, customer, "valuable", "left_segment")["occurred_at"])
+    assert at(20) < left < at(400)
     _, before = _replay(shop, left - 1)
     _, after = _replay(shop, left)
-    assert "valuable" in before["ann"]["segments"] and "valuable" not in after["ann"]["segments"]
+    assert "valuable" in before[customer]["segments"] and "valuable" not in after[customer]["segments"]
     # found no later than the true instant: above the amount just before, at it (to within
     # the search's tolerance) when it is left
-    assert before["ann"]["expected_value_365d"] > 30
-    assert after["ann"]["expected_value_365d"] == pytest.approx(30, abs=1e-6)
+    assert before[customer]["expected_value_365d"] > 30
+    assert after[customer]["expected_value_365d"] == pytest.approx(30, abs=1e-6)
     _, day_before = _replay(shop, left - DAY_US)
-    assert day_before["ann"]["expected_value_365d"] > 30
+    assert day_before[customer]["expected_value_365d"] > 30
 
 
 @pytest.mark.parametrize(
@@ -136,3 +140,22 @@ def test_a_value_condition_in_another_currency_than_the_models_is_refused(tmp_pa
     result = lifecycle("replay", str(history), "--config", str(config))
     assert result.returncode == 2
     assert "segments.s.expected_value_over" in result.stderr and "in EUR, not USD" in result.stderr
+
+
+def test_a_crossing_further_away_than_any_lifetime_is_a_deadline_in_the_year_9000(tmp_path: Path):
+    # P(alive) 0.001 for a one-timer: some 150,000 years away with this model
+    model = tmp_path / "model.json"
+    model.write_bytes(orjson.dumps(MODEL))
+    config = tmp_path / "shop.toml"
+    config.write_text(f'[model]\npath = "{model}"\n[segments.gone]\np_alive_below = 0.001\n')
+    history = write_events(tmp_path / "history.jsonl", HISTORY)
+    states = tmp_path / "states.jsonl"
+    # past every lifecycle deadline (churned after a year): the crossing is the next deadline
+    until = format_rfc3339(at(2000))
+    result = lifecycle(
+        "replay", str(history), "--config", str(config), "--states", str(states), "--until", until
+    )
+    assert result.returncode == 0, result.stderr
+    bob = next(r for r in map(orjson.loads, states.read_bytes().splitlines()) if r["customer_id"] == "bob")
+    assert bob["state"] == "churned" and "gone" not in bob["segments"]
+    assert bob["next_deadline_at"] == "9000-01-01T00:00:00Z"

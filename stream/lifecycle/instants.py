@@ -14,6 +14,9 @@ HOUR_US = 60 * MINUTE_US
 DAY_US = 24 * HOUR_US
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The latest instant a deadline is set for: "not in any lifetime", still a datetime (whose
+# range ends in 9999) when written out
+LATEST_US = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 _ONE_US = timedelta(microseconds=1)

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..lifecycle import CustomerState
-from ..lifecycle.instants import DAY_US
+from ..lifecycle.instants import DAY_US, LATEST_US
 from ..lifecycle.purchase_days import purchase_days
 from ..lifecycle.transitions import CustomerScores
 from . import bgnbd, gamma_gamma
@@ -75,20 +75,30 @@ class Model:
         if needed <= 1:  # below from the last purchase on
             return last
         t_x = (last - first) / self.unit_us
-        crossing = (model.alpha + t_x) * math.pow(needed, 1 / (model.r + x)) - model.alpha
-        return first + math.floor(crossing * self.unit_us)
+        try:
+            crossing = (model.alpha + t_x) * math.pow(needed, 1 / (model.r + x)) - model.alpha
+        except OverflowError:  # a tiny r and threshold: further away than any lifetime
+            return LATEST_US
+        return self._instant(first, crossing)
 
     def value_at_most_from(self, customer: CustomerState, amount: float) -> int | None:
         """The first instant (no later than the true one) at which the expected value over
         the next 365 days is `amount` or less; it falls between purchases, so it is found by
         bracketing the one root."""
         days = purchase_days(customer)
-        if not days:
+        if not days or customer.last_order_at is None:
             return None
-        found = self.history(customer, days[-1][0])
+        # every order of the last purchase day counts towards its value, not only the first
+        found = self.history(customer, customer.last_order_at)
         assert found is not None
         crossing: float | None = self._value_crossing(found.x, found.t_x, found.mean_repeat_value, amount)
-        return days[-1][0] if crossing is None else days[0][0] + math.floor(crossing * self.unit_us)
+        return days[-1][0] if crossing is None else self._instant(days[0][0], crossing)
+
+    def _instant(self, first_us: int, units: float) -> int:
+        """`first_us` plus `units` of time, floored to the microsecond, at most LATEST_US."""
+        if not math.isfinite(units) or first_us + units * self.unit_us >= LATEST_US:
+            return LATEST_US
+        return first_us + math.floor(units * self.unit_us)
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019 (a model lives as long as the process)
     def _value_crossing(self, x: int, t_x: float, mean_value: float | None, amount: float) -> float | None:
@@ -146,6 +156,11 @@ def load_model(path: str | Path) -> Model:
         raise ModelFileError(
             f"model file {path}: time_unit must be one of {sorted(TIME_UNITS)}, not {unit!r}"
         )
+    for name in ("bgnbd", "mbgnbd"):
+        if number(name, "a") == 1.0:
+            raise ModelFileError(
+                f"model file {path}: {name}.a must not be exactly 1 (expected orders divide by a - 1)"
+            )
     fitted = {
         name: BgNbd(**{k: number(name, k) for k in ("r", "alpha", "a", "b")}, modified=name == "mbgnbd")
         for name in ("bgnbd", "mbgnbd")
