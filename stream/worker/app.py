@@ -20,6 +20,7 @@ from ..config import Config
 from ..kafka.client import faust_broker_url, faust_credentials
 from . import acks, send_buffer
 from .metrics import WorkerMetrics
+from .monitor import QuietMonitor
 from .runtime import Worker
 from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
 from .watchdog import StallWatch
@@ -67,6 +68,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         table_standby_replicas=config.worker.standby_replicas,
         broker_session_timeout=config.worker.session_timeout / 1_000_000,
         autodiscover=False,
+        monitor=None if config.worker.faust_metrics else QuietMonitor(),
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
 
@@ -221,8 +223,11 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
 
     _add_health_pages(app)
-    # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
-    setup_prometheus_sensors(app, name_prefix="faust")
+    if config.worker.faust_metrics:
+        # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
+        setup_prometheus_sensors(app, registry=metrics.registry, name_prefix="faust")
+    else:
+        _add_metrics_page(app, metrics.registry)
     app.lifecycle_worker = worker  # type: ignore[attr-defined]
     return app, worker
 
@@ -295,6 +300,19 @@ def _ready(app: faust.App) -> bool:
     """Table recovery complete and partitions owned: what /readyz reports."""
     recovery = app.tables.recovery
     return bool(recovery.completed.is_set() and not app.rebalancing and app.assignor.assigned_actives())
+
+
+def _add_metrics_page(app: faust.App, registry: Any) -> None:
+    from aiohttp.web import Response as HttpResponse
+    from faust.web import Request, Response, View
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            # a header, not aiohttp's content_type, which refuses the charset it carries
+            page = HttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return page  # type: ignore[return-value]
 
 
 def _add_health_pages(app: faust.App) -> None:

@@ -6,6 +6,8 @@ states, partitions and rejection kinds, all small fixed sets.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400, 7 * 86400)
@@ -158,3 +160,14 @@ class WorkerMetrics:
             "1 when table recovery is complete and the worker owns partitions, else 0.",
             registry=registry,
         )
+        self._children: dict[tuple[Counter | Gauge, tuple[str, ...]], Any] = {}
+
+    def labelled(self, metric: Counter | Gauge, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: prometheus_client checks and locks on every call,
+        and the worker asks for the same few children for every event. Not for children that
+        are removed (a partition's)."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child

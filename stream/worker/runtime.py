@@ -117,6 +117,7 @@ class PartitionRuntime:
     recorded_through: int | None = None
     # set once the partition was sent back to recorded_through + 1 (see `Worker.rewinds`)
     rewound: bool = False
+    clock_gauge: Any = None  # this partition's lifecycle_partition_clock
     # orders events and late ones since the last look at their share; see `_watch_late_share`
     recent_events: int = 0
     recent_late: int = 0
@@ -201,7 +202,7 @@ class Worker:
                 recorded[number] = max(recorded.get(number, through), through)
             self._resend_if_uncommitted(customer_id, number, stored, raw)
         for number in wanted:
-            customers = TableCustomers(self.table)
+            customers = TableCustomers(self.table, number)
             clock = clocks.get(number)
             core = Partition(
                 customers,
@@ -446,7 +447,7 @@ class Worker:
             return
         now = self.now_us()
         result = runtime.core.apply(event, now)
-        self.metrics.events.labels(event_type(event), result.outcome.value).inc()
+        self.metrics.labelled(self.metrics.events, event_type(event), result.outcome.value).inc()
         self._watch_late_share(runtime, number, result.outcome is Outcome.LATE)
         if result.outcome is Outcome.REJECTED:
             kind = result.reason_code or "rejected"
@@ -617,10 +618,10 @@ class Worker:
             if isinstance(transition, SegmentChange):
                 self._count_segment_change(runtime, transition)
                 continue
-            metrics.transitions.labels(transition.transition).inc()
+            metrics.labelled(metrics.transitions, transition.transition).inc()
             outcome = _ONE_TIMER_OUTCOMES.get((transition.from_state, transition.to_state))
             if outcome is not None:
-                metrics.one_timer_outcomes.labels(outcome).inc()
+                metrics.labelled(metrics.one_timer_outcomes, outcome).inc()
             if transition.transition == "became_repeat":
                 snap = transition.customer
                 if snap.first_order_at is not None and snap.last_order_at is not None:
@@ -633,30 +634,32 @@ class Worker:
                 for state, step in ((change.before, -1), (after, 1)):
                     if state is not None:
                         runtime.states[state] += step
-                        metrics.customers.labels(state.value).inc(step)
+                        metrics.labelled(metrics.customers, state.value).inc(step)
             buyers_before = buyers_label(change.orders_before)
             buyers_after = buyers_label(change.state.order_count) if change.state is not None else None
             if buyers_before != buyers_after:
                 for label, step in ((buyers_before, -1), (buyers_after, 1)):
                     if label is not None:
                         runtime.buyers[label] += step
-                        metrics.buyers.labels(label).inc(step)
+                        metrics.labelled(metrics.buyers, label).inc(step)
         if runtime.core.clock_us is not None:
-            metrics.partition_clock.labels(str(number)).set(runtime.core.clock_us / 1e6)
+            if runtime.clock_gauge is None:  # removed when the partition is let go
+                runtime.clock_gauge = metrics.partition_clock.labels(str(number))
+            runtime.clock_gauge.set(runtime.core.clock_us / 1e6)
 
     def _count_segment_change(self, runtime: PartitionRuntime, change: SegmentChange) -> None:
         metrics = self.metrics
         if change.segment is not None:
             step = 1 if change.change == "entered_segment" else -1
             runtime.segment_members[change.segment] += step
-            metrics.segment_members.labels(change.segment).inc(step)
-            metrics.segment_changes.labels(change.segment, change.change.value).inc()
+            metrics.labelled(metrics.segment_members, change.segment).inc(step)
+            metrics.labelled(metrics.segment_changes, change.segment, change.change.value).inc()
             return
         for klass, step in ((change.from_class, -1), (change.to_class, 1)):
             if klass is not None:
                 runtime.class_members[klass] += step
-                metrics.class_members.labels(klass).inc(step)
-        metrics.class_changes.labels("up" if change.moved_up else "down").inc()
+                metrics.labelled(metrics.class_members, klass).inc(step)
+        metrics.labelled(metrics.class_changes, "up" if change.moved_up else "down").inc()
 
     def _send_segment_change(self, key: bytes, raw: bytes, segment: str | None, *, fresh: bool) -> None:
         self._emit(self.topics.segment_changes, key, raw, None)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from faust.transport.producer import ProducerBuffer
@@ -39,6 +41,7 @@ class DrainingBuffer(ProducerBuffer):
         self.ebbed.set()
         # handed to the producer since the last commit; see `install`
         self.unconfirmed: list[FutureMessage] = []
+        self._topic_names: dict[Any, str] = {}
 
     def put(self, fut: FutureMessage) -> None:
         self.idle.clear()
@@ -62,6 +65,33 @@ class DrainingBuffer(ProducerBuffer):
                 if queued == 0:
                     self.idle.set()
 
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        """Hand the message to aiokafka's producer, and fulfil faust's promise when it is acked.
+
+        What faust's `Topic.publish_message` does, without its per-message coroutines, debug
+        log, transaction lookup and sensor calls: a third of the cost of each message sent in
+        a profile of the worker. The message's callback still runs (for a changelog record,
+        faust's note of the offset a restart resumes from).
+        """
+        pending = fut.message
+        channel = pending.channel
+        topic = self._topic_names.get(channel)
+        if topic is None:
+            topic = self._topic_names[channel] = channel.get_topic_name()
+        timestamp = pending.timestamp
+        headers = pending.headers
+        if isinstance(headers, Mapping):
+            headers = list(headers.items())
+        sent = await self.app.producer._ensure_producer().send(
+            topic,
+            pending.value,
+            key=pending.key,
+            partition=pending.partition,
+            timestamp_ms=int(timestamp * 1000.0) if timestamp else None,
+            headers=headers,
+        )
+        sent.add_done_callback(partial(_published, fut))
+
     async def flush(self) -> None:
         """Return when every message put so far has been handed to the producer."""
         while not self.idle.is_set():
@@ -82,6 +112,18 @@ class DrainingBuffer(ProducerBuffer):
         if self.size > self.max_messages:
             self.ebbed.clear()
             await self.ebbed.wait()
+
+
+def _published(message: FutureMessage, sent: asyncio.Future[Any]) -> None:
+    try:
+        metadata = sent.result()
+    except Exception as error:  # after aiokafka's retries; `install`'s flush stops the worker
+        message.set_exception(error)
+        log.warning("sending to %s failed: %r", message.message.channel.get_topic_name(), error)
+        return
+    message.set_result(metadata)
+    if message.message.callback:
+        message.message.callback(message)
 
 
 # sysexits' EX_IOERR: the worker stopped because Kafka refused or lost a message

@@ -13,6 +13,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 
 from ..lifecycle import CustomerState, State
+from .tables import partition_access
 
 Head = TypeVar("Head")  # CustomerState or CustomerHead
 Record = TypeVar("Record")  # StoredCustomer or StoredHead
@@ -138,8 +139,8 @@ class WrittenCustomer(NamedTuple):
 class TableCustomers(MutableMapping[str, CustomerState]):
     """A write-back view of the customers table for one message at a time."""
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
+    def __init__(self, table: Any, partition: int) -> None:
+        self.table = partition_access(table, partition)
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
         # lifecycle state and counted orders of each customer read, as stored before this
@@ -201,10 +202,11 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             )
             key = customer_id.encode()
             if state is None:
-                self.table.pop(key, None)
+                self.table.delete(key)
             else:
-                self.table[key] = encode_stored(
-                    StoredCustomer(state, kept, partition_clock, written_by, orders_through)
+                self.table.put(
+                    key,
+                    encode_stored(StoredCustomer(state, kept, partition_clock, written_by, orders_through)),
                 )
         self.changed.clear()
         self._outboxes.clear()
