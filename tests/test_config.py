@@ -75,6 +75,7 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path):
         ("[worker]\nstandby_replicas = -1\n", {}, "worker.standby_replicas"),
         ('[worker]\nsession_timeout = "2s"\n', {}, "worker.session_timeout"),
         ("", {"LIFECYCLE_WORKER_SESSION_TIMEOUT": "5m"}, "worker.session_timeout"),
+        ("", {"LIFECYCLE_WORKER_FAUST_METRICS": "maybe"}, "worker.faust_metrics"),
     ],
 )
 def test_bad_config_stops_with_a_message_naming_the_key(tmp_path, text, environ, key):

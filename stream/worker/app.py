@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+from functools import partial
 from typing import Any, NoReturn
 
 import faust
@@ -109,7 +110,6 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         metrics=metrics,
     )
 
-    channels: dict[str, Any] = {}
     buffer = send_buffer.install(app.producer)
 
     def processed_through(partition: int) -> int | None:
@@ -118,14 +118,22 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     acks.install(app, config.topics.orders, processed_through)
 
-    def send_outputs() -> None:
+    def note_persisted(table: str, sent: asyncio.Future[Any]) -> None:
+        # what faust's table does for its own changelog writes: the local store remembers
+        # the changelog offset it holds, and a restart restores only what came after
+        if not sent.cancelled() and sent.exception() is None:
+            metadata = sent.result()
+            tables[table].data.set_persisted_offset(TP(metadata.topic, metadata.partition), metadata.offset)
+
+    async def send_outputs() -> None:
+        """Hand the outputs (customer changelog records among them) to aiokafka in the order
+        they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
+        kafka = app.producer._ensure_producer()
         for output in worker.drain():
-            channel = channels.get(output.topic)
-            if channel is None:
-                channel = channels[output.topic] = app.topic(output.topic, **raw)
-            # faust's send buffer also carries the table changelog writes: one queue keeps
-            # outputs and state in the order they were made
-            channel.send_soon(key=output.key, value=output.value, partition=output.partition)
+            sent = await kafka.send(output.topic, output.value, key=output.key, partition=output.partition)
+            buffer.confirm_before_commit(output.topic, sent)
+            if output.table is not None:
+                sent.add_done_callback(partial(note_persisted, output.table))
 
     dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
     failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")
@@ -160,7 +168,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                         "orders partition %d: seek to %d failed: %r", message.partition, reread_from, error
                     )
                 continue
-            send_outputs()
+            await send_outputs()
             while worker.catching_up(message.partition):
                 # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
                 # health checks and the send buffer running in between
@@ -171,7 +179,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                         worker.catch_up(message.partition)
                 except Exception:
                     _stop_unprocessed(message)
-                send_outputs()
+                await send_outputs()
 
     stall_watch = StallWatch(app)
 
@@ -187,7 +195,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         `Worker.rewinds`): no message would come to show the hole."""
         owned = owned_partitions()
         worker.take_up(owned)
-        send_outputs()
+        await send_outputs()
         rewinds = worker.rewinds(owned)
         if not rewinds:
             return

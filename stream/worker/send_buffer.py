@@ -41,6 +41,8 @@ class DrainingBuffer(ProducerBuffer):
         self.ebbed.set()
         # handed to the producer since the last commit; see `install`
         self.unconfirmed: list[FutureMessage] = []
+        # sent straight to aiokafka by the worker since the last commit: (topic, ack)
+        self.unconfirmed_direct: list[tuple[str, asyncio.Future[Any]]] = []
         self._topic_names: dict[Any, str] = {}
 
     def put(self, fut: FutureMessage) -> None:
@@ -92,6 +94,10 @@ class DrainingBuffer(ProducerBuffer):
         )
         sent.add_done_callback(partial(_published, fut))
 
+    def confirm_before_commit(self, topic: str, sent: asyncio.Future[Any]) -> None:
+        """Have the next commit wait for this message, sent to aiokafka without the buffer."""
+        self.unconfirmed_direct.append((topic, sent))
+
     async def flush(self) -> None:
         """Return when every message put so far has been handed to the producer."""
         while not self.idle.is_set():
@@ -142,8 +148,10 @@ def install(producer: Any) -> DrainingBuffer:
         await flush()
         # after the flush: every message queued when the commit began has been handed over
         sent, buffer.unconfirmed = buffer.unconfirmed, []
-        results = await asyncio.gather(*sent, return_exceptions=True)
-        failures = [(m, r) for m, r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
+        direct, buffer.unconfirmed_direct = buffer.unconfirmed_direct, []
+        results = await asyncio.gather(*sent, *(ack for _, ack in direct), return_exceptions=True)
+        topics = [m.message.channel.get_topic_name() for m in sent] + [topic for topic, _ in direct]
+        failures = [(t, r) for t, r in zip(topics, results, strict=True) if isinstance(r, BaseException)]
         if failures:
             _stop_before_commit(failures)
 
@@ -151,7 +159,7 @@ def install(producer: Any) -> DrainingBuffer:
     return buffer
 
 
-def _stop_before_commit(failures: list[tuple[FutureMessage, BaseException]]) -> None:
+def _stop_before_commit(failures: list[tuple[str, BaseException]]) -> None:
     """End the process: a message could not be sent even after the producer's retries.
 
     faust only logs such a failure and goes on to commit the offsets past the message that
@@ -159,12 +167,12 @@ def _stop_before_commit(failures: list[tuple[FutureMessage, BaseException]]) -> 
     the commit leaves that message to be processed again when the worker starts, after the
     cause (a topic's size limit, its ACLs, a broker away for minutes) is put right.
     """
-    message, error = failures[0]
+    topic, error = failures[0]
     log.critical(
         "%d message(s) could not be sent after the producer's retries, the first to %s: %r; "
         "stopping before their offsets are committed, so they are processed again on restart",
         len(failures),
-        message.message.channel.get_topic_name(),
+        topic,
         error,
     )
     logging.shutdown()

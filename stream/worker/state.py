@@ -139,8 +139,9 @@ class WrittenCustomer(NamedTuple):
 class TableCustomers(MutableMapping[str, CustomerState]):
     """A write-back view of the customers table for one message at a time."""
 
-    def __init__(self, table: Any, partition: int) -> None:
+    def __init__(self, table: Any, partition: int, changelog: Callable[[bytes, bytes | None], None]) -> None:
         self.table = partition_access(table, partition)
+        self.changelog = changelog  # each record written, for the table's changelog topic
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
         # lifecycle state and counted orders of each customer read, as stored before this
@@ -203,11 +204,12 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             key = customer_id.encode()
             if state is None:
                 self.table.delete(key)
+                self.changelog(key, None)
             else:
-                self.table.put(
-                    key,
-                    encode_stored(StoredCustomer(state, kept, partition_clock, written_by, orders_through)),
-                )
+                stored = StoredCustomer(state, kept, partition_clock, written_by, orders_through)
+                record = encode_stored(stored)
+                self.table.put(key, record)
+                self.changelog(key, record)
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()

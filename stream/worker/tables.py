@@ -1,13 +1,11 @@
-"""Reads and writes of one partition of a faust table of bytes, without faust's per-key path.
+"""One partition of a faust table of bytes, read and written in the local store only.
 
-`table[key] = value` in faust sends the changelog record for the partition of the event in
+faust's `table[key] = value` sends the changelog record for the partition of the event in
 hand and writes the local store; `table.get(key)` reads RocksDB twice (a membership test,
-then the value), each finding its partition from the current event, with a sensor call
-and a codec round on each side: a fifth of the worker's time went to its customer lookups
-and writes (docs/field-notes.md). The worker knows the partition, so it asks the partition's
-store once and sends the changelog record itself through the table's own `send_changelog`
-(faust's queue, and its callback that records the changelog offset a restart resumes
-from). What is written, and in what order, is what faust would have written.
+then the value), each finding its partition from the current event, with a sensor call and
+a codec round on each side: a fifth of the worker's time went to its customer lookups and
+writes (docs/field-notes.md). The worker knows the partition: it asks the partition's store
+once, and sends the changelog record itself, in line with its outputs (`Worker._emit_changelog`).
 
 A plain mapping (the runtime's tests) is read and written as it is.
 """
@@ -25,11 +23,11 @@ class PartitionAccess(NamedTuple):
 
 
 def partition_access(table: Any, partition: int) -> PartitionAccess:
-    """How to read and write `partition` of `table`: a faust table of bytes, or a mapping."""
+    """How to read and write `partition` of `table`'s local store: a faust table of bytes, or
+    a mapping."""
     if not hasattr(table, "send_changelog"):
         mapping: MutableMapping[bytes, bytes] = table
         return PartitionAccess(mapping.get, mapping.__setitem__, lambda key: _discard(mapping, key))
-    send_changelog = table.send_changelog
 
     def local() -> Any:
         # The store is made on first use, and RocksDB opens (and closes) a database per
@@ -44,11 +42,9 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
         return value
 
     def put(key: bytes, value: bytes) -> None:
-        send_changelog(partition, key, value)
         local().put(key, value)
 
     def delete(key: bytes) -> None:
-        send_changelog(partition, key, None)
         local().delete(key)
 
     return PartitionAccess(get, put, delete)

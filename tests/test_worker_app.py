@@ -1,0 +1,33 @@
+"""The faust wiring of the worker, built without a broker."""
+
+from __future__ import annotations
+
+import pytest
+from faust.sensors.prometheus import PrometheusMonitor
+from prometheus_client import CollectorRegistry
+
+from stream.config import load_config
+from stream.worker import app as worker_app
+from stream.worker.metrics import WorkerMetrics
+from stream.worker.monitor import QuietMonitor
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """Each app registers its metrics; a registry per test keeps them apart."""
+    registry = CollectorRegistry()
+    monkeypatch.setattr(worker_app, "WorkerMetrics", lambda: WorkerMetrics(registry))
+    return registry
+
+
+@pytest.mark.parametrize(("faust_metrics", "monitor"), [(False, QuietMonitor), (True, PrometheusMonitor)])
+async def test_faust_s_own_metrics_are_off_unless_asked_for_and_ours_are_served_either_way(
+    own_registry, faust_metrics, monitor
+):
+    config = load_config(None, environ={}, overrides={"worker": {"faust_metrics": faust_metrics}})
+    app, _ = worker_app.create_app(config)
+    assert type(app.monitor) is monitor
+    page = await app.web.views["/metrics"].get(None)
+    names = {line.split()[2] for line in page.body.decode().splitlines() if line.startswith("# TYPE")}
+    assert "lifecycle_events_total" in names and "lifecycle_ready" in names
+    assert any(name.startswith("faust_") for name in names) is faust_metrics
