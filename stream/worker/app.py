@@ -129,11 +129,14 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         """Hand the outputs (customer changelog records among them) to aiokafka in the order
         they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
         kafka = app.producer._ensure_producer()
-        for output in worker.drain():
-            sent = await kafka.send(output.topic, output.value, key=output.key, partition=output.partition)
-            buffer.confirm_before_commit(output.topic, sent)
-            if output.table is not None:
-                sent.add_done_callback(partial(note_persisted, output.table))
+        for topic, key, value, partition, table in worker.drain():
+            try:
+                sent = await kafka.send(topic, value, key=key, partition=partition)
+            except Exception as error:  # refused before it left (too large, a timeout): as a failed ack
+                send_buffer.stop_before_commit([(topic, error)])
+            buffer.confirm_before_commit(topic, sent)
+            if table is not None:
+                sent.add_done_callback(partial(note_persisted, table))
 
     dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
     failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")

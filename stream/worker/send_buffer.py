@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
@@ -153,13 +153,13 @@ def install(producer: Any) -> DrainingBuffer:
         topics = [m.message.channel.get_topic_name() for m in sent] + [topic for topic, _ in direct]
         failures = [(t, r) for t, r in zip(topics, results, strict=True) if isinstance(r, BaseException)]
         if failures:
-            _stop_before_commit(failures)
+            stop_before_commit(failures)
 
     producer.flush = flush_and_confirm
     return buffer
 
 
-def _stop_before_commit(failures: list[tuple[str, BaseException]]) -> None:
+def stop_before_commit(failures: list[tuple[str, BaseException]]) -> NoReturn:
     """End the process: a message could not be sent even after the producer's retries.
 
     faust only logs such a failure and goes on to commit the offsets past the message that
