@@ -340,3 +340,46 @@ def test_buyers_and_one_timer_outcomes_are_counted_live_and_again_by_a_new_owner
     assert _sample(second, "lifecycle_buyers", {"orders": "two_or_more"}) == 1
     second.let_go([0])
     assert _sample(second, "lifecycle_buyers", {"orders": "one"}) == 0
+
+
+def _state_gauge(worker: Worker, state: str) -> float | None:
+    return worker.metrics.registry.get_sample_value("lifecycle_customers", {"state": state})
+
+
+def test_a_partition_assigned_back_after_its_revocation_keeps_its_core_without_reading_the_table():
+    worker = _worker()
+    _order_at(worker, 0)
+    _order_at(worker, 1)
+    kept = worker.partitions[0]
+    worker.let_go([0])
+    assert 0 not in worker.partitions and _state_gauge(worker, "one_timer") == 0
+    worker.table.clear()  # a re-read of the table would now find nobody
+    worker.regain([0])
+    assert worker.partitions[0] is kept
+    assert _state_gauge(worker, "one_timer") == 2
+    _order_at(worker, 2)
+    assert worker.partitions[0] is kept
+    assert _state_gauge(worker, "one_timer") == 3
+
+
+def test_a_partition_not_assigned_back_is_built_again_from_the_table_when_it_returns():
+    worker = _worker()
+    _order_at(worker, 0)
+    parked = worker.partitions[0]
+    worker.let_go([0])
+    worker.regain([])  # the assignment after the revocation went elsewhere
+    assert worker.parked == {}
+    _order_at(worker, 1)  # a later assignment: taken up from the table
+    assert worker.partitions[0] is not parked
+    assert _state_gauge(worker, "one_timer") == 2
+
+
+def test_a_partition_taken_up_between_revocation_and_assignment_keeps_the_fresh_core():
+    worker = _worker()
+    _order_at(worker, 0)
+    worker.let_go([0])
+    _order_at(worker, 1)  # a message still in hand: taken up from the table
+    fresh = worker.partitions[0]
+    worker.regain([0])
+    assert worker.partitions[0] is fresh
+    assert _state_gauge(worker, "one_timer") == 2

@@ -192,6 +192,10 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         worker.let_go(numbers)
         stall_watch.forget(numbers)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        worker.regain({tp.partition for tp in assigned if tp.topic == config.topics.orders})
+
     async def resume_from_state() -> None:
         """Take up owned partitions with nothing to read yet, and read again those whose
         committed offset is past what their state records as processed (see
