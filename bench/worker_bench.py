@@ -346,9 +346,9 @@ async def _probe(bootstrap: str, tag: str, partitions: set[int], count: int) -> 
         await consumer.stop()
 
 
-def failover(bootstrap: str, customers: int) -> None:
+def failover(bootstrap: str, customers: int, standbys: tuple[int, ...] = (1, 0)) -> None:
     partitions = 4
-    for standby in (1, 0):
+    for standby in standbys:
         tag = f"fo{standby}{uuid.uuid4().hex[:6]}"
         settings = f'standby_replicas = {standby}\nsession_timeout = "10s"\n'
         config = write_config(tag, bootstrap, ticks=False, partitions=partitions, worker=settings)
@@ -440,6 +440,12 @@ def main() -> None:
         "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild")
     )
     parser.add_argument("--port", type=int, default=29092)
+    parser.add_argument(
+        "--standby",
+        type=int,
+        action="append",
+        help="fail-over: standby replicas (repeatable; default 1 then 0)",
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     broker = Broker(args.port, WORK / "kafka")
@@ -455,7 +461,7 @@ def main() -> None:
         if args.only == "scale":
             scale(broker.bootstrap, args.events)
         if args.only == "failover":
-            failover(broker.bootstrap, args.customers)
+            failover(broker.bootstrap, args.customers, tuple(args.standby or (1, 0)))
         if args.only == "rebuild":
             rebuild(broker.bootstrap, args.events)
     finally:

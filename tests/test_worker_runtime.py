@@ -7,7 +7,7 @@ import orjson
 from stream.config import config_from_mapping, load_config
 from stream.inputs.messages import Tick, encode
 from stream.lifecycle.instants import from_us
-from stream.worker.runtime import CATCH_UP_STEP, Output, Worker
+from stream.worker.runtime import CATCH_UP_STEP, FETCHED_PAST_LOOKS, Output, Worker
 from tests.helpers import NOW, at, cancelled, erased, placed
 
 
@@ -383,3 +383,34 @@ def test_a_partition_taken_up_between_revocation_and_assignment_keeps_the_fresh_
     worker.regain([0])
     assert worker.partitions[0] is fresh
     assert _state_gauge(worker, "one_timer") == 2
+
+
+def test_a_partition_fetched_past_its_first_unprocessed_offset_and_stuck_there_is_read_again():
+    worker = _worker()
+    _order_at(worker, 0)
+    _order_at(worker, 1)
+    position = {0: 2}
+    assert worker.fetched_past([0], position.get) == {}  # fetched what was processed
+    position[0] = 5  # offsets 2-4 fetched, on their way or dropped
+    looks = [worker.fetched_past([0], position.get) for _ in range(FETCHED_PAST_LOOKS)]
+    assert looks == [{}] * (FETCHED_PAST_LOOKS - 1) + [{0: 2}]
+    assert worker.metrics.registry.get_sample_value("lifecycle_orders_rereads_total", {"partition": "0"}) == 1
+
+
+def test_a_partition_still_processing_what_it_fetched_is_left_alone():
+    worker = _worker()
+    _order_at(worker, 0)
+    position = {0: 9}
+    for offset in range(1, 1 + 2 * FETCHED_PAST_LOOKS):
+        assert worker.fetched_past([0], position.get) == {}
+        _order_at(worker, offset)  # progress between looks
+
+
+def test_a_partition_taken_up_with_nothing_processed_counts_from_its_committed_offset():
+    config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+    worker = Worker(
+        config, {}, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0], committed_offset=lambda t, p: 0
+    )
+    worker.take_up([0])
+    looks = [worker.fetched_past([0], lambda n: 1) for _ in range(FETCHED_PAST_LOOKS)]
+    assert looks[-1] == {0: 0}

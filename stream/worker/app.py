@@ -196,6 +196,15 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         worker.regain({tp.partition for tp in assigned if tp.topic == config.topics.orders})
 
+    def fetch_position(number: int) -> int | None:
+        """aiokafka's fetch position in an orders partition (None: not known)."""
+        try:
+            client = app.consumer._thread._ensure_consumer()
+            state = client._subscription.subscription.assignment.state_value(TP(config.topics.orders, number))
+            return None if state is None or state.awaiting_reset else state._position
+        except Exception:  # no consumer or assignment at this instant: look again next tick
+            return None
+
     async def resume_from_state() -> None:
         """Take up owned partitions with nothing to read yet, and read again those whose
         committed offset is past what their state records as processed (see
@@ -203,7 +212,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         owned = owned_partitions()
         worker.take_up(owned)
         await send_outputs()
-        rewinds = worker.rewinds(owned)
+        rewinds = worker.rewinds(owned) | worker.fetched_past(owned, fetch_position)
         if not rewinds:
             return
         try:

@@ -85,6 +85,9 @@ class Output(NamedTuple):
 # backlog is due at once: 1M customers took 35 s in one go, with the event loop blocked,
 # health checks unanswered and every produced message held in memory).
 CATCH_UP_STEP = 500
+# looks in a row (one a tick interval) at a consumer fetched past what was processed before
+# the partition is read again; see `Worker.fetched_past`
+FETCHED_PAST_LOOKS = 3
 # events per look at a partition's share of late events
 LATE_SHARE_WINDOW = 1000
 
@@ -130,6 +133,9 @@ class PartitionRuntime:
     # customers last evaluated under other segment definitions (None: none, all up to date);
     # see `_reevaluate_segments`
     reevaluate: list[str] | None = None
+    # the fetch position seen past the first unprocessed offset, that offset, and how many
+    # looks in a row found both where they were; see `Worker.fetched_past`
+    fetched_past: tuple[int, int, int] | None = None
 
 
 class Worker:
@@ -251,6 +257,52 @@ class Worker:
         if stored.written_by is not None and stored.written_by[0] == self.topics.orders:
             return stored.written_by[1]
         return None
+
+    def fetched_past(self, numbers: Iterable[int], position: Callable[[int], int | None]) -> dict[int, int]:
+        """Partitions whose consumer has fetched past the first offset not processed, and
+        stays there with nothing processed: where to read each again from.
+
+        faust drops what the consumer fetches for a partition it holds paused, as it does
+        while restoring tables after a rebalance; its seek to the committed offset can come
+        before such a fetch, and a partition with nothing more to read then never shows the
+        hole (a fail-over benchmark stalled so with one order on each partition taken over).
+        Reported once `FETCHED_PAST_LOOKS` looks in a row find the position and the first
+        unprocessed offset where they were, so messages on their way to the stream are not
+        taken for lost (a seek back would only deliver them twice, which the worker takes in
+        its stride).
+        """
+        rereads = {}
+        for number in numbers:
+            runtime = self.partitions.get(number)
+            if runtime is None:
+                continue
+            if runtime.last_order_offset is not None:
+                expected: int | None = runtime.last_order_offset + 1
+            elif runtime.recorded_through is not None:
+                expected = runtime.recorded_through + 1
+            else:
+                expected = self.committed_offset(self.topics.orders, number)
+            fetched = position(number)
+            if expected is None or fetched is None or fetched <= expected:
+                runtime.fetched_past = None
+                continue
+            seen = runtime.fetched_past
+            looks = seen[2] + 1 if seen is not None and seen[:2] == (fetched, expected) else 1
+            runtime.fetched_past = (fetched, expected, looks)
+            if looks < FETCHED_PAST_LOOKS:
+                continue
+            log.warning(
+                "orders partition %d: fetched up to %d, nothing processed from %d; reading the "
+                "partition again from %d",
+                number,
+                fetched,
+                expected,
+                expected,
+            )
+            self.metrics.rereads.labels(str(number)).inc()
+            runtime.fetched_past = None
+            rereads[number] = expected
+        return rereads
 
     def rewinds(self, numbers: Iterable[int]) -> dict[int, int]:
         """Partitions to read again, and from where: those whose committed offset is past the
