@@ -125,18 +125,24 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             metadata = sent.result()
             tables[table].data.set_persisted_offset(TP(metadata.topic, metadata.partition), metadata.offset)
 
+    # The agent and the tick timer both send, and a send can wait for room in aiokafka's
+    # batches: one at a time, or a customer's newer changelog record could overtake an
+    # older one sent again at take-up, and the changelog would end on the older one.
+    sending = asyncio.Lock()
+
     async def send_outputs() -> None:
         """Hand the outputs (customer changelog records among them) to aiokafka in the order
         they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
         kafka = app.producer._ensure_producer()
-        for topic, key, value, partition, table in worker.drain():
-            try:
-                sent = await kafka.send(topic, value, key=key, partition=partition)
-            except Exception as error:  # refused before it left (too large, a timeout): as a failed ack
-                send_buffer.stop_before_commit([(topic, error)])
-            buffer.confirm_before_commit(topic, sent)
-            if table is not None:
-                sent.add_done_callback(partial(note_persisted, table))
+        async with sending:
+            for topic, key, value, partition, table in worker.drain():
+                try:
+                    sent = await kafka.send(topic, value, key=key, partition=partition)
+                except Exception as error:  # refused before it left (too large, a timeout): a failed ack
+                    send_buffer.stop_before_commit([(topic, error)])
+                buffer.confirm_before_commit(topic, sent)
+                if table is not None:
+                    sent.add_done_callback(partial(note_persisted, table))
 
     dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
     failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")
