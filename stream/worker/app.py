@@ -24,7 +24,7 @@ from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
 from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
-from .watchdog import StallWatch
+from .watchdog import StallWatch, kafka_partition_state
 
 MiB = 1024 * 1024
 log = logging.getLogger(__name__)
@@ -205,16 +205,16 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     def fetch_position(number: int) -> int | None:
         """aiokafka's fetch position in an orders partition (None: not known)."""
         try:
-            client = app.consumer._thread._ensure_consumer()
-            state = client._subscription.subscription.assignment.state_value(TP(config.topics.orders, number))
+            state = kafka_partition_state(app, TP(config.topics.orders, number))
             return None if state is None or state.awaiting_reset else state._position
         except Exception:  # no consumer or assignment at this instant: look again next tick
             return None
 
     async def resume_from_state() -> None:
         """Take up owned partitions with nothing to read yet, and read again those whose
-        committed offset is past what their state records as processed (see
-        `Worker.rewinds`): no message would come to show the hole."""
+        committed offset is past what their state records as processed (`Worker.rewinds`) or
+        whose fetch position stays past it (`Worker.fetched_past`): no message would come to
+        show the hole."""
         owned = owned_partitions()
         worker.take_up(owned)
         await send_outputs()

@@ -85,11 +85,17 @@ class StallWatch:
             "stream_queues": [channel.queue.qsize() for channel in self.app.topics._topics],
         }
         try:
-            client = consumer._thread._ensure_consumer()
-            state = client._subscription.subscription.assignment.state_value(tp)
+            state = kafka_partition_state(self.app, tp)
             facts["kafka_paused"] = state.paused if state is not None else "unassigned"
             facts["kafka_position"] = state._position if state is not None else None
             facts["kafka_awaiting_reset"] = state.awaiting_reset if state is not None else None
         except Exception as error:  # diagnostics only: never let them stop the worker
             facts["kafka"] = repr(error)
         return ", ".join(f"{key}={value}" for key, value in facts.items())
+
+
+def kafka_partition_state(app: Any, tp: TP) -> Any:
+    """aiokafka's state of one assigned partition (its fetch position, paused, awaiting a
+    reset), or None when not assigned; raises when there is no consumer at this instant."""
+    client = app.consumer._thread._ensure_consumer()
+    return client._subscription.subscription.assignment.state_value(tp)
