@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, NamedTuple
 
+from ..collector import few_collections
 from ..config import Config, load_config
 from ..inputs.files import InputLine
 from ..inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
@@ -114,7 +113,7 @@ def replay_here(
     # much as a twentieth of the run, and the `lifecycle` process ends right after without
     # freeing them (see `stream.cli.console`). The next replay in the same process drops it.
     _finished[:] = [replay]
-    with _few_collections():
+    with few_collections():
         return _replay(args, replay, until, outputs, keep, progress)
 
 
@@ -124,24 +123,6 @@ _finished: list[Replay] = []
 def finished_replay() -> Replay:
     """The replay `replay_here` ran last, with its customers."""
     return _finished[0]
-
-
-@contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector rarely while a replay builds up its state.
-
-    A replay keeps millions of objects alive and makes no reference cycles; at the default
-    thresholds the collector keeps re-scanning them, a quarter of the run's time. On the way
-    out they are frozen (left to reference counting alone) before the thresholds come back,
-    or the next allocation would start a full scan of them (1.5 s after a 500k-event replay).
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.set_threshold(*thresholds)
 
 
 class ReplayOutputs(NamedTuple):

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
+from ..collector import few_collections
 from ..config import Config
 from ..inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
 from ..kafka.client import client_settings
@@ -167,7 +168,9 @@ def _job(
             with read.get_lock():
                 read.value += count
 
-    results.put(asyncio.run(_rebuild_partitions(config, numbers, ends, emit_transitions, now_us, Counted())))
+    with few_collections():
+        summary = asyncio.run(_rebuild_partitions(config, numbers, ends, emit_transitions, now_us, Counted()))
+    results.put(summary)
 
 
 async def _rebuild_partitions(

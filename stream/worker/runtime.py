@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from prometheus_client import CollectorRegistry
 
+from ..collector import few_collections
 from ..config import Config
 from ..inputs.messages import (
     InvalidEvent,
@@ -181,6 +182,10 @@ class Worker:
         wanted = {n for n in numbers if n not in self.partitions}
         if not wanted:
             return
+        with few_collections():
+            self._take_up(wanted)
+
+    def _take_up(self, wanted: set[int]) -> None:
         for number in wanted:
             self.parked.pop(number, None)
         count = self.config.kafka.partitions
