@@ -409,6 +409,22 @@ def test_a_message_lost_on_its_way_to_the_worker_is_read_again_and_nothing_is_mi
     assert "offset 42 arrived before 40; reading the partition again from 40" in worker.output()
 
 
+def test_the_last_message_lost_on_its_way_is_read_again_though_nothing_follows_it(env_factory):
+    # faust drops what it fetches for a partition it holds paused (its restore after a
+    # rebalance; docs/field-notes.md). With nothing after it, no later offset shows the hole:
+    # only the consumer's fetch position, past what was processed, does.
+    env = env_factory(kafka={"partitions": 1})
+    history = generated(env, 100, seed=37)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    last = env.end_offsets(env.config.topics.orders)[0] - 1
+    worker = env.start_worker("tail", environ={"LIFECYCLE_FAULT_DROP_ORDERS": f"0:{last}"})
+    _check_against_replay(env, expected, expected_states)
+    _check_changelog(env, expected_states)
+    _check_no_offsets_skipped(env)
+    assert f"fetched up to {last + 1}, nothing processed from {last}" in worker.output()
+
+
 def test_orders_committed_but_never_processed_are_read_again_from_where_the_state_stops(env_factory):
     # What faust did in the churn test (docs/field-notes.md): a worker committed the end of a
     # partition it had not processed. Here the commit is made by hand, and the next owner,
