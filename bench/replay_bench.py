@@ -6,6 +6,7 @@ in a child process), their ratio, events/s and the replay's peak memory.
 
     make bench                       # 1M events, cached under var/bench/
     .venv/bin/python bench/replay_bench.py --customers 20000
+    .venv/bin/python bench/replay_bench.py --only jobs   # --jobs N against --jobs 1 alone
 """
 
 from __future__ import annotations
@@ -61,23 +62,30 @@ def parse_only(path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def replay(path: Path, out: Path, *extra: str) -> tuple[float, int]:
-    """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process."""
+OUTPUTS = ("t.jsonl", "s.jsonl", "r.jsonl")
+
+
+def replay(path: Path, out: Path, *extra: str, echo: bool = True) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process,
+    writing its transitions, states and rejects (`OUTPUTS`) into `out`."""
+    transitions, states, rejects = (str(out / name) for name in OUTPUTS)
     return lifecycle(
         "replay",
         str(path),
         "--transitions",
-        str(out / "t.jsonl"),
+        transitions,
         "--states",
-        str(out / "s.jsonl"),
+        states,
         "--rejects",
-        str(out / "r.jsonl"),
+        rejects,
         *extra,
+        echo=echo,
     )
 
 
-def lifecycle(*args: str) -> tuple[float, int]:
-    """Seconds and peak RSS (bytes) of a `lifecycle` command, in a child process."""
+def lifecycle(*args: str, echo: bool = True) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of a `lifecycle` command, in a child process; `echo`
+    prints its summary."""
     command = [sys.executable, "-m", "stream", *args]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
@@ -86,7 +94,7 @@ def lifecycle(*args: str) -> tuple[float, int]:
     summary = child.stderr.read().decode() if child.stderr else ""
     if status != 0:
         raise SystemExit(f"lifecycle {args[0]} failed:\n{summary}")
-    if summary.strip():
+    if echo and summary.strip():
         print("  " + summary.strip().replace("\n", "\n  "))
     return seconds, usage.ru_maxrss * 1024
 
@@ -95,10 +103,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=127_000, help="127k gives about 1M events")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=["jobs"], help="only --jobs N against --jobs 1")
     args = parser.parse_args()
     path = history_file(args.customers, args.seed)
     out = ROOT / "var" / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
+    if args.only == "jobs":
+        with open(path, "rb") as history:
+            jobs_against_one(path, out, sum(1 for _ in history))
+        return
     # the parse alone varies by a third from run to run (file cache, CPU frequency): the
     # median of three
     runs = [parse_only(path) for _ in range(3)]
@@ -138,13 +151,41 @@ def main() -> None:
         f"{changes:,} segment changes, peak {segmented_peak / 2**20:,.0f} MiB"
     )
     print(f"ratio     with segments / without: {with_segments / seconds:.2f}x   (target <= 1.5x)")
+    jobs_against_one(path, out, events)
+
+
+def jobs_against_one(path: Path, out: Path, events: int, rounds: int = 3) -> None:
+    """`--jobs N` (the machine's cores) against `--jobs 1`, run in pairs back to back: this
+    machine's speed drifts by more than the difference between runs minutes apart."""
     jobs = os.cpu_count() or 1
-    in_jobs, jobs_peak = replay(path, out, "--jobs", str(jobs))
+    in_jobs = out / "jobs"
+    in_jobs.mkdir(exist_ok=True)
+    ratios = []
+    for round_ in range(1, rounds + 1):
+        one, _ = replay(path, out, "--jobs", "1", echo=False)
+        many, peak = replay(path, in_jobs, "--jobs", str(jobs), echo=False)
+        ratios.append(one / many)
+        print(
+            f"jobs      round {round_}: --jobs {jobs} {events / many:,.0f} events/s, --jobs 1 "
+            f"{events / one:,.0f}: {one / many:.2f}x, peak {peak / 2**20:,.0f} MiB (largest process)"
+        )
+    same = all(_without_wall_clock(out / name) == _without_wall_clock(in_jobs / name) for name in OUTPUTS)
     print(
-        f"jobs      --jobs {jobs}: {events / in_jobs:,.0f} events/s against {events / seconds:,.0f} with "
-        f"--jobs 1: {seconds / in_jobs:.2f}x   (target >= 1.8x with 2 jobs), "
-        f"peak {jobs_peak / 2**20:,.0f} MiB (largest process)"
+        f"jobs      --jobs {jobs} against --jobs 1: median {statistics.median(ratios):.2f}x of {rounds} "
+        f"rounds   (target >= 1.8x with 2 jobs); outputs {'identical' if same else 'DIFFERENT'} "
+        "(detected_at aside)"
     )
+
+
+def _without_wall_clock(path: Path) -> list[bytes]:
+    """The file's lines without `detected_at`, the one field taken from the wall clock."""
+    lines = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            record.pop("detected_at", None)
+            lines.append(orjson.dumps(record))
+    return lines
 
 
 if __name__ == "__main__":
