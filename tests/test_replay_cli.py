@@ -347,6 +347,11 @@ def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(t
     )
     with open(history, "ab") as extra:
         extra.write(b"not json\n" + orjson.dumps(placed("zed", "z1", at(100))) + b"\n")
+        # rejected, whichever job reads them: a customer id that is not a string, no instant
+        extra.write(orjson.dumps({**placed("x", "x1", at(101)), "customer_id": 7}) + b"\n")
+        no_instant = placed("yan", "y1", at(102))
+        del no_instant["occurred_at"]
+        extra.write(orjson.dumps(no_instant) + b"\n")
     config = tmp_path / "c.toml"
     config.write_text('[kafka]\npartitions = 5\n[segments.two]\norders_over = 1\norders_within = "90d"\n')
     outputs = {}

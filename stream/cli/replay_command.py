@@ -12,9 +12,8 @@ from typing import Any, BinaryIO, NamedTuple
 
 from ..collector import few_collections
 from ..config import Config, load_config
-from ..inputs.files import InputLine
 from ..inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
-from ..inputs.time_order import OrderedLine, OrderingStats, ordered_lines
+from ..inputs.time_order import OrderedLine, OrderingStats, line_head, ordered_lines
 from ..lifecycle import State, Transition
 from ..lifecycle.transitions import Change
 from ..replay.driver import Replay, ReplayStats
@@ -104,10 +103,11 @@ def replay_here(
     config: Config,
     until: int | None,
     outputs: ReplayOutputs,
-    keep: Callable[[InputLine], bool] | None = None,
+    keep: Callable[[str | None], bool] | None = None,
     progress: Any = None,
 ) -> ReplayResult:
-    """Replay in this process: every line, or those `keep` keeps (their customers' partitions)."""
+    """Replay in this process: every line, or those of the customers `keep` keeps (given
+    each line's customer id, None when it has none readable)."""
     replay = Replay(config)
     # Kept past the return: freeing a large replay's millions of objects one by one costs as
     # much as a twentieth of the run, and the `lifecycle` process ends right after without
@@ -137,7 +137,7 @@ def _replay(
     replay: Replay,
     until: int | None,
     outputs: ReplayOutputs,
-    keep: Callable[[InputLine], bool] | None,
+    keep: Callable[[str | None], bool] | None,
     progress: Any,
 ) -> ReplayResult:
     """Replay every line (or those `keep` keeps). With `keep` (a job of `--jobs`), each output
@@ -149,7 +149,7 @@ def _replay(
     lines: Iterable[OrderedLine]
     if args.arrival_order:
         everything = enumerate(read_inputs(args, progress))
-        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(s.line))
+        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
     else:
         lines = ordered_lines(read_inputs(args, progress), ordering, keep=keep)
     tag = b""

@@ -15,7 +15,7 @@ import heapq
 import marshal
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -31,11 +31,13 @@ class SourcedLine(NamedTuple):
     line: InputLine
 
 
-class _Instant(msgspec.Struct):
-    occurred_at: str
+class _Head(msgspec.Struct):
+    # any JSON value: a field of another type makes that field unreadable, not the other one
+    occurred_at: Any = None
+    customer_id: Any = None
 
 
-_instant = msgspec.json.Decoder(_Instant).decode
+_head = msgspec.json.Decoder(_Head).decode
 
 
 class OrderingStats:
@@ -47,11 +49,22 @@ class OrderingStats:
         self.runs = 0
 
 
-def occurred_at_us(raw: bytes) -> int | None:
+def line_head(line: InputLine) -> tuple[int | None, str | None]:
+    """The line's `occurred_at` (epoch µs) and `customer_id`, from one decoding; each None
+    where the line has no readable one."""
+    if line.error is not None:
+        return None, None
     try:
-        return parse_rfc3339(_instant(raw).occurred_at)
-    except (msgspec.DecodeError, ValueError):
-        return None
+        head = _head(line.raw)
+    except msgspec.DecodeError:
+        return None, None
+    customer_id = head.customer_id if isinstance(head.customer_id, str) else None
+    if not isinstance(head.occurred_at, str):
+        return None, customer_id
+    try:
+        return parse_rfc3339(head.occurred_at), customer_id
+    except ValueError:
+        return None, customer_id
 
 
 class OrderedLine(NamedTuple):
@@ -73,10 +86,11 @@ def ordered_lines(
     lines: Iterable[SourcedLine],
     stats: OrderingStats | None = None,
     run_size: int = RUN_SIZE,
-    keep: Callable[[InputLine], bool] | None = None,
+    keep: Callable[[str | None], bool] | None = None,
 ) -> Iterator[OrderedLine]:
     """`lines` sorted by (`occurred_at`, input position), with their sort keys; only those
-    `keep` keeps, placed where they would be among all (a replay job keeps its share)."""
+    whose customer id (None: none readable) `keep` keeps, placed where they would be among
+    all (a replay job keeps its share)."""
     stats = stats or OrderingStats()
     run: list[tuple[int, int, str, int, bytes, str | None]] = []
     spilled: list[IO[bytes]] = []
@@ -84,14 +98,14 @@ def ordered_lines(
     try:
         for position, (source, line) in enumerate(lines):
             stats.lines += 1
-            instant = occurred_at_us(line.raw) if line.error is None else None
+            instant, customer_id = line_head(line)
             key = previous if instant is None else instant
             if instant is not None:
                 if instant < latest:
                     stats.out_of_order += 1
                 latest = max(latest, instant)
                 previous = instant
-            if keep is not None and not keep(line):
+            if keep is not None and not keep(customer_id):
                 continue
             run.append((key, position, source, line.line, line.raw, line.error))
             if len(run) >= run_size:
