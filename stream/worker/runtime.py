@@ -281,12 +281,7 @@ class Worker:
             runtime = self.partitions.get(number)
             if runtime is None:
                 continue
-            if runtime.last_order_offset is not None:
-                expected: int | None = runtime.last_order_offset + 1
-            elif runtime.recorded_through is not None:
-                expected = runtime.recorded_through + 1
-            else:
-                expected = self.committed_offset(self.topics.orders, number)
+            expected = self._first_unprocessed(runtime, number)
             fetched = position(number)
             if expected is None or fetched is None or fetched <= expected:
                 runtime.fetched_past = None
@@ -471,6 +466,18 @@ class Worker:
         self._on_order(runtime, number, topic, offset, key, raw)
         return None
 
+    def _first_unprocessed(self, runtime: PartitionRuntime, number: int) -> int | None:
+        """The first orders offset of partition `number` not yet processed, None if unknown.
+
+        Before the first message of this ownership the state says which came last; the
+        committed offset only says what faust committed, so it is the last resort.
+        """
+        if runtime.last_order_offset is not None:
+            return runtime.last_order_offset + 1
+        if runtime.recorded_through is not None:
+            return runtime.recorded_through + 1
+        return self.committed_offset(self.topics.orders, number)
+
     def _past_a_hole(self, runtime: PartitionRuntime, number: int, offset: int) -> bool:
         """True when `offset` lies past orders offsets not yet processed in this ownership.
 
@@ -481,14 +488,8 @@ class Worker:
         (a transactional producer's markers) show as the same first offset arriving again
         after the re-read: that gap is real, and counted as skipped.
         """
-        previous = runtime.last_order_offset
-        if previous is None:
-            # the first message of this ownership: the state says which came before it; the
-            # committed offset only says what faust committed
-            previous = runtime.recorded_through
-        if previous is None:
-            committed = self.committed_offset(self.topics.orders, number)
-            previous = None if committed is None else committed - 1
+        first_unprocessed = self._first_unprocessed(runtime, number)
+        previous = None if first_unprocessed is None else first_unprocessed - 1
         if previous is None or offset <= previous + 1:
             runtime.reread = None
             runtime.last_order_offset = offset
