@@ -90,11 +90,17 @@ def _job(
     wanted: ReplayOutputs,
 ) -> None:
     count = config.kafka.partitions
+    # asked for every line of the input in every job: a dict of this job's answers costs
+    # half a lookup in partition_for's cache (0.3-0.9 s less a job on a 1M-line history)
+    answers: dict[str, bool] = {}
 
     def mine(customer_id: str | None) -> bool:
         if customer_id is None:  # rejected whoever reads it: job 0 does
             return job == 0
-        return partition_for(customer_id, count) % jobs == job
+        answer = answers.get(customer_id)
+        if answer is None:
+            answer = answers[customer_id] = partition_for(customer_id, count) % jobs == job
+        return answer
 
     files = [
         open(directory / f"{job}.{kind}", "wb") if handle is not None else None  # noqa: SIM115
