@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.kafka.local import Broker  # noqa: E402
+from stream.kafka.local import Broker, free_port  # noqa: E402
 from stream.kafka.partitioning import partition_for  # noqa: E402
 
 WORK = ROOT / "var" / "soak"
@@ -59,26 +58,6 @@ STARTED = time.monotonic()
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} +{time.monotonic() - STARTED:4.0f} s] {text}", flush=True)
-
-
-def free_port(pairs: int = 1, taken: set[int] | None = None) -> int:
-    """A port p such that p .. p+pairs-1 are free (the broker's controller takes p+1)."""
-    taken = taken or set()
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        span = set(range(port, port + pairs))
-        if port + pairs >= 65535 or span & taken:
-            continue
-        if all(_free(p) for p in span):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def http_status(url: str) -> int:
@@ -307,10 +286,9 @@ class Soak:
         self.run_dir = WORK / f"run-{tag}"
         self.run_dir.mkdir(parents=True)
         self.tag = f"soak-{tag}"
-        self.broker = Broker(free_port(pairs=2), self.run_dir / "kafka")
-        taken = {self.broker.port, self.broker.port + 1}
-        first_port = free_port(taken=taken)
-        second_port = free_port(taken=taken | {first_port})
+        self.broker = Broker(free_port(span=2), self.run_dir / "kafka")
+        first_port = free_port()
+        second_port = free_port()
         self.config = self.run_dir / "soak.toml"
         self.app_id = self.tag
         self.topics = {

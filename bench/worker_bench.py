@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,20 +39,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.kafka.local import Broker  # noqa: E402
+from stream.kafka.local import Broker, free_port  # noqa: E402
 from stream.kafka.partitioning import partition_for  # noqa: E402
 from stream.lifecycle.instants import format_rfc3339  # noqa: E402
 from tests.kafka.changelog import fill_changelog  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "worker"
 PARTITIONS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write_config(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.config import Config, load_config
 from stream.kafka.client import client_settings
-from stream.kafka.local import Broker
+from stream.kafka.local import Broker, free_port
 from stream.kafka.partitioning import partition_for
 from stream.lifecycle import CustomerState
 from stream.worker.state import decode_stored
@@ -34,24 +33,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port(pairs: int = 1) -> int:
-    """A port p such that p .. p+pairs-1 are free (the broker's controller takes p+1)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + pairs >= 65535:
-            continue
-        if all(_free(port + i) for i in range(pairs)):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     existing = os.environ.get("LIFECYCLE_TEST_BOOTSTRAP")
@@ -59,7 +40,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         _, port = existing.rsplit(":", 1)
         yield Broker(int(port), tmp_path_factory.mktemp("unused"))
         return
-    broker = Broker(free_port(pairs=2), tmp_path_factory.mktemp("kafka"))
+    broker = Broker(free_port(span=2), tmp_path_factory.mktemp("kafka"))
     broker.start()
     yield broker
     broker.stop()

@@ -21,7 +21,7 @@ AWAY_S = 30
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     # its own broker: the session's is shared by every other test
-    broker = Broker(free_port(pairs=2), tmp_path_factory.mktemp("away-kafka"))
+    broker = Broker(free_port(span=2), tmp_path_factory.mktemp("away-kafka"))
     broker.start()
     yield broker
     broker.stop()

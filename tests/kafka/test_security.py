@@ -17,7 +17,7 @@ USER, PASSWORD = "shop", "shop-secret"
 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = Broker(free_port(pairs=3), tmp_path_factory.mktemp("sasl-kafka"), sasl_users=((USER, PASSWORD),))
+    broker = Broker(free_port(span=3), tmp_path_factory.mktemp("sasl-kafka"), sasl_users=((USER, PASSWORD),))
     broker.start()
     yield broker
     broker.stop()

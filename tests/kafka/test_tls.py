@@ -123,7 +123,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Broker]:
-    broker = Broker(free_port(pairs=5), tmp_path_factory.mktemp("tls-kafka"), ssl=certificates.broker_files)
+    broker = Broker(free_port(span=5), tmp_path_factory.mktemp("tls-kafka"), ssl=certificates.broker_files)
     broker.start()
     yield broker
     broker.stop()

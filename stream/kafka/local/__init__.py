@@ -8,6 +8,7 @@ SIGKILL after a timeout. Used by the demo, the tests and CI alike.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -291,6 +292,46 @@ class Broker:
                 settings["ssl.truststore.password"] = files.truststore_password
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return path
+
+
+_handed_out: set[int] = set()
+
+
+def free_port(span: int = 1, avoid: set[int] | frozenset[int] = frozenset()) -> int:
+    """A port p on 127.0.0.1 such that p .. p+span-1 are free (a broker takes up to five).
+
+    The ports come from below the kernel's ephemeral range: a port inside it can be free when
+    probed and taken a moment later as the local end of some client's connection, and the
+    broker then dies with 'Address already in use'. A port is free when it can be bound; one
+    handed out earlier in this process is not handed out again.
+    """
+    ceiling = _ephemeral_ports_start()
+    for _ in range(1000):
+        first = random.randrange(10_000, ceiling - span)
+        ports = set(range(first, first + span))
+        if ports & (_handed_out | avoid):
+            continue
+        if all(_bindable(port) for port in ports):
+            _handed_out.update(ports)
+            return first
+    raise LocalKafkaError(f"found no {span} free consecutive ports between 10000 and {ceiling}")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _accepts(port: int) -> bool:
