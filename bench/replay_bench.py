@@ -175,6 +175,29 @@ def jobs_against_one(path: Path, out: Path, events: int, rounds: int = 3) -> Non
         f"rounds   (target >= 1.8x with 2 jobs); outputs {'identical' if same else 'DIFFERENT'} "
         "(detected_at aside)"
     )
+    # what the machine gives N processes at once: N whole replays side by side, against one
+    # alone; no split of the work into N can beat this ratio here
+    one, _ = replay(path, out, "--jobs", "1", echo=False)
+    side_by_side = _side_by_side(path, [out / f"copy{copy}" for copy in range(jobs)])
+    print(
+        f"jobs      ceiling: {jobs} replays --jobs 1 side by side, each {side_by_side:.1f} s against "
+        f"{one:.1f} s alone: {jobs * one / side_by_side:.2f}x the work of one in the same time"
+    )
+
+
+def _side_by_side(path: Path, outs: list[Path]) -> float:
+    """Seconds until the slowest of `len(outs)` replays of `path`, started at once, ends."""
+    started = time.perf_counter()
+    children = []
+    for out in outs:
+        out.mkdir(exist_ok=True)
+        transitions, states, rejects = (str(out / name) for name in OUTPUTS)
+        command = [sys.executable, "-m", "stream", "replay", str(path), "--jobs", "1"]
+        command += ["--transitions", transitions, "--states", states, "--rejects", rejects]
+        children.append(subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL))
+    if any(child.wait() != 0 for child in children):
+        raise SystemExit("a replay side by side failed")
+    return time.perf_counter() - started
 
 
 def _without_wall_clock(path: Path) -> list[bytes]:

@@ -101,10 +101,10 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
         await admin.close()
 
 
-async def bare_consumer(bootstrap: str, topic: str, total: int) -> float:
+async def bare_consumer(bootstrap: str, topic: str, total: int, partitions: int) -> float:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     seen = 0
@@ -119,16 +119,16 @@ async def bare_consumer(bootstrap: str, topic: str, total: int) -> float:
     return total / elapsed
 
 
-def throughput(bootstrap: str, events: int) -> None:
+def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS) -> None:
     tag = f"tp{uuid.uuid4().hex[:6]}"
-    config = write_config(tag, bootstrap, ticks=False)
+    config = write_config(tag, bootstrap, ticks=False, partitions=partitions)
     history = WORK / f"history-{events}.jsonl"
     if not history.exists():
         customers = max(1, events // 8)
         lifecycle("generate", "--customers", str(customers), "--output", str(history))
     lines = history.read_bytes().count(b"\n")
     lifecycle("send", str(history), "--config", str(config))
-    bare = asyncio.run(bare_consumer(bootstrap, f"{tag}.orders", lines))
+    bare = asyncio.run(bare_consumer(bootstrap, f"{tag}.orders", lines, partitions))
     # the baseline of the target: a faust agent that only iterates the same topic
     iterate_config = WORK / f"{tag}-iterate.toml"
     own_group = config.read_text().replace(f'app_id = "bench-{tag}"', f'app_id = "bench-{tag}-iterate"')
@@ -143,7 +143,10 @@ def throughput(bootstrap: str, events: int) -> None:
     iterate = _rate_until_done(bootstrap, f"{tag}-iterate", f"{tag}.orders", lines, [agent])
     worker = start_worker(config, WORK / f"{tag}.log")
     rate = _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, [worker])
-    print(f"throughput  bare aiokafka consumer + orjson.loads: {bare:,.0f} events/s ({lines:,} events)")
+    print(
+        f"throughput  bare aiokafka consumer + orjson.loads: {bare:,.0f} events/s "
+        f"({lines:,} events, {partitions} partitions)"
+    )
     print(f"throughput  faust agent that only iterates:      {iterate:,.0f} events/s")
     print(f"throughput  worker, RocksDB tables:                {rate:,.0f} events/s (committed offsets)")
     print(
@@ -433,6 +436,9 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=29092)
     parser.add_argument(
+        "--partitions", type=int, default=PARTITIONS, help="of the orders topic, for the throughput benchmark"
+    )
+    parser.add_argument(
         "--standby",
         type=int,
         action="append",
@@ -445,7 +451,7 @@ def main() -> None:
     started = False if broker.serving() else broker.start()
     try:
         if args.only in (None, "throughput"):
-            throughput(broker.bootstrap, args.events)
+            throughput(broker.bootstrap, args.events, args.partitions)
         if args.only in (None, "latency"):
             latency(broker.bootstrap, args.rate)
         if args.only in (None, "recovery"):
