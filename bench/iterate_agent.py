@@ -4,7 +4,11 @@ Same faust settings as the worker where they bear on consuming (raw bytes, earli
 the worker's commit interval); no decoding, no table, no sends. Its committed offsets give
 its events/s, measured like the worker's by bench/worker_bench.py.
 
-    .venv/bin/python bench/iterate_agent.py CONFIG.toml WEB_PORT
+With PRODUCE (a number), it also hands each event's bytes that many times to aiokafka, as
+the worker hands it its outputs and changelog records (same partition, a topic of its own;
+acks not awaited): what consuming and producing alone cost, with no rules and no state.
+
+    .venv/bin/python bench/iterate_agent.py CONFIG.toml WEB_PORT [PRODUCE]
 """
 
 from __future__ import annotations
@@ -34,11 +38,22 @@ def main() -> None:
         autodiscover=False,
     )
     source = app.topic(config.topics.orders, key_serializer="raw", value_serializer="raw")
+    produce = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    sink = app.topic(f"{config.topics.orders}.sink", partitions=config.kafka.partitions)
 
     @app.agent(source, name="iterate")
     async def iterate(stream: Any) -> None:
-        async for _ in stream.events():
-            pass
+        if not produce:
+            async for _ in stream.events():
+                pass
+            return
+        await sink.maybe_declare()
+        kafka = app.producer._ensure_producer()
+        name = sink.get_topic_name()
+        async for event in stream.events():
+            message = event.message
+            for _ in range(produce):
+                await kafka.send(name, message.value, key=message.key, partition=message.partition)
 
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
