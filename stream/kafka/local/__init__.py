@@ -297,7 +297,7 @@ class Broker:
 _handed_out: set[int] = set()
 
 
-def free_port(span: int = 1, avoid: set[int] | frozenset[int] = frozenset()) -> int:
+def free_port(span: int = 1) -> int:
     """A port p on 127.0.0.1 such that p .. p+span-1 are free (a broker takes up to five).
 
     The ports come from below the kernel's ephemeral range: a port inside it can be free when
@@ -309,7 +309,7 @@ def free_port(span: int = 1, avoid: set[int] | frozenset[int] = frozenset()) -> 
     for _ in range(1000):
         first = random.randrange(10_000, ceiling - span)
         ports = set(range(first, first + span))
-        if ports & (_handed_out | avoid):
+        if ports & _handed_out:
             continue
         if all(_bindable(port) for port in ports):
             _handed_out.update(ports)
