@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stream.config import load_config  # noqa: E402
-from stream.kafka.partitioning import partition_for  # noqa: E402
+from stream.replay.jobs import job_of  # noqa: E402
 
 
 def history_file(customers: int, seed: int) -> Path:
@@ -72,19 +72,13 @@ OUTPUTS = ("t.jsonl", "s.jsonl", "r.jsonl")
 def replay(path: Path, out: Path, *extra: str, echo: bool = True) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of `lifecycle replay` over the file, in a child process,
     writing its transitions, states and rejects (`OUTPUTS`) into `out`."""
+    return lifecycle(*_replay_arguments(path, out), *extra, echo=echo)
+
+
+def _replay_arguments(path: Path, out: Path) -> list[str]:
+    """`lifecycle replay` of the file, writing the `OUTPUTS` into `out`."""
     transitions, states, rejects = (str(out / name) for name in OUTPUTS)
-    return lifecycle(
-        "replay",
-        str(path),
-        "--transitions",
-        transitions,
-        "--states",
-        states,
-        "--rejects",
-        rejects,
-        *extra,
-        echo=echo,
-    )
+    return ["replay", str(path), "--transitions", transitions, "--states", states, "--rejects", rejects]
 
 
 def lifecycle(*args: str, echo: bool = True) -> tuple[float, int]:
@@ -202,8 +196,7 @@ def _shares(path: Path, jobs: int) -> list[Path]:
         with open(path, "rb") as history:
             for line in history:
                 customer = orjson.loads(line).get("customer_id")
-                job = partition_for(customer, partitions) % jobs if isinstance(customer, str) else 0
-                handles[job].write(line)
+                handles[job_of(customer if isinstance(customer, str) else None, partitions, jobs)].write(line)
     finally:
         for handle in handles:
             handle.close()
@@ -216,9 +209,7 @@ def _side_by_side(inputs: list[Path], outs: list[Path]) -> float:
     children = []
     for source, out in zip(inputs, outs, strict=True):
         out.mkdir(exist_ok=True)
-        transitions, states, rejects = (str(out / name) for name in OUTPUTS)
-        command = [sys.executable, "-m", "stream", "replay", str(source), "--jobs", "1"]
-        command += ["--transitions", transitions, "--states", states, "--rejects", rejects]
+        command = [sys.executable, "-m", "stream", *_replay_arguments(source, out), "--jobs", "1"]
         children.append(subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL))
     if any(child.wait() != 0 for child in children):
         raise SystemExit("a replay side by side failed")

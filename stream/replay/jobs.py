@@ -80,6 +80,12 @@ def _check_formats(args: argparse.Namespace) -> None:
                 raise UsageError(f"input {path}: {error}") from None
 
 
+def job_of(customer_id: str | None, partitions: int, jobs: int) -> int:
+    """The job that replays this customer's lines: the one of their partition. A line without
+    a customer id is rejected whoever reads it: job 0 does."""
+    return 0 if customer_id is None else partition_for(customer_id, partitions) % jobs
+
+
 def _job(
     args: argparse.Namespace,
     config: Config,
@@ -95,11 +101,11 @@ def _job(
     answers: dict[str, bool] = {}
 
     def mine(customer_id: str | None) -> bool:
-        if customer_id is None:  # rejected whoever reads it: job 0 does
-            return job == 0
+        if customer_id is None:
+            return job_of(None, count, jobs) == job
         answer = answers.get(customer_id)
         if answer is None:
-            answer = answers[customer_id] = partition_for(customer_id, count) % jobs == job
+            answer = answers[customer_id] = job_of(customer_id, count, jobs) == job
         return answer
 
     files = [
