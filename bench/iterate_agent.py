@@ -7,8 +7,10 @@ its events/s, measured like the worker's by bench/worker_bench.py.
 With PRODUCE (a number), it also hands each event's bytes that many times to aiokafka, as
 the worker hands it its outputs and changelog records (same partition, a topic of its own;
 acks not awaited): what consuming and producing alone cost, with no rules and no state.
+With `batched` after it, the messages go into a batch per partition, handed to aiokafka
+whole when full and every 20 ms (aiokafka's batch API: no future per message).
 
-    .venv/bin/python bench/iterate_agent.py CONFIG.toml WEB_PORT [PRODUCE]
+    .venv/bin/python bench/iterate_agent.py CONFIG.toml WEB_PORT [PRODUCE [batched]]
 """
 
 from __future__ import annotations
@@ -39,7 +41,21 @@ def main() -> None:
     )
     source = app.topic(config.topics.orders, key_serializer="raw", value_serializer="raw")
     produce = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    batched = len(sys.argv) > 4 and sys.argv[4] == "batched"
     sink = app.topic(f"{config.topics.orders}.sink", partitions=config.kafka.partitions)
+
+    builders: dict[int, Any] = {}
+
+    async def hand_over(partition: int) -> None:
+        builder = builders.pop(partition, None)
+        if builder is not None and builder.record_count():
+            kafka = app.producer._ensure_producer()
+            await kafka.send_batch(builder, sink.get_topic_name(), partition=partition)
+
+    @app.timer(interval=0.02)
+    async def every_linger() -> None:
+        for partition in list(builders):
+            await hand_over(partition)
 
     @app.agent(source, name="iterate")
     async def iterate(stream: Any) -> None:
@@ -50,10 +66,23 @@ def main() -> None:
         await sink.maybe_declare()
         kafka = app.producer._ensure_producer()
         name = sink.get_topic_name()
+        if not batched:
+            async for event in stream.events():
+                message = event.message
+                for _ in range(produce):
+                    await kafka.send(name, message.value, key=message.key, partition=message.partition)
+            return
         async for event in stream.events():
             message = event.message
+            partition = message.partition
             for _ in range(produce):
-                await kafka.send(name, message.value, key=message.key, partition=message.partition)
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = kafka.create_batch()
+                if builder.append(key=message.key, value=message.value, timestamp=None) is None:
+                    await hand_over(partition)
+                    builder = builders[partition] = kafka.create_batch()
+                    builder.append(key=message.key, value=message.value, timestamp=None)
 
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 

@@ -134,6 +134,7 @@ def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS) -> Non
     # worker sends (a customer changelog record, a state record, now and then a transition)
     iterate = _agent_rate(bootstrap, config, tag, "iterate", lines, produce=0)
     producing = _agent_rate(bootstrap, config, tag, "produce", lines, produce=3)
+    batching = _agent_rate(bootstrap, config, tag, "batch", lines, produce=3, batched=True)
     worker = start_worker(config, WORK / f"{tag}.log")
     rate = _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, [worker])
     print(
@@ -142,6 +143,7 @@ def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS) -> Non
     )
     print(f"throughput  faust agent that only iterates:      {iterate:,.0f} events/s")
     print(f"throughput  faust agent that iterates, produces 3:  {producing:,.0f} events/s")
+    print(f"throughput  faust agent that iterates, batches 3:   {batching:,.0f} events/s")
     print(f"throughput  worker, RocksDB tables:                {rate:,.0f} events/s (committed offsets)")
     print(
         f"throughput  worker / iterating agent:            {rate / iterate:.1%}  (target >= 50%); "
@@ -149,12 +151,15 @@ def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS) -> Non
     )
 
 
-def _agent_rate(bootstrap: str, config: Path, tag: str, name: str, lines: int, produce: int) -> float:
+def _agent_rate(
+    bootstrap: str, config: Path, tag: str, name: str, lines: int, produce: int, batched: bool = False
+) -> float:
     """Events/s of bench/iterate_agent.py over the worker's orders topic, in a group of its own."""
     own = WORK / f"{tag}-{name}.toml"
     own.write_text(config.read_text().replace(f'app_id = "bench-{tag}"', f'app_id = "bench-{tag}-{name}"'))
     agent_script = ROOT / "bench" / "iterate_agent.py"
     command = [sys.executable, str(agent_script), str(own), str(free_port()), str(produce)]
+    command += ["batched"] if batched else []
     with open(WORK / f"{tag}-{name}.log", "wb") as out:
         agent = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     return _rate_until_done(bootstrap, f"{tag}-{name}", f"{tag}.orders", lines, [agent])
