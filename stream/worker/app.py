@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import socket
-from functools import partial
 from typing import Any, NoReturn
 
 import faust
@@ -20,6 +19,7 @@ from faust.types import TP
 from ..config import Config
 from ..kafka.client import faust_broker_url, faust_credentials
 from . import acks, send_buffer
+from .batches import LINGER_SECONDS, Batches
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
@@ -118,31 +118,25 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     acks.install(app, config.topics.orders, processed_through)
 
-    def note_persisted(table: str, sent: asyncio.Future[Any]) -> None:
+    def note_persisted(table: str, last: int, sent: asyncio.Future[Any]) -> None:
         # what faust's table does for its own changelog writes: the local store remembers
         # the changelog offset it holds, and a restart restores only what came after
         if not sent.cancelled() and sent.exception() is None:
-            metadata = sent.result()
-            tables[table].data.set_persisted_offset(TP(metadata.topic, metadata.partition), metadata.offset)
+            batch = sent.result()  # the offset of the batch's first record
+            tp = TP(batch.topic, batch.partition)
+            tables[table].data.set_persisted_offset(tp, batch.offset + last)
 
-    # The agent and the tick timer both send, and a send can wait for room in aiokafka's
-    # batches: one at a time, or a customer's newer changelog record could overtake an
-    # older one sent again at take-up, and the changelog would end on the older one.
-    sending = asyncio.Lock()
+    batches = Batches(app.producer._ensure_producer, buffer.confirm_before_commit, note_persisted)
+    buffer.before_flush = batches.hand_over_all
+
+    @app.timer(interval=LINGER_SECONDS)
+    async def hand_over_batches() -> None:
+        await batches.hand_over_all()
 
     async def send_outputs() -> None:
         """Hand the outputs (customer changelog records among them) to aiokafka in the order
         they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
-        kafka = app.producer._ensure_producer()
-        async with sending:
-            for topic, key, value, partition, table in worker.drain():
-                try:
-                    sent = await kafka.send(topic, value, key=key, partition=partition)
-                except Exception as error:  # refused before it left (too large, a timeout): a failed ack
-                    send_buffer.stop_before_commit([(topic, error)])
-                buffer.confirm_before_commit(topic, sent)
-                if table is not None:
-                    sent.add_done_callback(partial(note_persisted, table))
+        await batches.send(worker.drain())
 
     dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
     failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, NoReturn
 
@@ -43,6 +43,8 @@ class DrainingBuffer(ProducerBuffer):
         self.unconfirmed: list[FutureMessage] = []
         # sent straight to aiokafka by the worker since the last commit: (topic, ack)
         self.unconfirmed_direct: list[tuple[str, asyncio.Future[Any]]] = []
+        # hands over what the worker holds unsent (`batches.Batches`), before each commit
+        self.before_flush: Callable[[], Awaitable[None]] | None = None
         self._topic_names: dict[Any, str] = {}
 
     def put(self, fut: FutureMessage) -> None:
@@ -145,6 +147,8 @@ def install(producer: Any) -> DrainingBuffer:
     flush = producer.flush
 
     async def flush_and_confirm() -> None:
+        if buffer.before_flush is not None:
+            await buffer.before_flush()
         await flush()
         # after the flush: every message queued when the commit began has been handed over
         sent, buffer.unconfirmed = buffer.unconfirmed, []
