@@ -9,9 +9,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from ..config import Config, load_config
 from ..inputs.time_order import OrderingStats, in_time_order
+from ..kafka.batches import Batches, HandOverFailed
 from ..kafka.client import client_settings
 from ..kafka.partitioning import partition_for
 from .common import UsageError, add_arrival_order_option, add_input_options, check_readable, read_inputs
@@ -49,23 +51,26 @@ def customer_key(raw: bytes) -> bytes | None:
 async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
     """Send raw event lines in order; returns how many were sent."""
     producer = AIOKafkaProducer(
-        **client_settings(config), acks="all", linger_ms=5, max_request_size=2 * 1024 * 1024
+        **client_settings(config),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,  # the size of each batch `Batches` fills
+        max_request_size=2 * 1024 * 1024,
     )
     await producer.start()
+    acks: list[asyncio.Future[Any]] = []
+    batches = Batches(lambda: producer, lambda topic, ack, records: acks.append(ack))
     sent = 0
-    pending = []
     try:
         for raw in lines:
             key = customer_key(raw)
             partition = partition_for(key.decode(), config.kafka.partitions) if key else 0
-            pending.append(await producer.send(config.topics.orders, raw, key=key, partition=partition))
+            await batches.send([(config.topics.orders, key, raw, partition)])
             sent += 1
             if progress is not None:
                 progress.update(1)
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await batches.hand_over_all()
+        await asyncio.gather(*acks)  # a batch that failed for good raises here
     finally:
         await producer.stop()
     return sent
@@ -107,6 +112,8 @@ def send_inputs(args: argparse.Namespace, config: Config) -> int:
         sent = asyncio.run(send_lines(config, lines(), progress))
     except OSError as error:
         raise UsageError(f"cannot send to Kafka at {config.kafka.bootstrap_servers}: {error}") from None
+    except (HandOverFailed, KafkaError) as error:
+        raise UsageError(f"sending to {config.topics.orders} failed: {error!r}") from None
     if progress is not None:
         progress.close()
     print(

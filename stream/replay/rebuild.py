@@ -30,6 +30,7 @@ from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotA
 from ..collector import few_collections
 from ..config import Config
 from ..inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
+from ..kafka.batches import Batches
 from ..kafka.client import client_settings
 from ..kafka.partitioning import partition_for
 from ..lifecycle.transitions import Transition
@@ -47,9 +48,8 @@ from ..worker.state import (
 )
 from .driver import Replay
 
-# records read per fetch, and sends in flight before waiting for them
+# records read per fetch
 FETCH_RECORDS = 10_000
-SENDS_IN_FLIGHT = 20_000
 COORDINATOR_ATTEMPTS = 60
 
 
@@ -208,22 +208,21 @@ class RebuildFailed(RuntimeError):
 
 
 class _Outputs:
-    """Sends with a bounded number in flight; every send is confirmed before the commit."""
+    """Sends in batches (`stream.kafka.batches`); every batch is confirmed before the commit."""
 
     def __init__(self, producer: AIOKafkaProducer, summary: RebuildSummary) -> None:
-        self.producer = producer
         self.summary = summary
-        self.pending: list[asyncio.Future[Any]] = []
+        self.acks: list[asyncio.Future[Any]] = []
+        self.batches = Batches(lambda: producer, lambda topic, ack, records: self.acks.append(ack))
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int) -> None:
-        self.pending.append(await self.producer.send(topic, value, key=key, partition=partition))
+        await self.batches.send([(topic, key, value, partition)])
         self.summary.written += 1
-        if len(self.pending) >= SENDS_IN_FLIGHT:
-            await self.flush()
 
     async def flush(self) -> None:
-        pending, self.pending = self.pending, []
-        await asyncio.gather(*pending)  # a send that failed for good raises here, before any commit
+        await self.batches.hand_over_all()
+        acks, self.acks = self.acks, []
+        await asyncio.gather(*acks)  # a batch that failed for good raises here, before any commit
 
 
 async def _refuse_if_group_has_members(config: Config) -> None:

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable
+from functools import partial
 from typing import Any, NoReturn
 
 import faust
@@ -17,9 +19,9 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from ..config import Config
+from ..kafka.batches import Batches, HandOverFailed
 from ..kafka.client import faust_broker_url, faust_credentials
 from . import acks, send_buffer
-from .batches import LINGER_SECONDS, Batches
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
@@ -27,6 +29,8 @@ from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
 from .watchdog import StallWatch, kafka_partition_state
 
 MiB = 1024 * 1024
+# how long an output waits, at most, for its batch to fill before it is handed to aiokafka
+LINGER_SECONDS = 0.020
 log = logging.getLogger(__name__)
 
 
@@ -118,25 +122,39 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
 
     acks.install(app, config.topics.orders, processed_through)
 
-    def note_persisted(table: str, last: int, sent: asyncio.Future[Any]) -> None:
+    customers_changelog = worker.customers_changelog
+
+    def note_persisted(last: int, ack: asyncio.Future[Any]) -> None:
         # what faust's table does for its own changelog writes: the local store remembers
         # the changelog offset it holds, and a restart restores only what came after
-        if not sent.cancelled() and sent.exception() is None:
-            batch = sent.result()  # the offset of the batch's first record
+        if not ack.cancelled() and ack.exception() is None:
+            batch = ack.result()  # the offset of the batch's first record
             tp = TP(batch.topic, batch.partition)
-            tables[table].data.set_persisted_offset(tp, batch.offset + last)
+            customers.data.set_persisted_offset(tp, batch.offset + last)
 
-    batches = Batches(app.producer._ensure_producer, buffer.confirm_before_commit, note_persisted)
-    buffer.before_flush = batches.hand_over_all
+    def on_handed(topic: str, ack: asyncio.Future[Any], records: int) -> None:
+        buffer.confirm_before_commit(topic, ack)  # faust's commit waits for it
+        if topic == customers_changelog:
+            ack.add_done_callback(partial(note_persisted, records - 1))
+
+    batches = Batches(app.producer._ensure_producer, on_handed)
+
+    async def hand_over(step: Awaitable[None]) -> None:
+        try:
+            await step
+        except HandOverFailed as failed:
+            send_buffer.stop_before_commit([(failed.topic, failed.error)])
+
+    buffer.before_flush = lambda: hand_over(batches.hand_over_all())
 
     @app.timer(interval=LINGER_SECONDS)
     async def hand_over_batches() -> None:
-        await batches.hand_over_all()
+        await hand_over(batches.hand_over_all())
 
     async def send_outputs() -> None:
         """Hand the outputs (customer changelog records among them) to aiokafka in the order
         they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
-        await batches.send(worker.drain())
+        await hand_over(batches.send(worker.drain()))
 
     dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
     failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")

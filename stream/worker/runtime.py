@@ -77,9 +77,6 @@ class Output(NamedTuple):
     key: bytes | None
     value: bytes | None
     partition: int | None
-    # a record of this table's changelog: once acked, the driver notes its offset in the
-    # local store, as faust does for its own table writes (a restart reads on from there)
-    table: str | None = None
 
 
 # Deadlines fired per step when a tick finds the clock far behind (after a pause, a whole
@@ -784,7 +781,7 @@ class Worker:
         Customer records go out as outputs, not through faust's table, so that every record
         of a partition's changelog (written, or sent again at take-up) leaves in the order it
         was made, on one path, for the cost of one producer call each."""
-        self.pending.append(Output(self.customers_changelog, key, value, number, CUSTOMERS_TABLE))
+        self.pending.append(Output(self.customers_changelog, key, value, number))
 
     def _changelog_writer(self, number: int) -> Callable[[bytes, bytes | None], None]:
         return lambda key, value: self._emit_changelog(number, key, value)

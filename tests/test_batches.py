@@ -1,5 +1,5 @@
-"""The worker's batches (`stream.worker.batches`) against a stand-in producer; the real
-broker tests (tests/kafka) run every message of the worker through them."""
+"""Batches of messages (`stream.kafka.batches`) against a stand-in producer; the real broker
+tests (tests/kafka) send every message of the worker, `lifecycle send` and `rebuild` so."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from stream.worker.batches import Batches
-from stream.worker.runtime import Output
+from stream.kafka.batches import Batches
 
 
 class FakeBuilder:
@@ -66,21 +66,17 @@ class FakeProducer:
         ]
 
 
-def batches_over(producer: FakeProducer) -> tuple[Batches, list[str], list[tuple[str, int]]]:
-    confirmed: list[str] = []
-    persisted: list[tuple[str, int]] = []
-
-    def note(table: str, last: int, ack: asyncio.Future[Any]) -> None:
-        persisted.append((table, ack.result() + last))
-
-    batches = Batches(lambda: producer, lambda topic, ack: confirmed.append(topic), note)
-    return batches, confirmed, persisted
+def batches_over(producer: FakeProducer) -> tuple[Batches, list[tuple[str, int]]]:
+    """Batches over `producer`, and what each handed over said: (topic, records)."""
+    handed: list[tuple[str, int]] = []
+    batches = Batches(lambda: producer, lambda topic, ack, records: handed.append((topic, records)))
+    return batches, handed
 
 
 async def test_nothing_leaves_until_handed_over_and_then_each_partition_in_the_order_made() -> None:
     producer = FakeProducer({"state": 2})
-    batches, confirmed, _ = batches_over(producer)
-    outputs = [Output("state", b"c%d" % i, b"v%d" % i, i % 2) for i in range(6)]
+    batches, handed = batches_over(producer)
+    outputs = [("state", b"c%d" % i, b"v%d" % i, i % 2) for i in range(6)]
     await batches.send(outputs[:3])
     await batches.send(outputs[3:])
     assert producer.handed == []
@@ -89,7 +85,7 @@ async def test_nothing_leaves_until_handed_over_and_then_each_partition_in_the_o
     assert producer.sent("state", 0) == [b"v0", b"v2", b"v4"]
     assert producer.sent("state", 1) == [b"v1", b"v3", b"v5"]
     assert all(builder.closed for _, _, builder, _ in producer.handed)  # nothing joins them after
-    assert confirmed == ["state", "state"]  # each batch's ack awaited by the next commit
+    assert handed == [("state", 3), ("state", 3)]
 
     await batches.hand_over_all()  # nothing new: nothing handed over
     assert len(producer.handed) == 2
@@ -97,8 +93,8 @@ async def test_nothing_leaves_until_handed_over_and_then_each_partition_in_the_o
 
 async def test_a_full_batch_goes_at_once_and_the_message_that_did_not_fit_starts_the_next() -> None:
     producer = FakeProducer({"state": 1}, capacity=2)
-    batches, _, _ = batches_over(producer)
-    await batches.send([Output("state", b"c", b"v%d" % i, 0) for i in range(5)])
+    batches, _ = batches_over(producer)
+    await batches.send([("state", b"c", b"v%d" % i, 0) for i in range(5)])
     assert [builder.records for _, _, builder, _ in producer.handed] == [
         [(b"c", b"v0"), (b"c", b"v1")],
         [(b"c", b"v2"), (b"c", b"v3")],
@@ -109,9 +105,9 @@ async def test_a_full_batch_goes_at_once_and_the_message_that_did_not_fit_starts
 
 async def test_a_message_without_a_partition_goes_where_kafkas_default_partitioner_puts_its_key() -> None:
     producer = FakeProducer({"transitions": 5})
-    batches, _, _ = batches_over(producer)
+    batches, _ = batches_over(producer)
     keys = [b"c%d" % i for i in range(40)]
-    await batches.send([Output("transitions", key, key, None) for key in keys])
+    await batches.send([("transitions", key, key, None) for key in keys])
     await batches.hand_over_all()
 
     partitioner = DefaultPartitioner()
@@ -121,16 +117,8 @@ async def test_a_message_without_a_partition_goes_where_kafkas_default_partition
     assert sum(len(builder.records) for _, _, builder, _ in producer.handed) == len(keys)
 
 
-async def test_a_changelog_batch_notes_the_offset_of_its_last_record_once_acked() -> None:
-    producer = FakeProducer({"changelog": 1, "state": 1})
-    batches, _, persisted = batches_over(producer)
-    await batches.send(
-        [Output("changelog", b"c%d" % i, b"v", 0, "customers") for i in range(3)]
-        + [Output("state", b"c", b"v", 0)]
-    )
-    await batches.hand_over_all()
-    acks = {topic: ack for topic, _, _, ack in producer.handed}
-    acks["state"].set_result(7)
-    acks["changelog"].set_result(100)  # the batch's first record's offset
-    await asyncio.sleep(0)  # done-callbacks run on the loop's next turn
-    assert persisted == [("customers", 102)]
+async def test_a_message_with_neither_partition_nor_key_is_refused_before_anything_is_sent() -> None:
+    producer = FakeProducer({"transitions": 2})
+    batches, _ = batches_over(producer)
+    with pytest.raises(ValueError, match="neither a partition nor a key"):
+        await batches.send([("transitions", None, b"v", None)])
