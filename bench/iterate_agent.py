@@ -7,8 +7,8 @@ its events/s, measured like the worker's by bench/worker_bench.py.
 With PRODUCE (a number), it also hands each event's bytes that many times to aiokafka, as
 the worker hands it its outputs and changelog records (same partition, a topic of its own;
 acks not awaited): what consuming and producing alone cost, with no rules and no state.
-With `batched` after it, the messages go into a batch per partition, handed to aiokafka
-whole when full and every 20 ms (aiokafka's batch API: no future per message).
+With `batched` after it, the messages go to aiokafka in batches, as the worker sends them
+(`stream.kafka.batches`: a batch per partition, handed over full and every 20 ms).
 
     .venv/bin/python bench/iterate_agent.py CONFIG.toml WEB_PORT [PRODUCE [batched]]
 """
@@ -24,7 +24,9 @@ import faust
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stream.config import load_config
+from stream.kafka.batches import Batches
 from stream.kafka.client import faust_broker_url, faust_credentials
+from stream.worker.app import LINGER_SECONDS
 
 
 def main() -> None:
@@ -44,18 +46,13 @@ def main() -> None:
     batched = len(sys.argv) > 4 and sys.argv[4] == "batched"
     sink = app.topic(f"{config.topics.orders}.sink", partitions=config.kafka.partitions)
 
-    builders: dict[int, Any] = {}
+    # as the worker sends: a batch per partition, handed over full and every 20 ms
+    batches = Batches(app.producer._ensure_producer, lambda topic, ack, records: None)
 
-    async def hand_over(partition: int) -> None:
-        builder = builders.pop(partition, None)
-        if builder is not None and builder.record_count():
-            kafka = app.producer._ensure_producer()
-            await kafka.send_batch(builder, sink.get_topic_name(), partition=partition)
-
-    @app.timer(interval=0.02)
-    async def every_linger() -> None:
-        for partition in list(builders):
-            await hand_over(partition)
+    @app.timer(interval=LINGER_SECONDS)
+    async def hand_over_batches() -> None:
+        if batched:
+            await batches.hand_over_all()
 
     @app.agent(source, name="iterate")
     async def iterate(stream: Any) -> None:
@@ -74,15 +71,8 @@ def main() -> None:
             return
         async for event in stream.events():
             message = event.message
-            partition = message.partition
-            for _ in range(produce):
-                builder = builders.get(partition)
-                if builder is None:
-                    builder = builders[partition] = kafka.create_batch()
-                if builder.append(key=message.key, value=message.value, timestamp=None) is None:
-                    await hand_over(partition)
-                    builder = builders[partition] = kafka.create_batch()
-                    builder.append(key=message.key, value=message.value, timestamp=None)
+            output = (name, message.key, message.value, message.partition)
+            await batches.send([output] * produce)
 
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
