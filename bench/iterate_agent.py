@@ -47,7 +47,7 @@ def main() -> None:
     sink = app.topic(f"{config.topics.orders}.sink", partitions=config.kafka.partitions)
 
     # as the worker sends: a batch per partition, handed over full and every 20 ms
-    batches = Batches(app.producer._ensure_producer, lambda topic, ack, records: None)
+    batches = Batches(app.producer._ensure_producer, lambda topic, ack, records: None)  # acks not awaited
 
     @app.timer(interval=LINGER_SECONDS)
     async def hand_over_batches() -> None:

@@ -122,3 +122,17 @@ async def test_a_message_with_neither_partition_nor_key_is_refused_before_anythi
     batches, _ = batches_over(producer)
     with pytest.raises(ValueError, match="neither a partition nor a key"):
         await batches.send([("transitions", None, b"v", None)])
+
+
+async def test_confirmed_hands_everything_over_and_raises_when_kafka_refused_a_batch() -> None:
+    producer = FakeProducer({"orders": 2})
+    batches = Batches(lambda: producer)
+    await batches.send([("orders", b"c%d" % i, b"v", i % 2) for i in range(4)])
+    confirming = asyncio.ensure_future(batches.confirmed())
+    while len(producer.handed) < 2:
+        await asyncio.sleep(0)
+    assert not confirming.done()  # waits for the acks
+    producer.handed[0][3].set_result(0)
+    producer.handed[1][3].set_exception(RuntimeError("refused"))
+    with pytest.raises(RuntimeError, match="refused"):
+        await confirming

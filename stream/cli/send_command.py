@@ -58,8 +58,7 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
         max_request_size=2 * 1024 * 1024,
     )
     await producer.start()
-    acks: list[asyncio.Future[Any]] = []
-    batches = Batches(lambda: producer, lambda topic, ack, records: acks.append(ack))
+    batches = Batches(lambda: producer)
     sent = 0
     try:
         for raw in lines:
@@ -69,8 +68,7 @@ async def send_lines(config: Config, lines: Any, progress: Any = None) -> int:
             sent += 1
             if progress is not None:
                 progress.update(1)
-        await batches.hand_over_all()
-        await asyncio.gather(*acks)  # a batch that failed for good raises here
+        await batches.confirmed()
     finally:
         await producer.stop()
     return sent

@@ -37,12 +37,14 @@ class Batches:
     def __init__(
         self,
         producer: Callable[[], Any],
-        on_handed: Callable[[str, asyncio.Future[Any], int], None],
+        on_handed: Callable[[str, asyncio.Future[Any], int], None] | None = None,
     ) -> None:
         """`producer` gives aiokafka's producer; `on_handed(topic, ack, records)` runs for
-        every batch handed over: `ack` gives the offset of its first record once Kafka has it."""
+        every batch handed over: `ack` gives the offset of its first record once Kafka has it.
+        Without `on_handed`, the acks are kept for `confirmed`."""
         self._producer = producer
-        self._on_handed = on_handed
+        self._acks: list[asyncio.Future[Any]] = []
+        self._on_handed = on_handed or (lambda topic, ack, records: self._acks.append(ack))
         self._open: dict[tuple[str, int], Any] = {}
         self._lock = asyncio.Lock()
 
@@ -61,6 +63,13 @@ class Batches:
         async with self._lock:
             for slot in list(self._open):
                 await self._hand_over(slot)
+
+    async def confirmed(self) -> None:
+        """Hand over every batch, and return once Kafka has acked all those handed over so
+        far (without `on_handed`); a batch that failed for good raises here."""
+        await self.hand_over_all()
+        acks, self._acks = self._acks, []
+        await asyncio.gather(*acks)
 
     async def _add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         slot = (topic, partition)

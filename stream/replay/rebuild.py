@@ -212,17 +212,14 @@ class _Outputs:
 
     def __init__(self, producer: AIOKafkaProducer, summary: RebuildSummary) -> None:
         self.summary = summary
-        self.acks: list[asyncio.Future[Any]] = []
-        self.batches = Batches(lambda: producer, lambda topic, ack, records: self.acks.append(ack))
+        self.batches = Batches(lambda: producer)
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int) -> None:
         await self.batches.send([(topic, key, value, partition)])
         self.summary.written += 1
 
     async def flush(self) -> None:
-        await self.batches.hand_over_all()
-        acks, self.acks = self.acks, []
-        await asyncio.gather(*acks)  # a batch that failed for good raises here, before any commit
+        await self.batches.confirmed()  # a batch that failed for good raises here, before any commit
 
 
 async def _refuse_if_group_has_members(config: Config) -> None:
