@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import marshal
+import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, NamedTuple
@@ -24,6 +25,7 @@ from .files import InputLine
 
 RUN_SIZE = 200_000
 _SPILL_CHUNK = 4096
+_CHUNK_SIZE = struct.Struct("<Q")
 
 
 class SourcedLine(NamedTuple):
@@ -125,15 +127,16 @@ def _spill(run: list[tuple[int, int, str, int, bytes, str | None]]) -> IO[bytes]
     run.sort()
     handle = tempfile.TemporaryFile(prefix="lifecycle-sort-")  # noqa: SIM115 - closed by the merge
     for start in range(0, len(run), _SPILL_CHUNK):  # one call per chunk: marshal's per-call cost
-        marshal.dump(run[start : start + _SPILL_CHUNK], handle)
+        chunk = marshal.dumps(run[start : start + _SPILL_CHUNK])
+        handle.write(_CHUNK_SIZE.pack(len(chunk)) + chunk)
     handle.seek(0)
     return handle
 
 
 def _read_back(handle: IO[bytes]) -> Iterator[tuple[int, int, str, int, bytes, str | None]]:
-    while True:
-        try:
-            chunk = marshal.load(handle)
-        except EOFError:
-            return
-        yield from chunk
+    # each chunk read whole and decoded from bytes: `marshal.load` from a file reads every
+    # object through the file's Python methods, ten times slower (5 µs a line, 4 s of a
+    # 1M-line replay)
+    while header := handle.read(_CHUNK_SIZE.size):
+        (size,) = _CHUNK_SIZE.unpack(header)
+        yield from marshal.loads(handle.read(size))
