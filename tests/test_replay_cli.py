@@ -354,31 +354,72 @@ def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(t
         extra.write(orjson.dumps(no_instant) + b"\n")
     config = tmp_path / "c.toml"
     config.write_text('[kafka]\npartitions = 5\n[segments.two]\norders_over = 1\norders_within = "90d"\n')
-    outputs = {}
-    for jobs in ("1", "3"):
-        out = tmp_path / f"jobs-{jobs}"
-        result = run_replay(
-            str(history),
-            "--config",
-            str(config),
-            "--jobs",
-            jobs,
-            "--until",
-            "2027-01-01T00:00:00Z",
-            *("--transitions", f"{out}.t", "--segment-changes", f"{out}.c"),
-            *("--states", f"{out}.s", "--rejects", f"{out}.r"),
-        )
-        assert result.returncode == 0, result.stderr
-        summary = result.stderr.decode().splitlines()
-        outputs[jobs] = (
-            [
-                [{k: v for k, v in r.items() if k != "detected_at"} for r in jsonl(Path(f"{out}.{kind}"))]
-                for kind in "tcsr"
-            ],
-            [
-                line.split(" in ")[0] + line.split(")")[-1] if line.startswith("read") else line
-                for line in summary
-            ],
-        )
+    outputs = {jobs: _replayed_in_jobs(tmp_path, [history], config, jobs) for jobs in ("1", "3")}
     assert outputs["3"] == outputs["1"]
     assert all(outputs["1"][0])  # every kind of output has lines
+    # gzip is not cut into shares: every job reads every line and keeps its own
+    packed = tmp_path / "history.jsonl.gz"
+    packed.write_bytes(gzip.compress(history.read_bytes()))
+    from_gzip = {jobs: _replayed_in_jobs(tmp_path, [packed], config, jobs) for jobs in ("1", "3")}
+    assert from_gzip["3"] == from_gzip["1"]
+    assert from_gzip["1"][1] == outputs["1"][1]  # the same summary
+
+
+def test_replay_in_jobs_places_lines_across_the_shares_of_the_input_as_one_process(tmp_path):
+    """Jobs read the input in shares of about equal bytes: lines without an instant where a
+    share starts, lines older than lines of an earlier share, and two files end to end are
+    placed and counted as one process places and counts them."""
+    dated = [placed(f"c{n}", f"d{n}", at(n, us=n)) for n in range(40)]
+    older = [placed(f"c{n}", f"e{n}", at(n / 2 + 5)) for n in range(40)]  # most older than dated's last
+    undated = [
+        orjson.dumps({"type": "order.placed", "customer_id": f"c{n}", "order_id": f"u{n}"})
+        for n in range(120)
+    ]
+    first = write_events(tmp_path / "first.jsonl", dated, [line + b"\n" for line in undated[:80]])
+    second = tmp_path / "second.jsonl"
+    second.write_bytes(
+        b"".join(line + b"\n" for line in undated[80:]) + b"".join(orjson.dumps(e) + b"\n" for e in older)
+    )
+    config = tmp_path / "c.toml"
+    config.write_text("[kafka]\npartitions = 5\n")
+    outputs = {jobs: _replayed_in_jobs(tmp_path, [first, second], config, jobs) for jobs in ("1", "3")}
+    assert outputs["3"] == outputs["1"]
+    rejects = outputs["1"][0][3]
+    assert len(rejects) == 120 and rejects[0]["source"]["line"] == 41
+    summary = " ".join(outputs["1"][1])
+    assert "came after a later one" in summary and "of 200 lines" in summary
+    # in the files' order, every job reads every line and keeps its own
+    in_arrival_order = {
+        jobs: _replayed_in_jobs(tmp_path, [first, second], config, jobs, "--arrival-order")
+        for jobs in ("1", "3")
+    }
+    assert in_arrival_order["3"] == in_arrival_order["1"] != outputs["1"]
+
+
+def _replayed_in_jobs(
+    tmp_path: Path, inputs: list[Path], config: Path, jobs: str, *options: str
+) -> tuple[list, list[str]]:
+    """The outputs (`detected_at` aside) and the summary lines (times aside) of a replay."""
+    out = tmp_path / f"jobs-{jobs}{''.join(options)}"
+    result = run_replay(
+        *map(str, inputs),
+        *options,
+        "--config",
+        str(config),
+        "--jobs",
+        jobs,
+        "--until",
+        "2027-01-01T00:00:00Z",
+        *("--transitions", f"{out}.t", "--segment-changes", f"{out}.c"),
+        *("--states", f"{out}.s", "--rejects", f"{out}.r"),
+    )
+    assert result.returncode == 0, result.stderr
+    records = [
+        [{k: v for k, v in r.items() if k != "detected_at"} for r in jsonl(Path(f"{out}.{kind}"))]
+        for kind in "tcsr"
+    ]
+    summary = [
+        line.split(" in ")[0] + line.split(")")[-1] if line.startswith("read") else line
+        for line in result.stderr.decode().splitlines()
+    ]
+    return records, summary

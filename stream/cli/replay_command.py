@@ -108,13 +108,36 @@ def replay_here(
 ) -> ReplayResult:
     """Replay in this process: every line, or those of the customers `keep` keeps (given
     each line's customer id, None when it has none readable)."""
+    ordering = OrderingStats()
+    lines: Iterable[OrderedLine]
+    if args.arrival_order:
+        everything = enumerate(read_inputs(args, progress))
+        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
+    else:
+        lines = ordered_lines(read_inputs(args, progress), ordering, keep=keep)
+    return replay_lines(config, until, outputs, lines, ordering, tagged=keep is not None, progress=progress)
+
+
+def replay_lines(
+    config: Config,
+    until: int | None,
+    outputs: ReplayOutputs,
+    lines: Iterable[OrderedLine],
+    ordering: OrderingStats,
+    *,
+    tagged: bool,
+    progress: Any = None,
+) -> ReplayResult:
+    """Replay `lines` (read lazily: reading counts in `ordering`) in this process. `tagged`
+    (a job of `--jobs`): each output line starts with its place in the order one process
+    writes (see `stream.replay.jobs`)."""
     replay = Replay(config)
     # Kept past the return: freeing a large replay's millions of objects one by one costs as
     # much as a twentieth of the run, and the `lifecycle` process ends right after without
     # freeing them (see `stream.cli.console`). The next replay in the same process drops it.
     _finished[:] = [replay]
     with few_collections():
-        return _replay(args, replay, until, outputs, keep, progress)
+        return _replay(replay, until, outputs, lines, ordering, tagged, progress)
 
 
 _finished: list[Replay] = []
@@ -133,25 +156,16 @@ class ReplayOutputs(NamedTuple):
 
 
 def _replay(
-    args: argparse.Namespace,
     replay: Replay,
     until: int | None,
     outputs: ReplayOutputs,
-    keep: Callable[[str | None], bool] | None,
+    lines: Iterable[OrderedLine],
+    ordering: OrderingStats,
+    tagged: bool,
     progress: Any,
 ) -> ReplayResult:
-    """Replay every line (or those `keep` keeps). With `keep` (a job of `--jobs`), each output
-    line starts with its place in the order one process writes (see `stream.replay.jobs`)."""
-    tagged = keep is not None
     write_changes = _writer(outputs.transitions, outputs.segment_changes)
     states_out, rejects_out = outputs.states, outputs.rejects
-    ordering = OrderingStats()
-    lines: Iterable[OrderedLine]
-    if args.arrival_order:
-        everything = enumerate(read_inputs(args, progress))
-        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
-    else:
-        lines = ordered_lines(read_inputs(args, progress), ordering, keep=keep)
     tag = b""
     for instant, position, (path, line) in lines:
         if tagged:
@@ -185,20 +199,20 @@ def _replay(
 
 
 # Fixed-width tags, so that merging the jobs' files by their bytes merges them by place.
-TAG_WIDTH = 34
+TAG_WIDTH = 37
 _OFFSET = 1 << 62
 
 
 def line_tag(instant: int, position: int) -> bytes:
-    return b"1%020d%012d|" % (instant + _OFFSET, position)
+    return b"1%020d%015d|" % (instant + _OFFSET, position)
 
 
 def until_tag(partition: int) -> bytes:
-    return b"2%020d%012d|" % (partition, 0)
+    return b"2%020d%015d|" % (partition, 0)
 
 
 def state_tag(partition: int, index: int) -> bytes:
-    return b"3%020d%012d|" % (partition, index)
+    return b"3%020d%015d|" % (partition, index)
 
 
 def _close(outputs: ReplayOutputs) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,24 +66,87 @@ def open_input(path: str) -> BinaryIO:
 
 def jsonl_lines(stream: BinaryIO) -> Iterator[InputLine]:
     """Lines of a JSONL stream; a line over the size limit is skipped unread."""
-    number = 0
+    return (line for _, line in _jsonl_lines_at(stream))
+
+
+def _jsonl_lines_at(
+    stream: BinaryIO, offset: int = 0, end: int = sys.maxsize, number: int = 0
+) -> Iterator[tuple[int, InputLine]]:
+    """(byte offset, line) of the lines that start before `end`, the stream being at `offset`
+    after `number` lines."""
     readline = stream.readline
-    while True:
+    while offset < end:
         raw = readline(MAX_EVENT_BYTES + 1)
         if not raw:
             return
         number += 1
+        start = offset
+        offset += len(raw)
         if len(raw) > MAX_EVENT_BYTES and not raw.endswith(b"\n"):
             size = len(raw) + _skip_rest_of_line(stream)
-            yield InputLine(
-                number,
-                raw[:64],
-                f"line of over {size - 1} bytes is over the {MAX_EVENT_BYTES}-byte limit; not read",
-            )
+            offset = start + size
+            reason = f"line of over {size - 1} bytes is over the {MAX_EVENT_BYTES}-byte limit; not read"
+            yield start, InputLine(number, raw[:64], reason)
             continue
         line = raw.rstrip(b"\r\n")
         if line and not line.isspace():
-            yield InputLine(number, line)
+            yield start, InputLine(number, line)
+
+
+class Piece(NamedTuple):
+    """The lines of a JSONL file that start at byte offsets in [start, end); `base` is the
+    file's offset in all the inputs laid end to end."""
+
+    path: str
+    start: int
+    end: int
+    base: int
+
+
+def split_inputs(paths: list[str], parts: int) -> list[list[Piece]]:
+    """The JSONL files laid end to end and cut into `parts` shares of about equal bytes,
+    each as the pieces of files it covers; every line is in exactly one share."""
+    sizes = [os.path.getsize(path) for path in paths]
+    total = sum(sizes)
+    cuts = [total * part // parts for part in range(parts + 1)]
+    shares = []
+    for low, high in itertools.pairwise(cuts):
+        pieces, base = [], 0
+        for path, size in zip(paths, sizes, strict=True):
+            start, end = max(low - base, 0), min(high - base, size)
+            if start < end:
+                pieces.append(Piece(path, start, end, base))
+            base += size
+        shares.append(pieces)
+    return shares
+
+
+def piece_lines(piece: Piece) -> Iterator[tuple[int, InputLine]]:
+    """(position, line) of the lines of a piece, numbered as in the whole file; a line's
+    position is its offset in all the inputs laid end to end."""
+    with open(piece.path, "rb") as handle:
+        start = piece.start
+        if start > 0:  # the piece's first line starts after the first newline at or after start - 1
+            handle.seek(start - 1)
+            start += _skip_rest_of_line(handle) - 1
+        if start >= piece.end:
+            return
+        number = _newlines_before(handle, start)
+        handle.seek(start)
+        for offset, line in _jsonl_lines_at(handle, start, piece.end, number):
+            yield piece.base + offset, line
+
+
+def _newlines_before(handle: BinaryIO, end: int) -> int:
+    handle.seek(0)
+    count = 0
+    while end > 0:
+        chunk = handle.read(min(end, 1 << 20))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        end -= len(chunk)
+    return count
 
 
 def _skip_rest_of_line(stream: BinaryIO) -> int:

@@ -15,6 +15,7 @@ import heapq
 import marshal
 import struct
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
@@ -42,13 +43,26 @@ class _Head(msgspec.Struct):
 _head = msgspec.json.Decoder(_Head).decode
 
 
+# the instant before every line: the key of a line without an instant before any with one
+BEFORE_ALL = -(1 << 62)
+
+# a line sorted with its place: (instant, position in the whole input, source, line number,
+# raw bytes, reason it is unreadable)
+Entry = tuple[int, int, str, int, bytes, str | None]
+
+
 class OrderingStats:
     """How far from time order the input was, for the summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, rising: array[int] | None = None) -> None:
         self.lines = 0
         self.out_of_order = 0  # lines older than a line read before them
         self.runs = 0
+        self.latest = BEFORE_ALL  # the latest instant read
+        self.last: int | None = None  # the instant of the last line read with one, if any
+        # given for a share of the input, whose count out of order also depends on the lines
+        # before it: the instants of its lines that are older than none of its own before them
+        self.rising = rising
 
 
 def line_head(line: InputLine) -> tuple[int | None, str | None]:
@@ -94,46 +108,84 @@ def ordered_lines(
     whose customer id (None: none readable) `keep` keeps, placed where they would be among
     all (a replay job keeps its share)."""
     stats = stats or OrderingStats()
-    run: list[tuple[int, int, str, int, bytes, str | None]] = []
-    spilled: list[IO[bytes]] = []
-    latest = previous = -(1 << 62)
+    runs = SortedRuns(run_size)
     try:
-        for position, (source, line) in enumerate(lines):
-            stats.lines += 1
-            instant, customer_id = line_head(line)
-            key = previous if instant is None else instant
-            if instant is not None:
-                if instant < latest:
-                    stats.out_of_order += 1
-                latest = max(latest, instant)
-                previous = instant
-            if keep is not None and not keep(customer_id):
-                continue
-            run.append((key, position, source, line.line, line.raw, line.error))
-            if len(run) >= run_size:
-                spilled.append(_spill(run))
-                run = []
-        run.sort()
-        stats.runs = len(spilled) + (1 if run else 0)
-        merged = heapq.merge(run, *(_read_back(handle) for handle in spilled)) if spilled else iter(run)
+        for entry, customer_id in keyed_lines(enumerate(lines), stats):
+            if keep is None or keep(customer_id):
+                runs.add(entry)
+        stats.runs = runs.count
+        yield from runs.ordered()
+    finally:
+        runs.close()
+
+
+def keyed_lines(
+    lines: Iterable[tuple[int, SourcedLine]], stats: OrderingStats, previous: int | None = BEFORE_ALL
+) -> Iterator[tuple[Entry, str | None]]:
+    """Each (position, line) as the entry it is sorted by, with its customer id; counted in
+    `stats`. A line without an instant sorts right after the line before it: at `previous`
+    (None: not known yet, for a share of the input) until a line has an instant."""
+    latest = stats.latest
+    rising = stats.rising
+    for position, (source, line) in lines:
+        stats.lines += 1
+        instant, customer_id = line_head(line)
+        if instant is not None:
+            if instant < latest:
+                stats.out_of_order += 1
+            else:
+                latest = instant
+                if rising is not None:
+                    rising.append(instant)
+            previous = instant
+        # a key of None (no instant yet in a share) is replaced before the entry is sorted
+        key: Any = previous
+        yield (key, position, source, line.line, line.raw, line.error), customer_id
+    stats.latest = latest
+    stats.last = previous
+
+
+class SortedRuns:
+    """Entries sorted in bounded memory: up to `run_size` in memory, each run beyond it
+    sorted and spilled to a temporary file, all merged at the end."""
+
+    def __init__(self, run_size: int = RUN_SIZE) -> None:
+        self.run_size = run_size
+        self.run: list[Entry] = []
+        self.spilled: list[IO[bytes]] = []
+
+    def add(self, entry: Entry) -> None:
+        self.run.append(entry)
+        if len(self.run) >= self.run_size:
+            self.run.sort()
+            handle = tempfile.TemporaryFile(prefix="lifecycle-sort-")  # noqa: SIM115 - closed by close()
+            write_chunks(handle, self.run)
+            handle.seek(0)
+            self.spilled.append(handle)
+            self.run = []
+
+    @property
+    def count(self) -> int:
+        return len(self.spilled) + (1 if self.run else 0)
+
+    def ordered(self) -> Iterator[OrderedLine]:
+        self.run.sort()
+        merged = heapq.merge(self.run, *map(read_chunks, self.spilled)) if self.spilled else iter(self.run)
         for key, position, source, number, raw, error in merged:
             yield OrderedLine(key, position, SourcedLine(source, InputLine(number, raw, error)))
-    finally:
-        for handle in spilled:
+
+    def close(self) -> None:
+        for handle in self.spilled:
             handle.close()
 
 
-def _spill(run: list[tuple[int, int, str, int, bytes, str | None]]) -> IO[bytes]:
-    run.sort()
-    handle = tempfile.TemporaryFile(prefix="lifecycle-sort-")  # noqa: SIM115 - closed by the merge
-    for start in range(0, len(run), _SPILL_CHUNK):  # one call per chunk: marshal's per-call cost
-        chunk = marshal.dumps(run[start : start + _SPILL_CHUNK])
+def write_chunks(handle: IO[bytes], entries: list[Entry]) -> None:
+    for start in range(0, len(entries), _SPILL_CHUNK):  # one call per chunk: marshal's per-call cost
+        chunk = marshal.dumps(entries[start : start + _SPILL_CHUNK])
         handle.write(_CHUNK_SIZE.pack(len(chunk)) + chunk)
-    handle.seek(0)
-    return handle
 
 
-def _read_back(handle: IO[bytes]) -> Iterator[tuple[int, int, str, int, bytes, str | None]]:
+def read_chunks(handle: IO[bytes]) -> Iterator[Entry]:
     # each chunk read whole and decoded from bytes: `marshal.load` from a file reads every
     # object through the file's Python methods, ten times slower (5 µs a line, 4 s of a
     # 1M-line replay)
