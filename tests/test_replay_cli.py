@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -423,3 +425,15 @@ def _replayed_in_jobs(
         for line in result.stderr.decode().splitlines()
     ]
     return records, summary
+
+
+def test_replay_in_jobs_of_a_named_pipe_reads_it_once_in_one_process(tmp_path):
+    history = write_events(tmp_path / "h.jsonl", [placed(f"c{n}", f"o{n}", at(n)) for n in range(50)])
+    pipe = tmp_path / "orders.pipe"
+    os.mkfifo(pipe)
+    # a daemon: a replay that never opened the pipe leaves it blocked, not the test run
+    writer = threading.Thread(target=lambda: pipe.write_bytes(history.read_bytes()), daemon=True)
+    writer.start()
+    result = run_replay(str(pipe), "--jobs", "3", "--states", str(tmp_path / "s.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["customer_id"] for r in jsonl(tmp_path / "s.jsonl")) == sorted(f"c{n}" for n in range(50))

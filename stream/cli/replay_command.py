@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         open_output("--rejects", args.rejects),
     )
     jobs = checked_jobs(args, config.kafka.partitions)
-    if jobs > 1 and "-" not in args.inputs:
+    # stdin and pipes are read once, by one process: jobs open and read their inputs themselves
+    if jobs > 1 and all(path != "-" and os.path.isfile(path) for path in args.inputs):
         from stream.replay.jobs import replay_in_jobs
 
         result = replay_in_jobs(args, config, until, outputs, jobs)

@@ -187,7 +187,7 @@ def write_chunks(handle: IO[bytes], entries: list[Entry]) -> None:
 
 def read_chunks(handle: IO[bytes]) -> Iterator[Entry]:
     # each chunk read whole and decoded from bytes: `marshal.load` from a file reads every
-    # object through the file's Python methods, ten times slower (5 µs a line, 4 s of a
+    # object through the file's Python methods, eight times slower (4 µs a line, 2-4 s of a
     # 1M-line replay)
     while header := handle.read(_CHUNK_SIZE.size):
         (size,) = _CHUNK_SIZE.unpack(header)
