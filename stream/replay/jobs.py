@@ -229,9 +229,11 @@ def _share_lines(
         for entry in unplaced:
             runs.add((_previous(meeting, job), *entry[1:]))
         for other in outgoing:
-            with open(directory / f"{other}-{job}.lines", "rb") as handle:
+            handed = directory / f"{other}-{job}.lines"
+            with open(handed, "rb") as handle:
                 for entry in read_chunks(handle):
                     runs.add(entry if entry[0] is not None else (_previous(meeting, other), *entry[1:]))
+            handed.unlink()  # here, beside the other jobs, rather than by the parent after them
         ordering.runs = runs.count
         yield from runs.ordered()
     finally:
