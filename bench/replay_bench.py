@@ -163,9 +163,16 @@ def jobs_against_one(path: Path, out: Path, events: int, rounds: int = 5) -> Non
     in_jobs = out / "jobs"
     in_jobs.mkdir(exist_ok=True)
     shares = _shares(path, jobs)
+    peaks: list[int] = []
+
+    def in_jobs_run() -> float:
+        seconds, peak = replay(path, in_jobs, "--jobs", str(jobs), echo=False)
+        peaks.append(peak)
+        return seconds
+
     runs = {
         "one": lambda: replay(path, out, "--jobs", "1", echo=False)[0],
-        "many": lambda: replay(path, in_jobs, "--jobs", str(jobs), echo=False)[0],
+        "many": in_jobs_run,
         "ceiling": lambda: _side_by_side(shares, [out / f"share{job}" for job in range(jobs)]),
     }
     ratios, ceilings = [], []
@@ -177,7 +184,7 @@ def jobs_against_one(path: Path, out: Path, events: int, rounds: int = 5) -> Non
         print(
             f"jobs      round {round_ + 1}: --jobs {jobs} {events / seconds['many']:,.0f} events/s, --jobs 1 "
             f"{events / seconds['one']:,.0f}: {ratios[-1]:.2f}x; shares side by side {ceilings[-1]:.2f}x "
-            f"(run in the order {', '.join(order)})"
+            f"(run in the order {', '.join(order)}); peak {peaks[-1] / 2**20:,.0f} MiB (largest process)"
         )
     same = all(_without_wall_clock(out / name) == _without_wall_clock(in_jobs / name) for name in OUTPUTS)
     print(
