@@ -217,8 +217,8 @@ def _share_lines(
                 unplaced.append(entry)
             else:
                 runs.add(entry)
-        for handed in outgoing.values():
-            handed.close()
+        for writer in outgoing.values():
+            writer.close()
         meeting.latest[job] = ordering.latest
         meeting.last[job] = BEFORE_ALL if ordering.last is None else ordering.last
         meeting.barrier.wait()
