@@ -185,6 +185,10 @@ class WorkerSettings:
     # faust's own per-message metrics (faust_*) on /metrics; they cost about a tenth of the
     # worker's time, and the dashboards and alerts use only the lifecycle_* ones
     faust_metrics: bool = _setting(_flag, False)
+    # customers kept decoded in memory after they were written, over all partitions: a
+    # customer read again soon skips the store's read and the decoding. A few KB each (more
+    # for customers with many orders); 0: every read goes to the store
+    decoded_customers: int = _setting(_whole_number, 10_000)
 
 
 @dataclass(frozen=True)

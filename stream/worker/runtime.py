@@ -171,6 +171,8 @@ class Worker:
         self.topics = config.topics
         self.segment_fingerprint = config.segments.fingerprint()
         self.customers_changelog = changelog_topic(config.worker.app_id, CUSTOMERS_TABLE)
+        # per partition, a share of the worker's decoded customers
+        self.keep_decoded = config.worker.decoded_customers // config.kafka.partitions
 
     # -- ownership ----------------------------------------------------------------------
 
@@ -222,7 +224,9 @@ class Worker:
                 recorded[number] = max(recorded.get(number, through), through)
             self._resend_if_uncommitted(customer_id, number, stored, raw)
         for number in wanted:
-            customers = TableCustomers(self.table, number, self._changelog_writer(number))
+            customers = TableCustomers(
+                self.table, number, self._changelog_writer(number), keep_decoded=self.keep_decoded
+            )
             clock = clocks.get(number)
             core = Partition(
                 customers,
