@@ -112,6 +112,9 @@ def test_a_customer_written_is_read_again_from_memory_and_the_least_recent_make_
     assert store.reads == reads
     worker.on_message(worker.topics.orders, 0, 5, None, orders[5])
     assert store.reads == reads + 1
+    reads = worker.metrics.registry.get_sample_value
+    assert reads("lifecycle_customer_reads_total", {"source": "memory"}) == 2
+    assert reads("lifecycle_customer_reads_total", {"source": "store"}) == 3 + 1  # the new ones, c1
     assert worker.partitions[0].core.customers["c1"].order_count == 2
 
 

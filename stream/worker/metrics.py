@@ -100,6 +100,13 @@ class WorkerMetrics:
             "Events that arrived on another partition than their customer's and were re-sent there.",
             registry=registry,
         )
+        self.customer_reads = Counter(
+            "lifecycle_customer_reads",
+            "Customers read, from memory (kept decoded, worker.decoded_customers) or from the "
+            "store: the share from memory says whether that setting is large enough.",
+            ["source"],
+            registry=registry,
+        )
         self.resent = Counter(
             "lifecycle_resent_transitions",
             "Transitions sent again when a partition "

@@ -225,7 +225,11 @@ class Worker:
             self._resend_if_uncommitted(customer_id, number, stored, raw)
         for number in wanted:
             customers = TableCustomers(
-                self.table, number, self._changelog_writer(number), keep_decoded=self.keep_decoded
+                self.table,
+                number,
+                self._changelog_writer(number),
+                keep_decoded=self.keep_decoded,
+                count_read=self._count_read,
             )
             clock = clocks.get(number)
             core = Partition(
@@ -255,6 +259,10 @@ class Worker:
                 format_rfc3339(core.clock_us) if core.clock_us is not None else "not started",
                 runtime.recorded_through,
             )
+
+    def _count_read(self, from_memory: bool) -> None:
+        metrics = self.metrics
+        metrics.labelled(metrics.customer_reads, "memory" if from_memory else "store").inc()
 
     def _orders_through(self, stored: StoredHead) -> int | None:
         if stored.orders_through is not None:

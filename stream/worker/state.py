@@ -146,6 +146,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         changelog: Callable[[bytes, bytes | None], None],
         *,
         keep_decoded: int = 0,
+        count_read: Callable[[bool], None] = lambda from_memory: None,
     ) -> None:
         self.table = partition_access(table, partition)
         self.changelog = changelog  # each record written, for the table's changelog topic
@@ -156,6 +157,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         # dropped (the core may have changed it in place before rejecting the event), so an
         # entry is always what the store holds.
         self.keep_decoded = keep_decoded
+        self.count_read = count_read
         self.decoded: dict[str, StoredCustomer] = {}
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
@@ -170,6 +172,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
                 raise KeyError(customer_id)
             return state
         stored = self.decoded.get(customer_id)
+        self.count_read(stored is not None)
         if stored is None:
             raw = self.table.get(customer_id.encode())
             if raw is None:
