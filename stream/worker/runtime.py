@@ -155,7 +155,7 @@ class Worker:
         self.config = config
         self.table = customers_table
         self.clocks = clocks_table
-        self.erasures = TableErasures(erasures_table)
+        self.erasures_table = erasures_table
         self.pending: list[Output] = []
         self.now_us = now_us
         self.committed_offset = committed_offset
@@ -237,7 +237,7 @@ class Worker:
                 self.policies,
                 self.time_rules,
                 clock_us=clock,
-                erasures=self.erasures,
+                erasures=TableErasures(self.erasures_table, number),
                 segments=self.config.segments,
                 keep_contact=self.config.privacy.contact_data,
                 scorer=self.scorer,

@@ -249,13 +249,20 @@ class TableCustomers(MutableMapping[str, CustomerState]):
 
 
 class TableErasures(MutableMapping[str, int]):
-    """Erasure markers (hashed id -> partition clock) in a Faust table of bytes."""
+    """Erasure markers (hashed id -> partition clock) of one partition, in a Faust table of
+    bytes.
 
-    def __init__(self, table: Any) -> None:
+    Read from the partition's store alone (see `partition_access`): the core looks a marker
+    up for every event of a customer it does not hold, most events of a shop. Written
+    through faust, which sends the changelog record; iterated over the whole table.
+    """
+
+    def __init__(self, table: Any, partition: int) -> None:
         self.table = table
+        self.local = partition_access(table, partition)
 
     def __getitem__(self, key: str) -> int:
-        raw = self.table.get(key.encode())
+        raw = self.local.get(key.encode())
         if raw is None:
             raise KeyError(key)
         return int(raw)
