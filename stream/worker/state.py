@@ -253,7 +253,7 @@ class TableErasures(MutableMapping[str, int]):
     bytes.
 
     Read from the partition's store alone (see `partition_access`): the core looks a marker
-    up for every event of a customer it does not hold, most events of a shop. Written
+    up for every event of a customer it does not hold (a shop's first orders). Written
     through faust, which sends the changelog record; iterated over the whole table.
     """
 
