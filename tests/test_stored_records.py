@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from stream.lifecycle import State
-from stream.lifecycle.customer import new_customer
+from stream.lifecycle import Item, State
+from stream.lifecycle.customer import OrderRecord, new_customer
 from stream.worker.state import Outbox, StoredCustomer, decode_head, decode_stored, encode_stored
 
 
@@ -45,3 +45,52 @@ def test_records_written_with_a_single_outbox_still_read():
         assert stored.written_by == ("orders", 7)
         head = decode_head(raw)
         assert head.outboxes == expected and head.partition_clock == 5_000
+
+
+def _with_orders():
+    customer = _customer()
+    item = Item(sku="SKU-1", qty=2, unit_minor=450, category="home")
+    customer.orders = {
+        "o1": OrderRecord(
+            placed_at=1_000,
+            placed_event_id="e1",
+            total_minor=900,
+            currency="EUR",
+            items=[item],
+        ),
+        "o2": OrderRecord(cancelled=True, refunds={"e3": (300, "EUR")}),
+    }
+    return customer
+
+
+def _orders_as_maps(customer):
+    """The customer as records before 2026-11-27 held it: each order a map of its fields,
+    and one of them without some fields (as if they were added since)."""
+    state = msgspec.to_builtins(customer)
+    state["orders"] = {
+        order_id: {
+            name: value
+            for name, value in msgspec.structs.asdict(order).items()
+            if name not in ("store_id", "cancelled", "refunds") or order_id == "o2"
+        }
+        for order_id, order in customer.orders.items()
+    }
+    return state
+
+
+def test_records_with_orders_as_maps_still_read():
+    customer = _with_orders()
+    current = msgspec.msgpack.encode([_orders_as_maps(customer), [], 5_000, ["orders", 7], 9])
+    single_outbox = msgspec.msgpack.encode([_orders_as_maps(customer), None, 5_000, ["orders", 7]])
+    for raw in (current, single_outbox):
+        stored = decode_stored(raw)
+        assert stored.state == customer and stored.written_by == ("orders", 7)
+        assert decode_head(raw).state.order_count == 1
+    assert decode_stored(current).orders_through == 9
+
+
+def test_orders_are_stored_as_arrays():
+    customer = _with_orders()
+    raw = encode_stored(StoredCustomer(customer, [], 5_000, ("orders", 7), 9))
+    assert decode_stored(raw).state == customer
+    assert len(raw) < len(msgspec.msgpack.encode([_orders_as_maps(customer), [], 5_000, ["orders", 7], 9]))

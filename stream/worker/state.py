@@ -13,6 +13,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 
 from ..lifecycle import CustomerState, State
+from ..lifecycle.customer import OrderRecord
 from .tables import partition_access
 
 Head = TypeVar("Head")  # CustomerState or CustomerHead
@@ -77,12 +78,37 @@ class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
     written_by: tuple[str, int] | None = None
 
 
+def _orders_as_arrays(raw: bytes) -> bytes:
+    """A record written before 2026-11-27, its orders as maps, with them as arrays."""
+    record = msgspec.msgpack.decode(raw)
+    orders = record[0].get("orders") if isinstance(record, list) and isinstance(record[0], dict) else None
+    if not isinstance(orders, dict):
+        return raw
+    for order_id, order in orders.items():
+        if isinstance(order, dict):
+            orders[order_id] = [order[name] if name in order else value() for name, value in _ORDER_FIELDS]
+    return _encode(record)
+
+
+def _default_of(field: msgspec.structs.FieldInfo) -> Callable[[], Any]:
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory  # type: ignore[return-value]
+    return lambda: field.default
+
+
+_ORDER_FIELDS = [(field.encode_name, _default_of(field)) for field in msgspec.structs.fields(OrderRecord)]
+
+
 def _decoder(record: type[Record], state: type[Head]) -> Callable[[bytes], Record]:
     """A decoder of `record` that also reads a table written by an earlier worker."""
     current = msgspec.msgpack.Decoder(record).decode
     earlier = msgspec.msgpack.Decoder(_BeforeOutboxes[state]).decode  # type: ignore[valid-type]
 
     def decode(raw: bytes) -> Record:
+        try:
+            return current(raw)
+        except msgspec.ValidationError:
+            raw = _orders_as_arrays(raw)
         try:
             return current(raw)
         except msgspec.ValidationError:
