@@ -81,7 +81,8 @@ class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
 def _orders_as_arrays(raw: bytes) -> bytes:
     """A record written before 2026-11-27, its orders as maps, with them as arrays."""
     record = msgspec.msgpack.decode(raw)
-    orders = record[0].get("orders") if isinstance(record, list) and isinstance(record[0], dict) else None
+    state = record[0] if isinstance(record, list) and record else None
+    orders = state.get("orders") if isinstance(state, dict) else None
     if not isinstance(orders, dict):
         return raw
     for order_id, order in orders.items():
