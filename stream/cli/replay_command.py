@@ -167,21 +167,23 @@ def _replay(
 ) -> ReplayResult:
     write_changes = _writer(outputs.transitions, outputs.segment_changes)
     states_out, rejects_out = outputs.states, outputs.rejects
-    tag = b""
     for instant, position, (path, line) in lines:
-        if tagged:
-            tag = line_tag(instant, position)
         reason = line.error
         if reason is None:
             try:
-                write_changes(replay.feed(line.raw), tag)
-                continue
+                changes = replay.feed(line.raw)
             except InvalidEvent as invalid:
                 reason = str(invalid)
+            else:
+                # tagged only when it has outputs: about two lines in three have none
+                if changes:
+                    write_changes(changes, line_tag(instant, position) if tagged else b"")
+                continue
         else:
             replay.reject()
         if rejects_out is not None:
             source = FileSource(path=path, line=line.line)
+            tag = line_tag(instant, position) if tagged else b""
             rejects_out.write(tag + encode(rejection(line.raw, reason, source)) + b"\n")
     if until is not None:
         for number, fired in replay.advance_partitions(until):
