@@ -32,7 +32,8 @@ def _job_outputs(draw: st.DrawFn) -> list[list[bytes]]:
         job = draw(st.integers(min_value=0, max_value=count - 1))
         for copy in range(draw(st.integers(min_value=1, max_value=3))):
             # copies in the reverse of their bytes order: only their tags order the lines
-            text = f"{3 - copy} job {job} line {position} " + "x" * draw(st.integers(0, 60))
+            ending = draw(st.sampled_from(["", "\r", "\x0c", "\x1c"]))  # line ends to other readers
+            text = f"{3 - copy} job {job} line {position}{ending} " + "x" * draw(st.integers(0, 60))
             outputs[job].append((instant, position, _tagged(instant, position, text)))
     return [[line for *_, line in sorted(lines, key=lambda entry: entry[:2])] for lines in outputs]
 

@@ -156,11 +156,14 @@ class _FollowingMerge:
                         raise RuntimeError(f"replay job {job} ended in the middle of a line")
                     self.done[job] = True
                 continue
-            lines = (self.partial[job] + chunk).splitlines(keepends=True)
-            self.partial[job] = b"" if lines[-1].endswith(b"\n") else lines.pop()
-            if lines:
+            data = self.partial[job] + chunk
+            complete = data.rfind(b"\n") + 1
+            self.partial[job] = data[complete:]
+            if complete:
+                # split at newlines alone (`splitlines` also splits at \r, \x0c, \x1c ...)
+                lines = data[: complete - 1].split(b"\n")
                 self.held[job] += lines
-                self.held_bytes[job] += sum(map(len, lines))
+                self.held_bytes[job] += complete
                 self.last_tag[job] = lines[-1][:TAG_WIDTH]
         waiting = [self.last_tag[job] for job in range(len(self.files)) if not self.done[job]]
         self._write_through(min(waiting) if waiting else None)
@@ -181,10 +184,11 @@ class _FollowingMerge:
             cut = len(held) if bound is None else bisect.bisect_right(held, bound, key=_tag)
             if cut:
                 ready += held[:cut]
-                self.held_bytes[job] -= sum(map(len, held[:cut]))
+                self.held_bytes[job] -= sum(map(len, held[:cut])) + cut
                 del held[:cut]
-        ready.sort(key=_tag)  # each job's lines a sorted run: a merge, in C; stable
-        self.out.write(b"".join([line[TAG_WIDTH:] for line in ready]))
+        if ready:
+            ready.sort(key=_tag)  # each job's lines a sorted run: a merge, in C; stable
+            self.out.write(b"\n".join([line[TAG_WIDTH:] for line in ready]) + b"\n")
 
     def close(self) -> None:
         for handle in self.files:
