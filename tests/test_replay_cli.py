@@ -437,3 +437,44 @@ def test_replay_in_jobs_of_a_named_pipe_reads_it_once_in_one_process(tmp_path):
     result = run_replay(str(pipe), "--jobs", "3", "--states", str(tmp_path / "s.jsonl"))
     assert result.returncode == 0, result.stderr
     assert sorted(r["customer_id"] for r in jsonl(tmp_path / "s.jsonl")) == sorted(f"c{n}" for n in range(50))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_replay_on_a_terminal_shows_its_progress_through_the_whole_input(tmp_path, jobs):
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    history = tmp_path / "history.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "stream", "generate", "--customers", "700", "--seed", "3", "-o", str(history)],
+        check=True,
+        capture_output=True,
+    )
+    terminal, stderr = pty.openpty()
+    # a terminal 120 columns wide: one of no size shows a bar of no width
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "stream", "replay", str(history), "--jobs", jobs],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    os.close(stderr)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 1 << 16)
+        except OSError:  # EIO: the replay closed the terminal's other end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert replay.wait() == 0
+    bars = [part for part in re.split(rb"[\r\n]", shown) if part.startswith(b"replay:")]
+    assert bars, shown
+    done, total = re.search(rb"\| *(\S+)/(\S+) \[", bars[-1]).groups()
+    assert b"100%" in bars[-1] and done == total, bars[-1]
+    assert history.stat().st_size > 1 << 20  # more than one of the jobs' counting steps

@@ -34,9 +34,23 @@ from typing import Any
 import orjson
 
 from ..cli.common import UsageError, input_layout
-from ..cli.replay_command import TAG_WIDTH, ReplayOutputs, ReplayResult, replay_here, replay_lines
+from ..cli.replay_command import (
+    TAG_WIDTH,
+    ReplayOutputs,
+    ReplayResult,
+    progress_bar,
+    replay_here,
+    replay_lines,
+)
 from ..config import Config
-from ..inputs.files import InputFormatError, Piece, format_lines, open_input, piece_lines, split_inputs
+from ..inputs.files import (
+    InputFormatError,
+    Piece,
+    format_lines,
+    open_input,
+    piece_lines,
+    split_inputs,
+)
 from ..inputs.time_order import (
     BEFORE_ALL,
     Entry,
@@ -64,9 +78,10 @@ def replay_in_jobs(
         context = multiprocessing.get_context("fork")
         shares = split_inputs(args.inputs, jobs) if _shareable(args) else None
         meeting = _Meeting(context, jobs) if shares is not None else None
+        read = _ReadCount(context)
         processes = [
             context.Process(
-                target=_job, args=(args, config, until, job, jobs, directory, outputs, shares, meeting)
+                target=_job, args=(args, config, until, job, jobs, directory, outputs, shares, meeting, read)
             )
             for job in range(jobs)
         ]
@@ -77,11 +92,14 @@ def replay_in_jobs(
         ]
         for process in processes:
             process.start()
+        progress = progress_bar(args.inputs)  # after the forks: the bar starts a thread
         try:
-            failed = _wait_for(processes, meeting, merges)
+            failed = _wait_for(processes, meeting, merges, lambda: read.show(progress))
         finally:
             for merge in merges:
                 merge.close()
+            if progress is not None:
+                progress.close()
         if failed:
             raise UsageError(f"replay job(s) {', '.join(map(str, failed))} failed; see the messages above")
         return _merged([orjson.loads((directory / f"{job}.json").read_bytes()) for job in range(jobs)])
@@ -89,7 +107,12 @@ def replay_in_jobs(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _wait_for(processes: list[Any], meeting: _Meeting | None, merges: list[_FollowingMerge]) -> list[int]:
+def _wait_for(
+    processes: list[Any],
+    meeting: _Meeting | None,
+    merges: list[_FollowingMerge],
+    on_wake: Callable[[], None] = lambda: None,
+) -> list[int]:
     """The jobs that failed, their outputs merged as they come while they run. The first to
     fail breaks the meeting: the others, which would wait there for its share forever, fail
     too."""
@@ -104,11 +127,35 @@ def _wait_for(processes: list[Any], meeting: _Meeting | None, merges: list[_Foll
                 meeting.barrier.abort()
         for merge in merges:
             merge.step(ended)
+        on_wake()
     failed = [job for job, process in enumerate(processes) if process.exitcode != 0]
     if not failed:
         for merge in merges:
             merge.finish()
     return failed
+
+
+class _ReadCount:
+    """Bytes of the input the jobs have read, for the parent's progress bar (as one process
+    shows it). Each job adds its count a megabyte at a time: the lock is not taken a line."""
+
+    def __init__(self, context: Any) -> None:
+        self.total = context.Value("q", 0)
+        self.unsent = 0
+
+    def update(self, count: int) -> None:
+        self.unsent += count
+        if self.unsent >= 1 << 20:
+            self.close()
+
+    def close(self) -> None:
+        with self.total.get_lock():
+            self.total.value += self.unsent
+        self.unsent = 0
+
+    def show(self, progress: Any) -> None:
+        if progress is not None:
+            progress.update(self.total.value - progress.n)
 
 
 class _Meeting:
@@ -232,6 +279,7 @@ def _job(
     wanted: ReplayOutputs,
     shares: list[list[Piece]] | None,
     meeting: _Meeting | None,
+    read: _ReadCount,
 ) -> None:
     count = config.kafka.partitions
     # asked for every line of the input: a dict of this job's answers costs half a lookup
@@ -251,11 +299,12 @@ def _job(
     outputs = ReplayOutputs(*files)
     if shares is not None and meeting is not None:
         ordering = OrderingStats(rising=array("q"))
-        lines = _share_lines(shares, job, job_for, directory, meeting, ordering)
+        lines = _share_lines(shares, job, job_for, directory, meeting, ordering, read)
         result = replay_lines(config, until, outputs, lines, ordering, tagged=True)
     else:
         mine = lambda customer_id: job_for(customer_id) == job  # noqa: E731
-        result = replay_here(args, config, until, outputs, keep=mine)
+        # every job reads every line: job 0 counts them
+        result = replay_here(args, config, until, outputs, keep=mine, progress=read if job == 0 else None)
         if job != 0:  # every job read every line: job 0 tells how they were ordered
             result = result._replace(lines=0, out_of_order=0)
     for handle in files:
@@ -281,6 +330,7 @@ def _share_lines(
     directory: Path,
     meeting: _Meeting,
     ordering: OrderingStats,
+    read: _ReadCount,
 ) -> Iterator[OrderedLine]:
     """This job's lines in time order: those of its customers in its share of the input, and
     those the other jobs found in theirs. `ordering` ends up counting this share's lines."""
@@ -290,7 +340,7 @@ def _share_lines(
     outgoing = {other: _Outgoing(directory / f"{job}-{other}.lines") for other in range(jobs) if other != job}
     try:
         pieces = shares[job]
-        lines = ((at, SourcedLine(piece.path, line)) for piece in pieces for at, line in piece_lines(piece))
+        lines = _read_counted(pieces, read)
         for entry, customer_id in keyed_lines(lines, ordering, previous=None):
             to = job_for(customer_id)
             if to != job:
@@ -299,6 +349,7 @@ def _share_lines(
                 unplaced.append(entry)
             else:
                 runs.add(entry)
+        read.close()
         for writer in outgoing.values():
             writer.close()
         meeting.latest[job] = ordering.latest
@@ -320,6 +371,13 @@ def _share_lines(
         yield from runs.ordered()
     finally:
         runs.close()
+
+
+def _read_counted(pieces: list[Piece], read: _ReadCount) -> Iterator[tuple[int, SourcedLine]]:
+    for piece in pieces:
+        for at, line in piece_lines(piece):
+            read.update(len(line.raw) + 1)
+            yield at, SourcedLine(piece.path, line)
 
 
 def _previous(meeting: _Meeting, share: int) -> int:
