@@ -64,6 +64,7 @@ from ..inputs.time_order import (
 )
 from ..kafka.partitioning import partition_for
 from .driver import ReplayStats
+from .shared_count import SharedCount
 
 _KINDS = ("transitions", "segment_changes", "states", "rejects")
 _HAND_OVER_CHUNK = 4096
@@ -78,7 +79,7 @@ def replay_in_jobs(
         context = multiprocessing.get_context("fork")
         shares = split_inputs(args.inputs, jobs) if _shareable(args) else None
         meeting = _Meeting(context, jobs) if shares is not None else None
-        read = _ReadCount(context)
+        read = SharedCount(context, flush_at=1 << 20)  # bytes: a megabyte at a time
         processes = [
             context.Process(
                 target=_job, args=(args, config, until, job, jobs, directory, outputs, shares, meeting, read)
@@ -133,29 +134,6 @@ def _wait_for(
         for merge in merges:
             merge.finish()
     return failed
-
-
-class _ReadCount:
-    """Bytes of the input the jobs have read, for the parent's progress bar (as one process
-    shows it). Each job adds its count a megabyte at a time: the lock is not taken a line."""
-
-    def __init__(self, context: Any) -> None:
-        self.total = context.Value("q", 0)
-        self.unsent = 0
-
-    def update(self, count: int) -> None:
-        self.unsent += count
-        if self.unsent >= 1 << 20:
-            self.close()
-
-    def close(self) -> None:
-        with self.total.get_lock():
-            self.total.value += self.unsent
-        self.unsent = 0
-
-    def show(self, progress: Any) -> None:
-        if progress is not None:
-            progress.update(self.total.value - progress.n)
 
 
 class _Meeting:
@@ -279,7 +257,7 @@ def _job(
     wanted: ReplayOutputs,
     shares: list[list[Piece]] | None,
     meeting: _Meeting | None,
-    read: _ReadCount,
+    read: SharedCount,
 ) -> None:
     count = config.kafka.partitions
     # asked for every line of the input: a dict of this job's answers costs half a lookup
@@ -330,7 +308,7 @@ def _share_lines(
     directory: Path,
     meeting: _Meeting,
     ordering: OrderingStats,
-    read: _ReadCount,
+    read: SharedCount,
 ) -> Iterator[OrderedLine]:
     """This job's lines in time order: those of its customers in its share of the input, and
     those the other jobs found in theirs. `ordering` ends up counting this share's lines."""
@@ -373,7 +351,7 @@ def _share_lines(
         runs.close()
 
 
-def _read_counted(pieces: list[Piece], read: _ReadCount) -> Iterator[tuple[int, SourcedLine]]:
+def _read_counted(pieces: list[Piece], read: SharedCount) -> Iterator[tuple[int, SourcedLine]]:
     for piece in pieces:
         for at, line in piece_lines(piece):
             read.update(len(line.raw) + 1)

@@ -47,6 +47,7 @@ from ..worker.state import (
     segments_key,
 )
 from .driver import Replay
+from .shared_count import SharedCount
 
 # records read per fetch
 FETCH_RECORDS = 10_000
@@ -130,7 +131,7 @@ def _in_processes(
 ) -> RebuildSummary:
     context = multiprocessing.get_context("fork")  # the children share the parsed config
     results = context.SimpleQueue()
-    read = context.Value("q", 0)
+    read = SharedCount(context, flush_at=10_000)  # records
     processes = [
         context.Process(
             target=_job, args=(config, share, ends, emit_transitions, now_us, read, results), daemon=True
@@ -139,12 +140,10 @@ def _in_processes(
     ]
     for process in processes:
         process.start()
-    shown = 0
     while any(process.is_alive() for process in processes):
         time.sleep(0.2)
-        if progress is not None:
-            progress.update(read.value - shown)
-            shown = read.value
+        read.show(progress)
+    read.show(progress)
     failed = [share for share, process in zip(shares, processes, strict=True) if process.exitcode != 0]
     if failed:
         raise RebuildFailed(f"rebuild of partition(s) {failed} failed; see the messages above")
@@ -160,16 +159,12 @@ def _job(
     ends: dict[int, int],
     emit_transitions: bool,
     now_us: Callable[[], int],
-    read: Any,
+    read: SharedCount,
     results: Any,
 ) -> None:
-    class Counted:
-        def update(self, count: int) -> None:
-            with read.get_lock():
-                read.value += count
-
     with few_collections():
-        summary = asyncio.run(_rebuild_partitions(config, numbers, ends, emit_transitions, now_us, Counted()))
+        summary = asyncio.run(_rebuild_partitions(config, numbers, ends, emit_transitions, now_us, read))
+    read.close()
     results.put(summary)
 
 
