@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
-from rocksdict import WriteOptions
-
 from ..kafka.partitioning import partition_for
 
 
@@ -33,21 +31,13 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
         mapping: MutableMapping[bytes, bytes] = table
         return PartitionAccess(mapping.get, mapping.__setitem__, lambda key: _discard(mapping, key))
 
-    unlogged: list[Any] = []  # the database last seen, once its writes skip the log
-
     def local() -> Any:
         # The store is made on first use, and RocksDB opens (and closes) a database per
         # partition as partitions come and go: asked for each time, as faust does. In memory,
         # one dict holds every partition.
         store = table.data
         opener = getattr(store, "_db_for_partition", None)
-        if opener is None:
-            return _Dict(store.data)
-        db = opener(partition)
-        if not unlogged or unlogged[0] is not db:
-            skip_write_ahead_log(db)
-            unlogged[:] = [db]
-        return db
+        return _Dict(store.data) if opener is None else opener(partition)
 
     def get(key: bytes) -> bytes | None:
         value: bytes | None = local().get(key)
@@ -60,24 +50,6 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
         local().delete(key)
 
     return PartitionAccess(get, put, delete)
-
-
-def skip_write_ahead_log(db: Any) -> None:
-    """Make every later write to `db` (a rocksdict database) skip RocksDB's write-ahead log.
-
-    The local store is a cache of the table's changelog: after a crash, faust restores it
-    from the changelog offset the store itself records as persisted. The log's one `write`
-    call per put was two thirds of the customer's write, 7 % of the worker's time (py-spy
-    --native). Without it, a crash loses what was written since the last memtable flush,
-    and loses it whole: the persisted offset is written to the same database after the
-    writes it covers, so what survives is a prefix of the writes, offset included, and the
-    restore starts early enough. A clean close flushes the memtables. Writes made through
-    the log before this call (a restore) stay ahead of every write made after it, so the
-    prefix holds across the switch.
-    """
-    options = WriteOptions()
-    options.disable_wal = True
-    db.set_write_options(options)
 
 
 def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tuple[bytes, bytes]]:
