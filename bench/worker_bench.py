@@ -321,8 +321,8 @@ def _rate_until_done(
     Offsets move a commit at a time (every 2.8 s), so the rate is taken between two
     commits, each seen within a poll of when it happened (one client, polled every 50 ms),
     and the last commit is left out: it comes up to a commit interval after the last event,
-    so a run's time counted whole intervals (runs of the same worker gave 4,500 or 5,185
-    events/s, 8 or 7 intervals).
+    so a run's time counted whole intervals (runs of one worker gave 4,478 or 5,185
+    events/s: 8 or 7 intervals).
     """
     try:
         samples = asyncio.run(_commits(bootstrap, f"bench-{tag}", topic, lines, workers))
