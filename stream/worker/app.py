@@ -25,7 +25,8 @@ from . import acks, send_buffer
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
-from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE
+from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE, written_later
+from .tables import restore_keeping_later
 from .watchdog import StallWatch, kafka_partition_state
 
 MiB = 1024 * 1024
@@ -88,6 +89,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         )
 
     customers = bytes_table(CUSTOMERS_TABLE)
+    restore_keeping_later(customers, written_later)
     clocks = bytes_table(CLOCKS_TABLE)
     erasures = bytes_table(ERASURES_TABLE)
     tables = {CUSTOMERS_TABLE: customers, ERASURES_TABLE: erasures}

@@ -145,6 +145,19 @@ decode_head = _decoder(StoredHead, CustomerHead)
 decode_pending_erasures = msgspec.msgpack.Decoder(list[PendingErasure]).decode
 
 
+def written_later(local: bytes, incoming: bytes) -> bool:
+    """True when the stored record `local` was written after `incoming` in its partition's
+    processing: a later orders offset processed through, or the same and a later partition
+    clock. (Equal: not later.)"""
+    return _write_order(decode_head(local)) > _write_order(decode_head(incoming))
+
+
+def _write_order(stored: StoredHead) -> tuple[int, int]:
+    through = -1 if stored.orders_through is None else stored.orders_through
+    clock = -1 if stored.partition_clock is None else stored.partition_clock
+    return through, clock
+
+
 def encode_stored(stored: StoredCustomer) -> bytes:
     return _encode(stored)
 
