@@ -374,7 +374,7 @@ async def _write_state(
         written_by = (orders, last) if last is not None else None
         for customer in partition.customers.values():
             key = customer.customer_id.encode()
-            stored = StoredCustomer(customer, [], partition.clock_us, written_by, last)
+            stored = StoredCustomer(customer, [], partition.clock_us, written_by, last, rebuilt=True)
             await outputs.send(customers, key, encode_stored(stored), number)
             record = customer_record(customer, partition.clock_us, partition.scorer)
             await outputs.send(config.topics.customer_state, key, encode(record), number)

@@ -25,8 +25,8 @@ from . import acks, send_buffer
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
-from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE, written_later
-from .tables import restore_keeping_later
+from .state import CLOCKS_TABLE, CUSTOMERS_TABLE, ERASURES_TABLE, restored_clocks_entry, restored_customer
+from .tables import restore_resolving
 from .watchdog import StallWatch, kafka_partition_state
 
 MiB = 1024 * 1024
@@ -89,8 +89,9 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         )
 
     customers = bytes_table(CUSTOMERS_TABLE)
-    restore_keeping_later(customers, written_later)
+    restore_resolving(customers, restored_customer)
     clocks = bytes_table(CLOCKS_TABLE)
+    restore_resolving(clocks, restored_clocks_entry)
     erasures = bytes_table(ERASURES_TABLE)
     tables = {CUSTOMERS_TABLE: customers, ERASURES_TABLE: erasures}
     source = app.topic(config.topics.orders, config.topics.ticks, **raw)

@@ -47,6 +47,8 @@ class StoredCustomer(msgspec.Struct, array_like=True):
     # the last orders offset of the partition processed when this record was written; see
     # PartitionRuntime.recorded_through
     orders_through: int | None = None
+    # written by `lifecycle rebuild`, which computes history afresh; see `restored_customer`
+    rebuilt: bool = False
 
 
 class CustomerHead(msgspec.Struct):
@@ -67,6 +69,7 @@ class StoredHead(msgspec.Struct, array_like=True):
     partition_clock: int | None = None
     written_by: tuple[str, int] | None = None
     orders_through: int | None = None
+    rebuilt: bool = False
 
 
 class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
@@ -145,6 +148,23 @@ decode_head = _decoder(StoredHead, CustomerHead)
 decode_pending_erasures = msgspec.msgpack.Decoder(list[PendingErasure]).decode
 
 
+def restored_customer(key: bytes, here: bytes, incoming: bytes | None) -> bytes | None:
+    """What a restore from the changelog leaves of a customer the local store holds as
+    `here`, when the changelog brings `incoming` (None: a tombstone).
+
+    After a crash the store runs ahead of the changelog: a customer written twice, the second
+    write's record never sent, must not go back to the first (docs/field-notes.md). So a
+    stored record written later in the partition's processing is kept, and sent to the
+    changelog again at take-up, as every record written by an uncommitted message is. A
+    rebuild's record always wins: it replaces the history under the rules of the day, and the
+    store it meets is the one the stopped worker left, whose ticks may have written its
+    customers after the rebuilt history's last order. Tombstones are applied.
+    """
+    if incoming is None or decode_head(incoming).rebuilt:
+        return incoming
+    return here if written_later(here, incoming) else incoming
+
+
 def written_later(local: bytes, incoming: bytes) -> bool:
     """True when the stored record `local` was written after `incoming` in its partition's
     processing: a later orders offset processed through, or the same and a later partition
@@ -156,6 +176,24 @@ def _write_order(stored: StoredHead) -> tuple[int, int]:
     through = -1 if stored.orders_through is None else stored.orders_through
     clock = -1 if stored.partition_clock is None else stored.partition_clock
     return through, clock
+
+
+def restored_clocks_entry(key: bytes, here: bytes, incoming: bytes | None) -> bytes | None:
+    """What a restore from the changelog leaves of an entry of the partition-clocks table.
+
+    Pending erasures are merged, not replaced: after a crash the changelog may bring back an
+    older list (or its removal) over the one the store holds, and an erasure missing from it
+    would not be sent again (see PendingErasure). An entry whose message is committed by now
+    is dropped at the next message. Clocks and "orders processed through" are applied as they
+    come: taking up a partition takes the maximum of those and the customers' own.
+    """
+    if not key.startswith(ERASING_PREFIX):
+        return incoming
+    pending = decode_pending_erasures(here)
+    known = {(p.marker, p.written_by) for p in pending}
+    if incoming is not None:
+        pending += [p for p in decode_pending_erasures(incoming) if (p.marker, p.written_by) not in known]
+    return encode_pending_erasures(sorted(pending, key=lambda p: p.written_by))
 
 
 def encode_stored(stored: StoredCustomer) -> bytes:
@@ -349,6 +387,9 @@ def segments_key(number: int) -> bytes:
     return f"segments-{number}".encode()
 
 
+ERASING_PREFIX = b"erasing-"
+
+
 def erasing_key(number: int) -> bytes:
     """Erasures whose message is not yet committed; see PendingErasure."""
-    return f"erasing-{number}".encode()
+    return ERASING_PREFIX + str(number).encode()

@@ -52,36 +52,50 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
     return PartitionAccess(get, put, delete)
 
 
-def restore_keeping_later(table: Any, later: Callable[[bytes, bytes], bool]) -> None:
-    """Make faust's restore of `table` from its changelog keep a local record that
-    `later(local, incoming)` says was written after the incoming one.
+Resolve = Callable[[bytes, bytes, bytes | None], bytes | None]
+
+
+def restore_resolving(table: Any, resolve: Resolve) -> None:
+    """Make faust's restore of `table` from its changelog ask `resolve(key, here, incoming)`
+    what the local store should hold when a changelog record (`incoming`, None for a
+    tombstone) meets a key the store holds (`here`).
 
     faust restores from the offset the store noted as persisted (on each ack) up to the end
-    of the changelog, over what the store holds. After a crash the store runs ahead of the
-    changelog: a customer written twice, the second write's record never sent, was put back
-    to the first, and the redelivered messages then applied again as late events, with
-    transitions the history does not have (docs/field-notes.md). A record kept this way is
-    sent to the changelog again at take-up, as every record written by an uncommitted
-    message is. Tombstones, and records the store lacks, are applied as faust does.
+    of the changelog, over what the store holds, and after a crash the store runs ahead of
+    the changelog. Records `resolve` answers with `incoming` go to faust as they are; the
+    answers it gives otherwise are written after faust's batch. The batch's last offset is
+    noted as persisted either way.
     """
     apply = table.apply_changelog_batch
 
-    def apply_keeping_later(batch: Any) -> None:
+    def apply_resolving(batch: Any) -> None:
         events = list(batch)
         stores: dict[int, PartitionAccess] = {}
-        kept = []
+        # what each key will hold once the events so far are applied, and those not by faust
+        holding: dict[tuple[int, bytes], bytes | None] = {}
+        resolved: dict[tuple[int, bytes], bytes | None] = {}
+        passed = []
         for event in events:
             message = event.message
-            if message.value is not None:
-                store = stores.get(message.partition)
-                if store is None:
-                    store = stores[message.partition] = partition_access(table, message.partition)
-                here = store.get(message.key)
-                if here is not None and later(here, message.value):
-                    continue
-            kept.append(event)
-        apply(kept)
-        if len(kept) < len(events):  # faust notes the last offset of what it was given
+            store = stores.get(message.partition)
+            if store is None:
+                store = stores[message.partition] = partition_access(table, message.partition)
+            slot = (message.partition, message.key)
+            here = holding[slot] if slot in holding else store.get(message.key)
+            value = message.value if here is None else resolve(message.key, here, message.value)
+            holding[slot] = value
+            if value is message.value:
+                passed.append(event)
+                resolved.pop(slot, None)
+            else:
+                resolved[slot] = value
+        apply(passed)
+        for (partition, key), value in resolved.items():
+            if value is None:
+                stores[partition].delete(key)
+            else:
+                stores[partition].put(key, value)
+        if len(passed) < len(events):  # faust notes the last offset of what it was given
             last: dict[Any, int] = {}
             for event in events:
                 tp = event.message.tp
@@ -89,7 +103,7 @@ def restore_keeping_later(table: Any, later: Callable[[bytes, bytes], bool]) -> 
             for tp, offset in last.items():
                 table.data.set_persisted_offset(tp, offset)
 
-    table.apply_changelog_batch = apply_keeping_later
+    table.apply_changelog_batch = apply_resolving
 
 
 def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tuple[bytes, bytes]]:
