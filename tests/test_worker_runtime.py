@@ -8,6 +8,7 @@ from stream.config import config_from_mapping, load_config
 from stream.inputs.messages import Tick, encode
 from stream.lifecycle.instants import from_us
 from stream.worker.runtime import CATCH_UP_STEP, FETCHED_PAST_LOOKS, Output, Worker
+from stream.worker.state import decode_stored
 from tests.helpers import NOW, at, cancelled, erased, placed
 
 
@@ -205,6 +206,27 @@ def test_an_erasure_lost_in_a_crash_is_sent_again_when_the_partition_is_taken_up
     assert Output(worker.topics.customer_state, b"c1", None, 0) in resent
     # the customer's tombstone, for the customers table's changelog
     assert Output(worker.customers_changelog, b"c1", None, 0) in resent
+
+
+def test_a_customer_back_after_an_erasure_both_lost_in_a_crash_keeps_the_new_life():
+    tables = _Restartable()
+    worker = tables.start()
+    orders = worker.topics.orders
+    history = [placed("c1", "o1", at(0)), erased("c1", at(1)), placed("c1", "o2", at(2))]
+    for offset, event in enumerate(history):
+        worker.on_message(orders, 0, offset, b"c", orjson.dumps(event))
+    worker.drain()
+    # SIGKILL: the erasure and the order after it not committed
+    tables.committed = 1
+    again = tables.start()
+    for offset, event in enumerate(history[1:], start=1):  # redelivered
+        again.on_message(orders, 0, offset, b"c", orjson.dumps(event))
+    stored = decode_stored(tables.customers[b"c1"]).state
+    assert set(stored.orders) == {"o2"}
+    sent = [o for o in again.drain() if o.key == b"c1"]
+    for topic in (again.customers_changelog, again.topics.customer_state):
+        # what the changelog and the state topic say last: the new life, not a tombstone
+        assert [o.value for o in sent if o.topic == topic][-1] is not None
 
 
 def test_a_committed_erasure_keeps_nothing_of_the_customer():

@@ -38,6 +38,13 @@ def erasure_key(customer_id: str) -> str:
     return hashlib.blake2b(customer_id.encode(), digest_size=16, person=b"lifecycle-erase").hexdigest()
 
 
+def back_after_erasure(customer: CustomerState, erased_at: int) -> bool:
+    """True when `customer` is a life begun after an erasure at partition clock `erased_at`
+    (events no newer than the erasure cannot begin one, see `Partition._before_erasure`),
+    not the erased life itself."""
+    return customer.created_at > erased_at
+
+
 class Scheduled(Protocol):
     """What the deadline index needs of a stored customer."""
 
@@ -222,11 +229,17 @@ class Partition:
         now_us: int,
     ) -> EventResult:
         assert self.clock_us is not None
-        if customer is None and self._before_erasure(event.customer_id, to_us(event.occurred_at)):
-            # an erasure its marker already covers: a redelivery, which must not move the
-            # marker to a later clock (that would end a later life of the customer)
-            return EventResult(Outcome.DUPLICATE, fired)
-        self.erasures[erasure_key(event.customer_id)] = self.clock_us
+        marker = erasure_key(event.customer_id)
+        erased_at = self.erasures.get(marker)
+        # An erasure its marker already covers is a redelivery. It must not move the marker
+        # to a later clock (that would end a later life of the customer), nor erase the
+        # customer back since as a new one; it erases a customer of the erased life, put
+        # back by a store restored from before the erasure.
+        if erased_at is not None and to_us(event.occurred_at) <= erased_at:
+            if customer is None or back_after_erasure(customer, erased_at):
+                return EventResult(Outcome.DUPLICATE, fired)
+        else:
+            self.erasures[marker] = self.clock_us
         if customer is None:
             return EventResult(Outcome.APPLIED, fired, erased=True)
         fired += self._erasure_changes(customer, event.event_id, now_us)

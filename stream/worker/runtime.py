@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -32,9 +32,9 @@ from ..inputs.messages import (
 )
 from ..kafka.partitioning import partition_for
 from ..kafka.topics import per_name_topic, per_segment_topic
-from ..lifecycle import Outcome, Partition, State, Transition, event_type
+from ..lifecycle import CustomerState, Outcome, Partition, State, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
-from ..lifecycle.partition import erasure_key
+from ..lifecycle.partition import back_after_erasure, erasure_key
 from ..lifecycle.segments import SegmentRules
 from ..lifecycle.transitions import Change, SegmentChange
 from ..wallclock import wall_clock_us
@@ -247,7 +247,7 @@ class Worker:
                 core, customers, persisted_clock=clock, recorded_through=recorded.get(number)
             )
             runtime.erasing = erasing.get(number, [])
-            self._resend_erasures(number, runtime.erasing)
+            self._resend_erasures(number, runtime.erasing, customers)
             if fingerprints[number] != self.segment_fingerprint:
                 runtime.reevaluate = [c.customer_id for c in states[number]]
             self._count_members(runtime, states[number])
@@ -423,15 +423,22 @@ class Worker:
             record = customer_record(state, stored.partition_clock, self.scorer)
             self._emit(self.topics.customer_state, key, encode(record), number)
 
-    def _resend_erasures(self, number: int, pending: list[PendingErasure]) -> None:
+    def _resend_erasures(
+        self, number: int, pending: list[PendingErasure], customers: Mapping[str, CustomerState]
+    ) -> None:
         """Send again what an erasure past the committed offset sent; see PendingErasure."""
         for erasure in pending:
             key = erasure.customer_id.encode()
             self._resend_outboxes(number, key, erasure.outboxes)
-            if self._uncommitted(number, erasure.written_by):
+            if not self._uncommitted(number, erasure.written_by):
+                continue
+            marker = erasure.marker.encode()
+            self.resend_changelog(ERASURES_TABLE, number, marker, str(erasure.erased_at).encode())
+            # A customer back since as a new one had its record sent again (take-up sends
+            # customers first): a tombstone after it would erase the new life downstream.
+            customer = customers.get(erasure.customer_id)
+            if customer is None or not back_after_erasure(customer, erasure.erased_at):
                 self._emit_changelog(number, key, None)
-                marker = erasure.marker.encode()
-                self.resend_changelog(ERASURES_TABLE, number, marker, str(erasure.erased_at).encode())
                 self._emit(self.topics.customer_state, key, None, number)
 
     def _resend_outboxes(self, number: int, key: bytes, outboxes: list[Outbox]) -> None:

@@ -1,5 +1,7 @@
 """Applying events and moving the partition clock: every rule of LIFECYCLE.md with its instants."""
 
+import copy
+
 from stream.lifecycle import Outcome, Policy, PolicyBook, State, TimeRules, transition_event_id
 from stream.lifecycle.instants import DAY_US, MINUTE_US, from_us
 from tests.helpers import (
@@ -290,6 +292,33 @@ def test_an_erasure_redelivered_after_the_clock_moved_on_is_a_duplicate_and_keep
     assert again.outcome is Outcome.DUPLICATE and not again.erased
     assert p.erasures == marker  # not moved to the clock (day 9)
     # an order of day 8 is of a new life, as it was before the redelivery
+    [back] = apply_all(p, [placed("c1", "o2", at(8))])
+    assert back.transition == "became_one_timer"
+
+
+def test_an_erasure_redelivered_after_the_customer_came_back_leaves_the_new_life_alone():
+    p = new_partition()
+    erasure = erased("c1", at(6))
+    apply_all(p, [placed("c1", "o1", at(0)), erasure, placed("c1", "o2", at(8))])
+    again = p.apply(decoded(erasure), NOW)
+    assert again.outcome is Outcome.DUPLICATE and again.transitions == [] and not again.erased
+    assert set(p.customers["c1"].orders) == {"o2"}
+
+
+def test_an_erasure_redelivered_over_the_erased_life_put_back_erases_it_at_the_markers_instant():
+    # a store restored from before the erasure holds the erased life again
+    p = new_partition()
+    erasure = erased("c1", at(6))
+    apply_all(p, [placed("c1", "o1", at(0))])
+    erased_life = copy.deepcopy(p.customers["c1"])
+    apply_all(p, [erasure, placed("x", "x1", at(9))])
+    marker = dict(p.erasures)
+    p.customers["c1"] = erased_life
+    again = p.apply(decoded(erasure), NOW)
+    assert again.outcome is Outcome.APPLIED and again.erased
+    assert [t.transition for t in again.transitions] == ["one_timer_to_prospect"]
+    assert "c1" not in p.customers
+    assert p.erasures == marker  # not moved to the clock (day 9): a life begun on day 8 stays
     [back] = apply_all(p, [placed("c1", "o2", at(8))])
     assert back.transition == "became_one_timer"
 
