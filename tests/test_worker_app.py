@@ -31,3 +31,13 @@ async def test_faust_s_own_metrics_are_off_unless_asked_for_and_ours_are_served_
     names = {line.split()[2] for line in page.body.decode().splitlines() if line.startswith("# TYPE")}
     assert "lifecycle_events_total" in names and "lifecycle_ready" in names
     assert any(name.startswith("faust_") for name in names) is faust_metrics
+
+
+@pytest.mark.parametrize(("session", "heartbeat"), [("10s", 1.0), ("60s", 3.0), ("90s", 3.0)])
+def test_a_short_session_gets_heartbeats_often_enough_to_hear_of_a_rebalance_soon(
+    own_registry, session, heartbeat
+):
+    config = load_config(None, environ={}, overrides={"worker": {"session_timeout": session}})
+    app, _ = worker_app.create_app(config)
+    assert app.conf.broker_heartbeat_interval == heartbeat
+    assert app.conf.broker_heartbeat_interval * 3 <= app.conf.broker_session_timeout
