@@ -184,15 +184,20 @@ class _Restartable:
             resend_changelog=lambda table, n, key, value: self.resent.append((table, n, key, value)),
         )
 
+    def processed(self, history: list[dict]) -> tuple[Worker, list[Output]]:
+        """A worker that handled `history` (orders offsets 0, 1, …) and what it sent."""
+        worker = self.start()
+        for offset, event in enumerate(history):
+            worker.on_message(worker.topics.orders, 0, offset, b"c", orjson.dumps(event))
+        return worker, worker.drain()
+
 
 def test_an_erasure_lost_in_a_crash_is_sent_again_when_the_partition_is_taken_up():
     tables = _Restartable()
-    worker = tables.start()
-    orders = worker.topics.orders
     history = [placed("c1", "o1", at(0)), erased("c1", at(1)), placed("c2", "o2", at(2))]
-    for offset, event in enumerate(history):
-        worker.on_message(orders, 0, offset, b"c", orjson.dumps(event))
-    first = [o for o in worker.drain() if o.key == b"c1"]
+    worker, sent = tables.processed(history)
+    orders = worker.topics.orders
+    first = [o for o in sent if o.key == b"c1"]
     # SIGKILL: nothing was sent or committed; the local store holds what the worker wrote
     assert b"c1" not in tables.customers
     [(marker, erased_at)] = tables.erasures.items()
@@ -210,17 +215,13 @@ def test_an_erasure_lost_in_a_crash_is_sent_again_when_the_partition_is_taken_up
 
 def test_a_customer_back_after_an_erasure_both_lost_in_a_crash_keeps_the_new_life():
     tables = _Restartable()
-    worker = tables.start()
-    orders = worker.topics.orders
     history = [placed("c1", "o1", at(0)), erased("c1", at(1)), placed("c1", "o2", at(2))]
-    for offset, event in enumerate(history):
-        worker.on_message(orders, 0, offset, b"c", orjson.dumps(event))
-    worker.drain()
+    tables.processed(history)
     # SIGKILL: the erasure and the order after it not committed
     tables.committed = 1
     again = tables.start()
     for offset, event in enumerate(history[1:], start=1):  # redelivered
-        again.on_message(orders, 0, offset, b"c", orjson.dumps(event))
+        again.on_message(again.topics.orders, 0, offset, b"c", orjson.dumps(event))
     stored = decode_stored(tables.customers[b"c1"]).state
     assert set(stored.orders) == {"o2"}
     sent = [o for o in again.drain() if o.key == b"c1"]
