@@ -160,9 +160,12 @@ def restored_customer(key: bytes, here: bytes, incoming: bytes | None) -> bytes 
     store it meets is the one the stopped worker left, whose ticks may have written its
     customers after the rebuilt history's last order. Tombstones are applied.
     """
-    if incoming is None or decode_head(incoming).rebuilt:
+    if incoming is None:
         return incoming
-    return here if written_later(here, incoming) else incoming
+    arriving = decode_head(incoming)  # once: both questions read it
+    if arriving.rebuilt:
+        return incoming
+    return here if _write_order(decode_head(here)) > _write_order(arriving) else incoming
 
 
 def written_later(local: bytes, incoming: bytes) -> bool:
