@@ -56,8 +56,8 @@ def _message(kind: str, customer: int, day: int, order: int, currency: str) -> t
     event = {
         "placed": lambda: placed(cid, oid, when, currency=currency),
         "cancelled": lambda: cancelled(cid, oid, when),
-        # in dollars: a refund of a euro order is rejected after the core began changing
-        # the customer it read
+        # in dollars: a refund of a euro order is rejected (until 2026-11-27, after the core
+        # had begun changing the customer it read)
         "refunded": lambda: refunded(cid, oid, when, 300, currency="USD"),
         "erased": lambda: erased(cid, when),
     }[kind]()
@@ -78,8 +78,8 @@ messages = st.lists(
 )
 
 
-# the case hypothesis finds only now and then: a customer changed in place by a rejected event,
-# then written back by a later one
+# the case hypothesis found only now and then when the core changed a customer in place before
+# rejecting a refund: the customer written back by a later event
 REFUND_REJECTED_THEN_A_WRITE = [
     _message("placed", 0, 0, 0, "EUR"),
     _message("refunded", 0, 1, 0, "EUR"),

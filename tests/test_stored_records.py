@@ -3,11 +3,23 @@ written by earlier versions (a table outlives an upgrade)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.lifecycle import Item, State
-from stream.lifecycle.customer import OrderRecord, new_customer
-from stream.worker.state import Outbox, StoredCustomer, decode_head, decode_stored, encode_stored
+from stream.lifecycle.customer import OrderRecord, RejectedEvent, new_customer, record_event
+from stream.worker.state import (
+    Outbox,
+    StoredCustomer,
+    decode_head,
+    decode_stored,
+    encode_stored,
+    encode_stored_reusing,
+)
+from tests.helpers import at, cancelled, decoded, placed, refunded
 
 
 def _customer():
@@ -94,3 +106,41 @@ def test_orders_are_stored_as_arrays():
     raw = encode_stored(StoredCustomer(customer, [], 5_000, ("orders", 7), 9))
     assert decode_stored(raw).state == customer
     assert len(raw) < len(msgspec.msgpack.encode([_orders_as_maps(customer), [], 5_000, ["orders", 7], 9]))
+
+
+order_events = st.lists(
+    st.tuples(
+        st.sampled_from([placed, placed, cancelled, refunded]),
+        st.integers(0, 3),  # which order
+        st.integers(0, 30),  # day
+        st.sampled_from(["EUR", "USD"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(order_events, st.integers(0, 5))
+def test_a_record_encoded_reusing_earlier_orders_has_the_bytes_of_one_encoded_whole(events, stale):
+    """Each event's record encoded with the orders encoded after the one before, or after
+    one `stale` events earlier, or after none: always the bytes of the whole encoding."""
+    customer = new_customer("c1", at(0))
+    encodings = [None]
+    for maker, order, day, currency in events:
+        if maker is refunded:
+            event = refunded("c1", f"o{order}", at(day), 300, currency=currency)
+        elif maker is placed:
+            item = {"sku": f"SKU-{day}", "qty": 1, "unit_minor": 100 + day}
+            event = placed("c1", f"o{order}", at(day), currency=currency, items=[item])
+        else:
+            event = cancelled("c1", f"o{order}", at(day))
+        with contextlib.suppress(RejectedEvent):  # a refund in another currency
+            record_event(customer, decoded(event), at(day))
+        stored = StoredCustomer(customer, [], at(day), ("orders", len(encodings)), len(encodings))
+        whole = encode_stored(stored)
+        for known in (encodings[-1], encodings[max(0, len(encodings) - 1 - stale)], None):
+            raw, now = encode_stored_reusing(stored, known)
+            assert raw == whole
+            assert decode_stored(raw).state == customer
+        encodings.append(now)

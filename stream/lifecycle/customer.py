@@ -23,11 +23,16 @@ class RejectedEvent(ValueError):
     """An event that is well formed but cannot be applied; the message is the reason."""
 
 
-class OrderRecord(msgspec.Struct, kw_only=True, array_like=True):
+class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True):
     """One order_id: its placement (if seen), cancellation and refunds (by refund event_id).
 
     Encoded as an array: a stored customer holds every order, and its fields' names made a
-    third of the bytes. New fields go at the end, with a default."""
+    third of the bytes. New fields go at the end, with a default.
+
+    A value: a change makes a new record, and the containers it holds (items, refunds) are
+    never changed in place. The worker writes a customer back after every event, and reuses
+    the bytes of each order it encoded before as long as the customer holds the same record
+    (`stream/worker/state.py`)."""
 
     placed_at: int | None = None
     placed_event_id: str | None = None
@@ -137,8 +142,7 @@ def _note_contact(customer: CustomerState, event: OrderPlaced, at_us: int) -> bo
 def _record_placed(customer: CustomerState, event: OrderPlaced, at_us: int) -> bool:
     order = customer.orders.get(event.order_id)
     if order is None:
-        order = customer.orders[event.order_id] = OrderRecord()
-        _fill_placement(order, event, at_us)
+        order = customer.orders[event.order_id] = _placement(event, at_us)
         _count_new_order(customer, event.order_id, order)
         return True
     if order.placed_at is not None and (at_us, event.event_id) >= (
@@ -148,7 +152,8 @@ def _record_placed(customer: CustomerState, event: OrderPlaced, at_us: int) -> b
         # The same order placed twice counts once; keeping the earliest placement (ties by
         # event_id) makes the result independent of arrival order.
         return False
-    _fill_placement(order, event, at_us)
+    # placed after its cancellation or refunds arrived, or placed earlier than it was seen
+    customer.orders[event.order_id] = _placement(event, at_us, order.cancelled, order.refunds)
     refresh_aggregates(customer)
     return True
 
@@ -159,16 +164,25 @@ def _shared(text: str | None) -> str | None:
     return None if text is None else sys.intern(text)
 
 
-def _fill_placement(order: OrderRecord, event: OrderPlaced, at_us: int) -> None:
-    order.placed_at = at_us
-    order.placed_event_id = event.event_id
-    order.total_minor = event.total.amount_minor
-    order.currency = sys.intern(event.total.currency)
-    order.items = event.items
-    order.channel = _shared(event.channel)
-    order.payment_method = _shared(event.payment_method)
-    order.coupon = _shared(event.coupon)
-    order.store_id = _shared(event.store_id)
+def _placement(
+    event: OrderPlaced,
+    at_us: int,
+    cancelled: bool = False,
+    refunds: dict[str, tuple[int, str]] | None = None,
+) -> OrderRecord:
+    return OrderRecord(
+        placed_at=at_us,
+        placed_event_id=event.event_id,
+        total_minor=event.total.amount_minor,
+        currency=sys.intern(event.total.currency),
+        items=event.items,
+        channel=_shared(event.channel),
+        payment_method=_shared(event.payment_method),
+        coupon=_shared(event.coupon),
+        store_id=_shared(event.store_id),
+        cancelled=cancelled,
+        refunds=refunds,
+    )
 
 
 def _count_new_order(customer: CustomerState, order_id: str, order: OrderRecord) -> None:
@@ -190,26 +204,25 @@ def _count_new_order(customer: CustomerState, order_id: str, order: OrderRecord)
 def _record_cancelled(customer: CustomerState, event: OrderCancelled) -> bool:
     order = customer.orders.get(event.order_id)
     if order is None:
-        order = customer.orders[event.order_id] = OrderRecord()
-    if order.cancelled:
+        order = OrderRecord()
+    elif order.cancelled:
         return False
-    order.cancelled = True
+    customer.orders[event.order_id] = msgspec.structs.replace(order, cancelled=True)
     return True
 
 
 def _record_refunded(customer: CustomerState, event: OrderRefunded) -> bool:
     order = customer.orders.get(event.order_id)
     if order is None:
-        order = customer.orders[event.order_id] = OrderRecord()
-    if order.refunds is None:
-        order.refunds = {}
-    elif event.event_id in order.refunds:
+        order = OrderRecord()
+    if order.refunds is not None and event.event_id in order.refunds:
         return False
     if order.currency is not None and event.amount.currency != order.currency:
         raise RejectedEvent(
             f"refund currency {event.amount.currency} differs from the order's currency {order.currency}"
         )
-    order.refunds[event.event_id] = (event.amount.amount_minor, event.amount.currency)
+    refunds = {**(order.refunds or {}), event.event_id: (event.amount.amount_minor, event.amount.currency)}
+    customer.orders[event.order_id] = msgspec.structs.replace(order, refunds=refunds)
     return True
 
 
