@@ -4,6 +4,7 @@ written by earlier versions (a table outlives an upgrade)."""
 from __future__ import annotations
 
 import contextlib
+import gc
 
 import msgspec
 from hypothesis import given, settings
@@ -144,3 +145,17 @@ def test_a_record_encoded_reusing_earlier_orders_has_the_bytes_of_one_encoded_wh
             assert raw == whole
             assert decode_stored(raw).state == customer
         encodings.append(now)
+
+
+def test_a_customer_read_from_the_table_gives_the_garbage_collector_little_to_scan():
+    """Records are left out of the cyclic collector (`gc=False`): of a decoded customer, only
+    the lists it holds are tracked (each order's items), not its orders, events or maps."""
+    customer = new_customer("c1", at(0))
+    for number in range(6):
+        item = {"sku": "SKU-1", "qty": 1, "unit_minor": 100}
+        record_event(customer, decoded(placed("c1", f"o{number}", at(number), items=[item])), at(number))
+    raw = encode_stored(StoredCustomer(customer, [Outbox("orders", 7, [b"{}"])], at(6), ("orders", 7), 7))
+    before = len(gc.get_objects())
+    kept = [decode_stored(raw) for _ in range(100)]
+    tracked = (len(gc.get_objects()) - before) / len(kept)
+    assert tracked <= len(customer.orders) + 3

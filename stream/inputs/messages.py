@@ -49,7 +49,7 @@ def decode_event(raw: bytes) -> OrderEvent:
         raise InvalidEvent(f"not JSON: {error}", "not_json") from None
 
 
-class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
+class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A customer's latest state, as published on the compacted state topic."""
 
     customer_id: str
@@ -149,7 +149,7 @@ def rejection(
     )
 
 
-class Tick(msgspec.Struct, frozen=True):
+class Tick(msgspec.Struct, frozen=True, gc=False):
     """Wall-clock time entering a partition as a message, so deadlines fire with no events."""
 
     at: datetime

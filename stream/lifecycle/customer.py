@@ -23,7 +23,7 @@ class RejectedEvent(ValueError):
     """An event that is well formed but cannot be applied; the message is the reason."""
 
 
-class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True):
+class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True, gc=False):
     """One order_id: its placement (if seen), cancellation and refunds (by refund event_id).
 
     Encoded as an array: a stored customer holds every order, and its fields' names made a
@@ -64,8 +64,13 @@ class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True):
 RecentOrder = tuple[int, int, str, str]
 
 
-class CustomerState(msgspec.Struct, kw_only=True):
-    """Everything the engine keeps about one customer."""
+class CustomerState(msgspec.Struct, kw_only=True, gc=False):
+    """Everything the engine keeps about one customer.
+
+    Like every record of the engine (events, orders, transitions, stored customers), plain
+    data that never refers back to what holds it, so left out of Python's cyclic garbage
+    collector (`gc=False`): a replay holds millions of them, and a worker thousands, which
+    the collector otherwise scanned over and over (in the worker, up to a tenth of its time)."""
 
     customer_id: str
     created_at: int

@@ -17,19 +17,19 @@ MinorUnits = Annotated[int, msgspec.Meta(ge=0, description="amount in the curren
 Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone; compared in UTC")]
 
 
-class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     amount_minor: MinorUnits
     currency: Currency
 
 
-class Item(msgspec.Struct, frozen=True):
+class Item(msgspec.Struct, frozen=True, gc=False):
     sku: NonEmpty
     qty: Annotated[int, msgspec.Meta(ge=1)]
     unit_minor: MinorUnits
     category: str | None = None
 
 
-class _Event(msgspec.Struct, frozen=True, tag_field="type"):
+class _Event(msgspec.Struct, frozen=True, tag_field="type", gc=False):
     event_id: NonEmpty
     customer_id: NonEmpty
     occurred_at: Instant

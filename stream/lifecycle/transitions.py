@@ -87,7 +87,7 @@ def transition_event_id(customer_id: str, created_at_us: int, seq: int) -> str:
 Cause = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased", "deadline"]
 
 
-class FirstOrder(msgspec.Struct, frozen=True):
+class FirstOrder(msgspec.Struct, frozen=True, gc=False):
     """What the customer's first counted order looked like."""
 
     order_id: str
@@ -98,7 +98,7 @@ class FirstOrder(msgspec.Struct, frozen=True):
     store_id: str | None
 
 
-class CustomerSnapshot(msgspec.Struct, frozen=True):
+class CustomerSnapshot(msgspec.Struct, frozen=True, gc=False):
     """What a marketer needs to write the email, as of the transition's `occurred_at`."""
 
     order_count: int
@@ -118,7 +118,7 @@ class CustomerSnapshot(msgspec.Struct, frozen=True):
     expected_value_365d: float | None = None
 
 
-class CustomerScores(msgspec.Struct, frozen=True):
+class CustomerScores(msgspec.Struct, frozen=True, gc=False):
     """A customer's scores from the customer-base model (docs/model.md) at an instant."""
 
     p_alive: float
@@ -126,7 +126,7 @@ class CustomerScores(msgspec.Struct, frozen=True):
     expected_value_365d: float | None
 
 
-class Transition(msgspec.Struct, frozen=True, kw_only=True):
+class Transition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One change of a customer's lifecycle state."""
 
     event_id: str
@@ -155,7 +155,7 @@ class SegmentChangeKind(StrEnum):
     CLASS_CHANGED = "class_changed"
 
 
-class SegmentChange(msgspec.Struct, frozen=True, kw_only=True):
+class SegmentChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A customer entering or leaving a segment, or changing class.
 
     `seq` counts a customer's segment changes (1, 2, 3 … without gaps), apart from the

@@ -20,7 +20,7 @@ Head = TypeVar("Head")  # CustomerState or CustomerHead
 Record = TypeVar("Record")  # StoredCustomer or StoredHead
 
 
-class Outbox(msgspec.Struct, frozen=True, array_like=True):
+class Outbox(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The transitions one source message produced for a customer, as sent.
 
     Offsets are committed only after every send is flushed, so a transition whose send was
@@ -37,7 +37,7 @@ class Outbox(msgspec.Struct, frozen=True, array_like=True):
     transitions: list[bytes]
 
 
-class StoredCustomer(msgspec.Struct, array_like=True):
+class StoredCustomer(msgspec.Struct, array_like=True, gc=False):
     state: CustomerState
     outboxes: list[Outbox] = msgspec.field(default_factory=list)
     # the partition clock when this record was written; see Worker._publish
@@ -51,7 +51,7 @@ class StoredCustomer(msgspec.Struct, array_like=True):
     rebuilt: bool = False
 
 
-class CustomerHead(msgspec.Struct):
+class CustomerHead(msgspec.Struct, gc=False):
     """The few fields of a stored customer that taking up a partition needs."""
 
     customer_id: str
@@ -62,7 +62,7 @@ class CustomerHead(msgspec.Struct):
     order_count: int = 0
 
 
-class StoredHead(msgspec.Struct, array_like=True):
+class StoredHead(msgspec.Struct, array_like=True, gc=False):
     # same positions as StoredCustomer; decoding skips the orders, the bulk of a record
     state: CustomerHead
     outboxes: list[Outbox] = msgspec.field(default_factory=list)
@@ -72,7 +72,7 @@ class StoredHead(msgspec.Struct, array_like=True):
     rebuilt: bool = False
 
 
-class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True):
+class _BeforeOutboxes(msgspec.Struct, Generic[Head], array_like=True, gc=False):
     """A record as written before 2026-11-22: one outbox, the last message's."""
 
     state: Head
@@ -123,7 +123,7 @@ def _decoder(record: type[Record], state: type[Head]) -> Callable[[bytes], Recor
     return decode
 
 
-class PendingErasure(msgspec.Struct, frozen=True, array_like=True):
+class PendingErasure(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """An erasure whose message is not yet committed: what to send again if it was lost.
 
     Erasing deletes the customer's record, and with it the outboxes that would re-send its
