@@ -136,3 +136,18 @@ async def test_confirmed_hands_everything_over_and_raises_when_kafka_refused_a_b
     producer.handed[1][3].set_exception(RuntimeError("refused"))
     with pytest.raises(RuntimeError, match="refused"):
         await confirming
+
+
+async def test_what_must_come_before_any_batch_leaves_runs_before_each_hand_over() -> None:
+    producer = FakeProducer({"state": 1}, capacity=2)
+    handed_when_asked: list[int] = []  # how many batches had been handed over, at each call
+    batches = Batches(
+        lambda: producer, before_hand_over=lambda: handed_when_asked.append(len(producer.handed))
+    )
+    await batches.send([("state", b"c", b"v%d" % i, 0) for i in range(3)])  # the first batch fills
+    assert handed_when_asked == [0]
+    await batches.hand_over_all()
+    assert handed_when_asked[-1] == 1 and len(producer.handed) == 2
+    asked = len(handed_when_asked)
+    await batches.hand_over_all()  # nothing to hand over: asked all the same
+    assert len(handed_when_asked) == asked + 1

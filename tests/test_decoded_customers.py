@@ -45,6 +45,7 @@ def _feed(worker: Worker, messages: list[tuple[str, bytes]]) -> list[Output]:
         offsets[topic] += 1
         while worker.catching_up(0):
             worker.catch_up(0)
+        worker.flush_store()  # as before outputs leave
         outputs += worker.drain()
     return outputs
 
@@ -106,6 +107,7 @@ def test_a_customer_written_is_read_again_from_memory_and_the_least_recent_make_
     orders = [orjson.dumps(placed(c, f"{c}-{i}", at(i))) for i, c in enumerate(customers)]
     for offset in range(3):
         worker.on_message(worker.topics.orders, 0, offset, None, orders[offset])
+    worker.flush_store()
     reads = store.reads
     for offset in (3, 4):
         worker.on_message(worker.topics.orders, 0, offset, None, orders[offset])
@@ -125,8 +127,10 @@ def test_a_customer_read_and_not_written_back_is_read_again_from_the_store():
     customers = TableCustomers(store, 0, lambda key, value: None, keep_decoded=10)
     customers["c1"].state = State.REPEAT
     customers.write_back({}, 2_000, ("orders", 1), lambda outbox: False, 1)
+    customers.flush()
     customers["c1"] = customers["c1"]  # read from the store, written back: kept
     customers.write_back({}, 2_000, ("orders", 2), lambda outbox: False, 2)
+    customers.flush()
     reads = store.reads
     changed = customers["c1"]
     assert store.reads == reads

@@ -125,6 +125,7 @@ def test_a_partition_with_nothing_to_read_is_rewound_to_its_state_once():
     tables = _Restartable()
     first = tables.start()
     assert [_order_at(first, offset) for offset in range(3)] == [None] * 3
+    first.flush_store()  # committed: its outputs left, and the store is written before they do
     tables.committed = 3
     second = tables.start()
     second.take_up([0])
@@ -185,10 +186,12 @@ class _Restartable:
         )
 
     def processed(self, history: list[dict]) -> tuple[Worker, list[Output]]:
-        """A worker that handled `history` (orders offsets 0, 1, …) and what it sent."""
+        """A worker that handled `history` (orders offsets 0, 1, …) and what it sent (its
+        store written before, as the worker does before outputs leave)."""
         worker = self.start()
         for offset, event in enumerate(history):
             worker.on_message(worker.topics.orders, 0, offset, b"c", orjson.dumps(event))
+        worker.flush_store()
         return worker, worker.drain()
 
 
@@ -222,6 +225,7 @@ def test_a_customer_back_after_an_erasure_both_lost_in_a_crash_keeps_the_new_lif
     again = tables.start()
     for offset, event in enumerate(history[1:], start=1):  # redelivered
         again.on_message(again.topics.orders, 0, offset, b"c", orjson.dumps(event))
+    again.flush_store()
     stored = decode_stored(tables.customers[b"c1"]).state
     assert set(stored.orders) == {"o2"}
     sent = [o for o in again.drain() if o.key == b"c1"]
@@ -285,6 +289,7 @@ def test_a_worker_with_a_new_segment_re_evaluates_its_customers_as_replayed_chan
     for i, customer in enumerate(["c1", "c2"]):
         event = placed(customer, f"o{i}", NOW - 1000 + i, amount=1000 + i * 5000)
         before.on_message(before.topics.orders, 0, i, customer.encode(), orjson.dumps(event))
+    before.flush_store()
     before.drain()
 
     redefined = {"buyers": {"orders_over": 0}, "big": {"spend_over": "50 EUR"}}
@@ -356,6 +361,7 @@ def test_buyers_and_one_timer_outcomes_are_counted_live_and_again_by_a_new_owner
     # bob's window closed on day 31, cid's (first order day 2) on day 32
     assert _sample(first, "lifecycle_one_timer_outcomes_total", {"outcome": "lapsed"}) == 2
 
+    first.let_go([0])  # its customers written to the store
     tables.committed = len(history)
     second = tables.start()
     second.take_up([0])  # counted again from the stored customers

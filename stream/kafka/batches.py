@@ -38,11 +38,14 @@ class Batches:
         self,
         producer: Callable[[], Any],
         on_handed: Callable[[str, asyncio.Future[Any], int], None] | None = None,
+        before_hand_over: Callable[[], None] = lambda: None,
     ) -> None:
         """`producer` gives aiokafka's producer; `on_handed(topic, ack, records)` runs for
         every batch handed over: `ack` gives the offset of its first record once Kafka has it.
-        Without `on_handed`, the acks are kept for `confirmed`."""
+        Without `on_handed`, the acks are kept for `confirmed`. `before_hand_over` runs before
+        any batch is handed over (and whenever every batch is asked for, even with none)."""
         self._producer = producer
+        self._before_hand_over = before_hand_over
         self._acks: list[asyncio.Future[Any]] = []
         self._on_handed = on_handed or (lambda topic, ack, records: self._acks.append(ack))
         self._open: dict[tuple[str, int], Any] = {}
@@ -61,6 +64,7 @@ class Batches:
     async def hand_over_all(self) -> None:
         """Hand over every batch not empty."""
         async with self._lock:
+            self._before_hand_over()
             for slot in list(self._open):
                 await self._hand_over(slot)
 
@@ -94,6 +98,7 @@ class Batches:
         return partition_for(key.decode(), len(partitions))
 
     async def _hand_over(self, slot: tuple[str, int]) -> None:
+        self._before_hand_over()
         builder = self._open.pop(slot)
         builder.close()
         topic, partition = slot

@@ -144,7 +144,8 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         if topic == customers_changelog:
             ack.add_done_callback(partial(note_persisted, records - 1))
 
-    batches = Batches(app.producer._ensure_producer, on_handed)
+    # the customers' local store is written before any output leaves (TableCustomers)
+    batches = Batches(app.producer._ensure_producer, on_handed, before_hand_over=worker.flush_store)
 
     async def hand_over(step: Awaitable[None]) -> None:
         try:

@@ -237,7 +237,7 @@ class Worker:
                 self.policies,
                 self.time_rules,
                 clock_us=clock,
-                erasures=TableErasures(self.erasures_table, number),
+                erasures=TableErasures(self.erasures_table, number, before_write=customers.flush),
                 segments=self.config.segments,
                 keep_contact=self.config.privacy.contact_data,
                 scorer=self.scorer,
@@ -371,6 +371,7 @@ class Worker:
             runtime = self.partitions.pop(number, None)
             if runtime is None:
                 continue
+            runtime.customers.flush()
             self._gauge_members(runtime, -1)
             with contextlib.suppress(KeyError):  # a partition taken up but never clocked
                 self.metrics.partition_clock.remove(str(number))
@@ -608,7 +609,7 @@ class Worker:
                 len(customer_ids),
                 len(changes),
             )
-        self.clocks[segments_key(number)] = self.segment_fingerprint.encode()
+        self._write_clocks(runtime, segments_key(number), self.segment_fingerprint.encode())
         self._publish(runtime, number, topic, offset, changes)
 
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
@@ -674,14 +675,14 @@ class Worker:
         if through != recorded and through is not None:
             # the customers written carry it; a message that wrote none leaves it on its own
             if not any(change.state is not None for change in changed):
-                self.clocks[orders_key(number)] = str(through).encode()
+                self._write_clocks(runtime, orders_key(number), str(through).encode())
             runtime.recorded_through = through
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,
             # a duplicate, an erasure) writes it on its own.
             if not any(change.state is not None for change in changed):
-                self.clocks[clock_key(number)] = str(clock).encode()
+                self._write_clocks(runtime, clock_key(number), str(clock).encode())
             runtime.persisted_clock = clock
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
         self._count(runtime, number, changes, changed)
@@ -717,9 +718,23 @@ class Worker:
             return
         runtime.erasing = kept
         if kept:
-            self.clocks[erasing_key(number)] = encode_pending_erasures(kept)
+            self._write_clocks(runtime, erasing_key(number), encode_pending_erasures(kept))
         else:
-            self.clocks.pop(erasing_key(number), None)
+            self._write_clocks(runtime, erasing_key(number), None)
+
+    def _write_clocks(self, runtime: PartitionRuntime, key: bytes, value: bytes | None) -> None:
+        """An entry of the partition-clocks table (None: removed), after the customers written
+        before it (see TableCustomers)."""
+        runtime.customers.flush()
+        if value is None:
+            self.clocks.pop(key, None)
+        else:
+            self.clocks[key] = value
+
+    def flush_store(self) -> None:
+        """Write every customer written so far to the local store; see TableCustomers."""
+        for runtime in self.partitions.values():
+            runtime.customers.flush()
 
     def _count(
         self, runtime: PartitionRuntime, number: int, changes: list[Change], changed: list[WrittenCustomer]

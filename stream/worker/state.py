@@ -275,8 +275,22 @@ class _Kept(NamedTuple):
     orders: EncodedOrders
 
 
+# customers written and not yet in the store, at most: past it they are written at once
+UNWRITTEN_LIMIT = 1_000
+
+
 class TableCustomers(MutableMapping[str, CustomerState]):
-    """A write-back view of the customers table for one message at a time."""
+    """A write-back view of the customers table for one message at a time.
+
+    Records are written to the local store together (`flush`), not one by one: a RocksDB
+    write is a system call for its log, and a put per customer was a tenth of the worker's
+    time. The worker flushes before anything could show that a write happened: before it
+    hands any output to Kafka (the changelog records among them: the store is never behind
+    its changelog, whose acks note the offsets it holds), before it writes another table
+    (`before_write` of TableErasures, the partition clocks), and before it lets a partition
+    go. A crash loses the writes not flushed, and with them only messages whose outputs
+    never left and whose offsets were never committed: they are processed again.
+    """
 
     def __init__(
         self,
@@ -294,10 +308,11 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         # and the decoding, a tenth of the worker's time. Nothing else writes a partition's
         # store while this worker owns it, and a customer read but not written back is
         # dropped (the core may have changed it in place before rejecting the event), so an
-        # entry is always what the store holds.
+        # entry is always what the store holds (or will, once flushed).
         self.keep_decoded = keep_decoded
         self.count_read = count_read
         self.decoded: dict[str, _Kept] = {}
+        self.unwritten: dict[bytes, bytes | None] = {}  # None: deleted
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
         # lifecycle state and counted orders of each customer read, as stored before this
@@ -315,7 +330,8 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         if kept is not None:
             stored = kept.stored
         else:
-            raw = self.table.get(customer_id.encode())
+            key = customer_id.encode()
+            raw = self.unwritten[key] if key in self.unwritten else self.table.get(key)
             if raw is None:
                 self._before.setdefault(customer_id, None)
                 raise KeyError(customer_id)
@@ -365,13 +381,13 @@ class TableCustomers(MutableMapping[str, CustomerState]):
             key = customer_id.encode()
             previous = self.decoded.pop(customer_id, None)
             if state is None:
-                self.table.delete(key)
+                self.unwritten[key] = None
                 self.changelog(key, None)
             else:
                 stored = StoredCustomer(state, kept, partition_clock, written_by, orders_through)
                 known = previous.orders if previous is not None else None
                 record, orders = encode_stored_reusing(stored, known)
-                self.table.put(key, record)
+                self.unwritten[key] = record
                 self.changelog(key, record)
                 self._keep(customer_id, _Kept(stored, orders))
         for customer_id in self._before.keys() - self.changed.keys():
@@ -379,7 +395,15 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         self.changed.clear()
         self._outboxes.clear()
         self._before.clear()
+        if len(self.unwritten) >= UNWRITTEN_LIMIT:
+            self.flush()
         return written
+
+    def flush(self) -> None:
+        """Write the customers written since the last flush to the local store, together."""
+        if self.unwritten:
+            unwritten, self.unwritten = self.unwritten, {}
+            self.table.write_many(unwritten)
 
     def _keep(self, customer_id: str, kept: _Kept) -> None:
         if not self.keep_decoded:
@@ -399,9 +423,10 @@ class TableErasures(MutableMapping[str, int]):
     through faust, which sends the changelog record; iterated over the whole table.
     """
 
-    def __init__(self, table: Any, partition: int) -> None:
+    def __init__(self, table: Any, partition: int, before_write: Callable[[], None] = lambda: None) -> None:
         self.table = table
         self.local = partition_access(table, partition)
+        self.before_write = before_write  # see TableCustomers
 
     def __getitem__(self, key: str) -> int:
         raw = self.local.get(key.encode())
@@ -410,9 +435,11 @@ class TableErasures(MutableMapping[str, int]):
         return int(raw)
 
     def __setitem__(self, key: str, erased_at: int) -> None:
+        self.before_write()
         self.table[key.encode()] = str(erased_at).encode()
 
     def __delitem__(self, key: str) -> None:
+        self.before_write()
         self.table.pop(key.encode(), None)
 
     def __iter__(self) -> Iterator[str]:

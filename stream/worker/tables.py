@@ -12,8 +12,10 @@ A plain mapping (the runtime's tests) is read and written as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
+
+from rocksdict import WriteBatch
 
 from ..kafka.partitioning import partition_for
 
@@ -22,6 +24,8 @@ class PartitionAccess(NamedTuple):
     get: Callable[[bytes], bytes | None]
     put: Callable[[bytes, bytes], None]
     delete: Callable[[bytes], None]
+    # values by key (None: delete), written together: one RocksDB write batch
+    write_many: Callable[[Mapping[bytes, bytes | None]], None]
 
 
 def partition_access(table: Any, partition: int) -> PartitionAccess:
@@ -29,7 +33,18 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
     a mapping."""
     if not hasattr(table, "send_changelog"):
         mapping: MutableMapping[bytes, bytes] = table
-        return PartitionAccess(mapping.get, mapping.__setitem__, lambda key: _discard(mapping, key))
+
+        def delete_from_mapping(key: bytes) -> None:
+            mapping.pop(key, None)
+
+        def write_many_to_mapping(values: Mapping[bytes, bytes | None]) -> None:
+            for key, value in values.items():
+                if value is None:
+                    mapping.pop(key, None)
+                else:
+                    mapping[key] = value
+
+        return PartitionAccess(mapping.get, mapping.__setitem__, delete_from_mapping, write_many_to_mapping)
 
     def local() -> Any:
         # The store is made on first use, and RocksDB opens (and closes) a database per
@@ -49,7 +64,24 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
     def delete(key: bytes) -> None:
         local().delete(key)
 
-    return PartitionAccess(get, put, delete)
+    def write_many(values: Mapping[bytes, bytes | None]) -> None:
+        store = local()
+        if isinstance(store, _Dict):
+            for key, value in values.items():
+                if value is None:
+                    store.delete(key)
+                else:
+                    store.put(key, value)
+            return
+        batch = WriteBatch(raw_mode=True)
+        for key, value in values.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        store.write(batch)
+
+    return PartitionAccess(get, put, delete, write_many)
 
 
 Resolve = Callable[[bytes, bytes, bytes | None], bytes | None]
@@ -124,10 +156,6 @@ def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tup
     for key, value in mapping.items():
         if partition_for(key.decode(), partitions) == partition:
             yield key, value
-
-
-def _discard(mapping: MutableMapping[bytes, bytes], key: bytes) -> None:
-    mapping.pop(key, None)
 
 
 class _Dict(NamedTuple):
