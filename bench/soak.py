@@ -315,6 +315,7 @@ class Soak:
         self.second_joined_at = 0.0
         self.lag: int | None = None
         self.lag_at = 0.0
+        self.sends_held = False  # while the broker restarts: no chunk may be in flight
         self.committed_seen = False
         self.quota = 1
         self.events = 0
@@ -439,7 +440,7 @@ class Soak:
             self.second_leaves()
         if time.monotonic() - self.lag_at >= 2.0:
             self.measure_lag()
-        if not self.feed.busy() and self.feed.remaining:
+        if not self.sends_held and not self.feed.busy() and self.feed.remaining:
             low = self.lag is not None and self.lag < self.feed.chunks[0][1] // 2
             if self.feed.sent < self.quota or low:
                 self.feed.send_next()
@@ -521,8 +522,11 @@ class Soak:
 
     def restart_broker(self) -> None:
         assert self.feed is not None
+        # no send while the broker is away: a send started by the housekeeping of the waits
+        # below was still in flight when the broker stopped, and failed (2026-11-27)
+        self.sends_held = True
         if self.feed.busy():
-            self.feed.wait()  # no send while the broker is away
+            self.feed.wait()
         self.wait_ready(self.first)
         self.idle(self.rng.uniform(2.0, 8.0))  # into the processing, not at its start
         lag = self.measure_lag()
@@ -549,6 +553,7 @@ class Soak:
             time.sleep(0.3)
         started = time.monotonic()
         self.broker.start()
+        self.sends_held = False
         back = time.monotonic()
         watch()
         self.broker_restarts += 1
