@@ -38,11 +38,7 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
             mapping.pop(key, None)
 
         def write_many_to_mapping(values: Mapping[bytes, bytes | None]) -> None:
-            for key, value in values.items():
-                if value is None:
-                    mapping.pop(key, None)
-                else:
-                    mapping[key] = value
+            _write_each(values, mapping.__setitem__, delete_from_mapping)
 
         return PartitionAccess(mapping.get, mapping.__setitem__, delete_from_mapping, write_many_to_mapping)
 
@@ -67,21 +63,23 @@ def partition_access(table: Any, partition: int) -> PartitionAccess:
     def write_many(values: Mapping[bytes, bytes | None]) -> None:
         store = local()
         if isinstance(store, _Dict):
-            for key, value in values.items():
-                if value is None:
-                    store.delete(key)
-                else:
-                    store.put(key, value)
+            _write_each(values, store.put, store.delete)
             return
         batch = WriteBatch(raw_mode=True)
-        for key, value in values.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+        _write_each(values, batch.put, batch.delete)
         store.write(batch)
 
     return PartitionAccess(get, put, delete, write_many)
+
+
+def _write_each(
+    values: Mapping[bytes, bytes | None], put: Callable[[bytes, bytes], None], delete: Callable[[bytes], None]
+) -> None:
+    for key, value in values.items():
+        if value is None:
+            delete(key)
+        else:
+            put(key, value)
 
 
 Resolve = Callable[[bytes, bytes, bytes | None], bytes | None]
