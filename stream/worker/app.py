@@ -21,6 +21,7 @@ from faust.types import TP
 from ..config import Config
 from ..kafka.batches import Batches, HandOverFailed
 from ..kafka.client import faust_broker_url, faust_credentials
+from ..kafka.consumer import Transport
 from . import acks, send_buffer
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
@@ -32,6 +33,12 @@ from .watchdog import StallWatch, kafka_partition_state
 MiB = 1024 * 1024
 # how long an output waits, at most, for its batch to fill before it is handed to aiokafka
 LINGER_SECONDS = 0.020
+# Events fetched and waiting for the agent. faust pauses a partition's fetching when its
+# buffer passes 4/5 of this, but what was fetched (up to 1 MiB a partition) still goes in:
+# at faust's 4,096 the buffer ran full for seconds at a time, each delivery then waiting
+# for the agent to take one, at about 40 % of the rate of a buffer that has room
+# (docs/field-notes.md). About 20 MB of orders at most.
+STREAM_BUFFER = 16384
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +67,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         web_tables_enabled=False,  # table views would publish customer data over HTTP
         topic_partitions=config.kafka.partitions,
         consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=STREAM_BUFFER,
         producer_acks=-1,
         # aiokafka holds one open batch per partition and sends one request per broker at a
         # time; at faust's default of 16 KiB the worker stalled waiting for batches to drain
@@ -80,6 +88,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         autodiscover=False,
         monitor=None if config.worker.faust_metrics else QuietMonitor(),
     )
+    app.transport = Transport(app.conf.broker_consumer, app)  # faust's, delivering without 4 tasks a message
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
 
     def bytes_table(name: str) -> Any:
