@@ -7,7 +7,9 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import islice
 from typing import Any, BinaryIO, NamedTuple
 
 from ..collector import few_collections
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = replay_in_jobs(args, config, until, outputs, jobs)
     else:
-        result = replay_here(args, config, until, outputs, progress=progress_bar(args.inputs))
+        result = replay_here(args, config, until, outputs, progress=progress_bar(args))
     _close(outputs)
     _print_summary(result, time.perf_counter() - started)
     return 0
@@ -108,14 +110,18 @@ def replay_here(
     progress: Any = None,
 ) -> ReplayResult:
     """Replay in this process: every line, or those of the customers `keep` keeps (given
-    each line's customer id, None when it has none readable)."""
+    each line's customer id, None when it has none readable). `progress`: a `ReplayProgress`,
+    or what a job counts for its parent's (`stream.replay.shared_count.JobProgress`)."""
     ordering = OrderingStats()
+    read_progress = progress.read if progress is not None else None
     lines: Iterable[OrderedLine]
     if args.arrival_order:
-        everything = enumerate(read_inputs(args, progress))
+        everything = enumerate(read_inputs(args, read_progress))
         lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
     else:
-        lines = ordered_lines(read_inputs(args, progress), ordering, keep=keep)
+        lines = ordered_lines(read_inputs(args, read_progress), ordering, keep=keep)
+        if progress is not None:
+            lines = counted_as_replayed(lines, ordering, progress)
     return replay_lines(config, until, outputs, lines, ordering, tagged=keep is not None, progress=progress)
 
 
@@ -154,6 +160,26 @@ class ReplayOutputs(NamedTuple):
     segment_changes: BinaryIO | None
     states: BinaryIO | None
     rejects: BinaryIO | None
+
+
+# lines replayed between two updates of the progress: the replay loop is too hot for a
+# bar's update (microseconds) on every line
+_COUNTED_EVERY = 4096
+
+
+def counted_as_replayed(
+    lines: Iterable[OrderedLine], ordering: OrderingStats, progress: Any
+) -> Iterator[OrderedLine]:
+    """`lines` in time order, counted on `progress` a chunk at a time as they are replayed.
+    The first comes once every line is read (and counted in `ordering`) and sorted: then
+    the progress turns from reading to replaying."""
+    remaining = iter(lines)
+    chunk = list(islice(remaining, _COUNTED_EVERY))
+    progress.start_replay(ordering.lines)
+    while chunk:
+        yield from chunk
+        progress.replayed(len(chunk))
+        chunk = list(islice(remaining, _COUNTED_EVERY))
 
 
 def _replay(
@@ -250,9 +276,7 @@ def replayed_history(args: argparse.Namespace, config: Config, until: int | None
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    replay_here(
-        args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args.inputs)
-    )
+    replay_here(args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args))
     replay = finished_replay()
     if until is not None:
         return replay, until
@@ -263,13 +287,42 @@ def replayed_history(args: argparse.Namespace, config: Config, until: int | None
     return replay, max(clocks)
 
 
-def progress_bar(inputs: list[str]) -> Any:
-    if not sys.stderr.isatty():
+def shows_progress() -> bool:
+    """Whether a replay shows its progress: only on a terminal."""
+    return sys.stderr.isatty()
+
+
+def progress_bar(args: argparse.Namespace) -> ReplayProgress | None:
+    if not shows_progress():
         return None
     from tqdm import tqdm
 
-    total = sum(os.path.getsize(p) for p in inputs if p != "-" and not p.endswith(".gz"))
-    return tqdm(total=total or None, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
+    total = sum(os.path.getsize(p) for p in args.inputs if p != "-" and not p.endswith(".gz"))
+    return ReplayProgress(total or None, not args.arrival_order, partial(tqdm, file=sys.stderr))
+
+
+class ReplayProgress:
+    """Progress in two phases: bytes of input read, then lines replayed. In time order every
+    line is read and sorted before the first is replayed, so bytes alone would show a full
+    bar for most of the run; in arrival order reading and replaying interleave, and the bar
+    of bytes is the replay's. `new_bar` makes a bar (tqdm's arguments)."""
+
+    def __init__(self, input_bytes: int | None, in_time_order: bool, new_bar: Callable[..., Any]) -> None:
+        self.new_bar = new_bar
+        reading = "read" if in_time_order else "replay"
+        self.read = new_bar(total=input_bytes, unit="B", unit_scale=True, desc=reading)
+        self.replay: Any = None
+
+    def start_replay(self, lines: int) -> None:
+        """Every line is read: `lines` of them, all to be replayed."""
+        self.read.close()
+        self.replay = self.new_bar(total=lines, unit=" lines", unit_scale=True, desc="replay")
+
+    def replayed(self, lines: int) -> None:
+        self.replay.update(lines)
+
+    def close(self) -> None:
+        (self.read if self.replay is None else self.replay).close()
 
 
 def _print_summary(result: ReplayResult, seconds: float) -> None:

@@ -38,9 +38,11 @@ from ..cli.replay_command import (
     TAG_WIDTH,
     ReplayOutputs,
     ReplayResult,
+    counted_as_replayed,
     progress_bar,
     replay_here,
     replay_lines,
+    shows_progress,
 )
 from ..config import Config
 from ..inputs.files import (
@@ -64,7 +66,7 @@ from ..inputs.time_order import (
 )
 from ..kafka.partitioning import partition_for
 from .driver import ReplayStats
-from .shared_count import SharedCount
+from .shared_count import SharedCount, SharedProgress
 
 _KINDS = ("transitions", "segment_changes", "states", "rejects")
 _HAND_OVER_CHUNK = 4096
@@ -79,10 +81,11 @@ def replay_in_jobs(
         context = multiprocessing.get_context("fork")
         shares = split_inputs(args.inputs, jobs) if _shareable(args) else None
         meeting = _Meeting(context, jobs) if shares is not None else None
-        read = SharedCount(context, flush_at=1 << 20)  # bytes: a megabyte at a time
+        counts = SharedProgress(context, jobs, shown=shows_progress())
         processes = [
             context.Process(
-                target=_job, args=(args, config, until, job, jobs, directory, outputs, shares, meeting, read)
+                target=_job,
+                args=(args, config, until, job, jobs, directory, outputs, shares, meeting, counts),
             )
             for job in range(jobs)
         ]
@@ -93,9 +96,9 @@ def replay_in_jobs(
         ]
         for process in processes:
             process.start()
-        progress = progress_bar(args.inputs)  # after the forks: the bar starts a thread
+        progress = progress_bar(args)  # after the forks: the bar starts a thread
         try:
-            failed = _wait_for(processes, meeting, merges, lambda: read.show(progress))
+            failed = _wait_for(processes, meeting, merges, lambda: counts.show(progress))
         finally:
             for merge in merges:
                 merge.close()
@@ -257,7 +260,7 @@ def _job(
     wanted: ReplayOutputs,
     shares: list[list[Piece]] | None,
     meeting: _Meeting | None,
-    read: SharedCount,
+    counts: SharedProgress,
 ) -> None:
     count = config.kafka.partitions
     # asked for every line of the input: a dict of this job's answers costs half a lookup
@@ -277,12 +280,16 @@ def _job(
     outputs = ReplayOutputs(*files)
     if shares is not None and meeting is not None:
         ordering = OrderingStats(rising=array("q"))
-        lines = _share_lines(shares, job, job_for, directory, meeting, ordering, read)
-        result = replay_lines(config, until, outputs, lines, ordering, tagged=True)
+        lines = _share_lines(shares, job, job_for, directory, meeting, ordering, counts.read)
+        progress = counts.for_job(counts_input=True)
+        if progress is not None:
+            lines = counted_as_replayed(lines, ordering, progress)
+        result = replay_lines(config, until, outputs, lines, ordering, tagged=True, progress=progress)
     else:
         mine = lambda customer_id: job_for(customer_id) == job  # noqa: E731
         # every job reads every line: job 0 counts them
-        result = replay_here(args, config, until, outputs, keep=mine, progress=read if job == 0 else None)
+        progress = counts.for_job(counts_input=job == 0)
+        result = replay_here(args, config, until, outputs, keep=mine, progress=progress)
         if job != 0:  # every job read every line: job 0 tells how they were ordered
             result = result._replace(lines=0, out_of_order=0)
     for handle in files:
