@@ -1,1 +1,1 @@
-"""Kafka plumbing: client settings, topics, the partitioning rule, batches and the local broker."""
+"""Kafka plumbing: client settings, topics, the partitioning rule, batches, the consumer and the local broker."""
