@@ -4,21 +4,37 @@ rebalance or a shutdown never moves the committed offset past itself."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import faust
 import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
+from stream.kafka.consumer import Consumer, Transport
 from stream.worker import acks
 
 ORDERS = TP("orders", 0)
 COMMITTED = 100
 
 
+@pytest.fixture(params=["faust's consumer", "the worker's consumer"])
+def consumer_app(request: pytest.FixtureRequest) -> Any:
+    """A faust app, with faust's consumer or the one the worker delivers with."""
+
+    def new_app(name: str) -> faust.App:
+        app = faust.App(name, broker="kafka://127.0.0.1:9", store="memory://", autodiscover=False)
+        if request.param == "the worker's consumer":
+            app.transport = Transport(app.conf.broker_consumer, app)
+            assert isinstance(app.consumer, Consumer)
+        return app
+
+    return new_app
+
+
 @pytest.fixture
-def app() -> Iterator[faust.App]:
-    app = faust.App("acks-test", broker="kafka://127.0.0.1:9", store="memory://", autodiscover=False)
+def app(consumer_app: Any) -> Iterator[faust.App]:
+    app = consumer_app("acks-test")
     app.topics.acks_enabled_for = lambda topic: True  # as for the orders topic of an agent
     acks.install(app)
     app.consumer_generation_id = 1
@@ -119,10 +135,10 @@ async def test_a_partition_never_committed_starts_at_its_beginning_not_where_the
 
 
 @pytest.fixture
-def counted_app() -> Iterator[tuple[faust.App, list[int]]]:
+def counted_app(consumer_app: Any) -> Iterator[tuple[faust.App, list[int]]]:
     """An app whose worker has processed orders offsets up to `last[0]`."""
     last = [COMMITTED - 1]
-    app = faust.App("acks-gaps", broker="kafka://127.0.0.1:9", store="memory://", autodiscover=False)
+    app = consumer_app("acks-gaps")
     app.topics.acks_enabled_for = lambda topic: True
     acks.install(app, ORDERS.topic, lambda partition: last[0])
     app.consumer_generation_id = 1
