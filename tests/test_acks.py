@@ -180,6 +180,19 @@ async def test_a_gap_between_processed_offsets_is_committed_as_faust_does_for_ma
     assert commit_while_it_moves(app) == 107
 
 
+async def test_a_gap_over_offsets_processed_after_all_is_committed_whole_not_an_offset_a_time(counted_app):
+    app, last = counted_app
+    consumer = app.consumer
+    # faust's read offset jumped from 100 to a message fetched before a rebalance, 200; the
+    # worker then read the partition again from 100 and processed it up to 150
+    await consumer._add_gap(ORDERS, 100, 199)
+    processed_through(app, last, range(100, 151))
+    assert consumer._new_offset(ORDERS) == 151
+    consumer._committed_offset[ORDERS] = 151
+    processed_through(app, last, range(151, 160))
+    assert consumer._new_offset(ORDERS) == 160
+
+
 def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
     processed(app, range(100, 102))
     refused = _message(102, generation=1)

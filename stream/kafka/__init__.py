@@ -1,1 +1,2 @@
-"""Kafka plumbing: client settings, topics, the partitioning rule, batches, the consumer and the local broker."""
+"""Kafka plumbing: client settings, topics, the partitioning rule, batches, the consumer and the
+local broker."""
