@@ -8,7 +8,9 @@ Prints, from one run:
 2. latency: produce → transition on the output topic at a steady rate, p50 and p99;
 3. recovery: time for a worker with an empty data dir to restore N customers' state from
    the changelog until it has taken up its partitions;
-4. scale (--only scale): one worker, then two, on a 6-partition topic, events/s of each;
+4. scale (--only scale): one worker, then two, on a 6-partition topic, events/s of each and
+   the ratio, with standby replicas and without (`--standby`, default 1 then 0), `--rounds`
+   rounds of each (the median ratio);
 5. fail-over (--only failover): two workers over N customers, one SIGKILLed, time until an
    order on each of its partitions has its transition from the other worker, with standby
    replicas and without (`worker.session_timeout` 10 s in both). The worker killed is the
@@ -381,25 +383,40 @@ async def _commits(
     return samples
 
 
-def scale(bootstrap: str, events: int) -> None:
+def scale(bootstrap: str, events: int, rounds: int, standbys: tuple[int, ...]) -> None:
     history = WORK / f"history-{events}.jsonl"
     if not history.exists():
         lifecycle("generate", "--customers", str(max(1, events // 8)), "--output", str(history))
     lines = history.read_bytes().count(b"\n")
-    rates = []
-    for count in (1, 2):
-        tag = f"sc{count}{uuid.uuid4().hex[:6]}"
-        config = write_config(tag, bootstrap, ticks=False, partitions=6)
-        lifecycle("send", str(history), "--config", str(config))
-        logs = [WORK / f"{tag}-{i}.log" for i in range(count)]
-        workers = [start_worker(config, log, WORK / f"{tag}-{i}") for i, log in enumerate(logs)]
+    ratios: dict[int, list[float]] = {standby: [] for standby in standbys}
+    for round_ in range(1, rounds + 1):
+        for standby in standbys:
+            rates = [_scale_run(bootstrap, history, lines, count, standby) for count in (1, 2)]
+            ratios[standby].append(rates[1] / rates[0])
+            print(
+                f"scale       round {round_}, standby replicas {standby}, 6 partitions, {lines:,} events: "
+                f"one worker {rates[0]:,.0f}, two {rates[1]:,.0f} events/s: {ratios[standby][-1]:.2f}x",
+                flush=True,
+            )
+    for standby, values in ratios.items():
+        each = ", ".join(f"{v:.2f}" for v in values)
+        print(
+            f"scale       two workers / one, standby replicas {standby}: "
+            f"median {statistics.median(values):.2f}x of {each} (target >= 1.6x)"
+        )
 
-        def all_took_up(logs: list[Path] = logs) -> bool:
-            return all("took up partition" in log.read_text(errors="replace") for log in logs)
 
-        rates.append(_rate_until_done(bootstrap, tag, f"{tag}.orders", lines, workers, all_took_up))
-        print(f"scale       {count} worker(s), 6 partitions, {lines:,} events: {rates[-1]:,.0f} events/s")
-    print(f"scale       two workers / one: {rates[1] / rates[0]:.2f}x (target >= 1.6x)")
+def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: int) -> float:
+    tag = f"sc{count}{uuid.uuid4().hex[:6]}"
+    config = write_config(tag, bootstrap, ticks=False, partitions=6, worker=f"standby_replicas = {standby}\n")
+    lifecycle("send", str(history), "--config", str(config))
+    logs = [WORK / f"{tag}-{i}.log" for i in range(count)]
+    workers = [start_worker(config, log, WORK / f"{tag}-{i}") for i, log in enumerate(logs)]
+
+    def all_took_up() -> bool:
+        return all("took up partition" in log.read_text(errors="replace") for log in logs)
+
+    return _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, workers, all_took_up)
 
 
 async def _probe(bootstrap: str, tag: str, partitions: set[int], count: int) -> float:
@@ -525,7 +542,9 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild")
     )
-    parser.add_argument("--rounds", type=int, default=3, help="throughput: worker and agent in turns")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput: worker and agent in turns; scale: rounds of each"
+    )
     parser.add_argument("--port", type=int, default=29092)
     parser.add_argument(
         "--partitions", type=int, default=PARTITIONS, help="of the orders topic, for the throughput benchmark"
@@ -534,7 +553,7 @@ def main() -> None:
         "--standby",
         type=int,
         action="append",
-        help="fail-over: standby replicas (repeatable; default 1 then 0)",
+        help="scale and fail-over: standby replicas (repeatable; default 1 then 0)",
     )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -549,7 +568,7 @@ def main() -> None:
         if args.only in (None, "recovery"):
             recovery(broker.bootstrap, args.customers)
         if args.only == "scale":
-            scale(broker.bootstrap, args.events)
+            scale(broker.bootstrap, args.events, args.rounds, tuple(args.standby or (1, 0)))
         if args.only == "failover":
             failover(broker.bootstrap, args.customers, tuple(args.standby or (1, 0)))
         if args.only == "rebuild":
