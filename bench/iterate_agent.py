@@ -36,6 +36,7 @@ def main() -> None:
         broker=faust_broker_url(config),
         broker_credentials=faust_credentials(config),
         store="memory://",
+        datadir=str(config.worker.data_dir),  # not the working directory, which is the repository
         web_port=int(sys.argv[2]),
         topic_partitions=config.kafka.partitions,
         consumer_auto_offset_reset="earliest",
