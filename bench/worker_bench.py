@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -322,6 +323,7 @@ def _rate_until_done(
     lines: int,
     workers: list[subprocess.Popen[bytes]],
     ready: Callable[[], bool] = lambda: True,
+    at_end: Callable[[], None] = lambda: None,
 ) -> float:
     """Events/s from group `bench-{tag}`'s committed offsets on `topic`, between their first
     move and the end.
@@ -332,10 +334,12 @@ def _rate_until_done(
     so a run's time counted whole intervals (runs of one worker gave 4,478 or 5,185
     events/s: 8 or 7 intervals). The first commit counted is the first after `ready()`
     (several workers: once each has taken up its partitions, so a rebalance as the second
-    joins is not counted as the pair's time).
+    joins is not counted as the pair's time). `at_end()` runs at the end, before the workers
+    are stopped.
     """
     try:
         samples = asyncio.run(_commits(bootstrap, f"bench-{tag}", topic, lines, workers, ready))
+        at_end()  # before the workers stop
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -391,11 +395,14 @@ def scale(bootstrap: str, events: int, rounds: int, standbys: tuple[int, ...]) -
     ratios: dict[int, list[float]] = {standby: [] for standby in standbys}
     for round_ in range(1, rounds + 1):
         for standby in standbys:
-            rates = [_scale_run(bootstrap, history, lines, count, standby) for count in (1, 2)]
-            ratios[standby].append(rates[1] / rates[0])
+            (one, _), (two, behind) = [
+                _scale_run(bootstrap, history, lines, count, standby) for count in (1, 2)
+            ]
+            ratios[standby].append(two / one)
+            copies = f"; standby copies {behind:,} records behind as the orders ran out" if standby else ""
             print(
                 f"scale       round {round_}, standby replicas {standby}, 6 partitions, {lines:,} events: "
-                f"one worker {rates[0]:,.0f}, two {rates[1]:,.0f} events/s: {ratios[standby][-1]:.2f}x",
+                f"one worker {one:,.0f}, two {two:,.0f} events/s: {ratios[standby][-1]:.2f}x{copies}",
                 flush=True,
             )
     for standby, values in ratios.items():
@@ -406,7 +413,9 @@ def scale(bootstrap: str, events: int, rounds: int, standbys: tuple[int, ...]) -
         )
 
 
-def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: int) -> float:
+def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: int) -> tuple[float, int]:
+    """Events/s of `count` workers, and the records their standby copies of customers had
+    still to apply when the last order was committed."""
     tag = f"sc{count}{uuid.uuid4().hex[:6]}"
     config = write_config(tag, bootstrap, ticks=False, partitions=6, worker=f"standby_replicas = {standby}\n")
     lifecycle("send", str(history), "--config", str(config))
@@ -416,7 +425,26 @@ def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: i
     def all_took_up() -> bool:
         return all("took up partition" in log.read_text(errors="replace") for log in logs)
 
-    return _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, workers, all_took_up)
+    behind = [0]
+
+    def copies_behind() -> None:
+        behind[0] = sum(_standby_lag(worker) for worker in workers)
+
+    rate = _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, workers, all_took_up, copies_behind)
+    return rate, behind[0]
+
+
+def _standby_lag(worker: subprocess.Popen[bytes]) -> int:
+    """The records a worker's standby copies of customers have still to apply
+    (`lifecycle_standby_lag` on its /metrics)."""
+    port = worker.args[worker.args.index("--web-port") + 1]  # type: ignore[union-attr]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        int(float(line.rpartition(" ")[2]))
+        for line in text.splitlines()
+        if line.startswith("lifecycle_standby_lag{") and 'table="customers"' in line
+    )
 
 
 async def _probe(bootstrap: str, tag: str, partitions: set[int], count: int) -> float:

@@ -131,3 +131,14 @@ def test_a_key_resolved_and_then_applied_in_one_batch_ends_as_the_last_record_sa
     restore_resolving(table, restored_customer)
     table.apply_changelog_batch([event(b"c1", newest, 3), event(b"c1", newer, 4)])
     assert table.data.data == {b"c1": newest}  # written back after faust's batch
+
+
+def test_a_batch_over_two_partitions_notes_each_ones_last_offset():
+    newer, older = record(281, 50), record(190, 40)
+    table = Table({b"c1": newer})
+    restore_resolving(table, restored_customer)
+    zero, one = event(b"c1", older, 7), event(b"c2", older, 8)
+    one.message.partition, one.message.tp = 1, ("changelog", 1)
+    table.apply_changelog_batch([zero, one, event(b"c3", newer, 9)])
+    assert table.data.data == {b"c1": newer, b"c2": older, b"c3": newer}
+    assert table.data.persisted == {("changelog", 0): 9, ("changelog", 1): 8}

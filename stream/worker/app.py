@@ -22,7 +22,7 @@ from ..config import Config
 from ..kafka.batches import Batches, HandOverFailed
 from ..kafka.client import faust_broker_url, faust_credentials
 from ..kafka.consumer import Transport
-from . import acks, send_buffer
+from . import acks, send_buffer, standby
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .runtime import Worker
@@ -264,6 +264,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         if ready:
             await resume_from_state()
         metrics.stalled_partitions.set(stall_watch.stalled())
+        metrics.set_standby_lags(standby.lags(app))
         for tp in app.assignor.assigned_actives():
             if tp.topic != config.topics.orders:
                 continue

@@ -167,7 +167,25 @@ class WorkerMetrics:
             "1 when table recovery is complete and the worker owns partitions, else 0.",
             registry=registry,
         )
+        self.standby_lag = Gauge(
+            "lifecycle_standby_lag",
+            "Changelog records not yet in this worker's store, per standby copy (a table "
+            "partition of another worker's, kept here for fail-over): what taking the "
+            "partition over would still have to read.",
+            ["table", "partition"],
+            registry=registry,
+        )
+        self._standby_copies: set[tuple[str, str]] = set()
         self._children: dict[tuple[Counter | Gauge, tuple[str, ...]], Any] = {}
+
+    def set_standby_lags(self, lags: dict[tuple[str, int], int]) -> None:
+        """The standby copies' lags now; copies no longer kept here drop out."""
+        copies = {(table, str(partition)): lag for (table, partition), lag in lags.items()}
+        for gone in self._standby_copies - copies.keys():
+            self.standby_lag.remove(*gone)
+        for copy, lag in copies.items():
+            self.standby_lag.labels(*copy).set(lag)
+        self._standby_copies = set(copies)
 
     def labelled(self, metric: Counter | Gauge, *values: str) -> Any:
         """`metric.labels(*values)`, kept: prometheus_client checks and locks on every call,

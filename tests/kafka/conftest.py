@@ -342,6 +342,15 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def metric(self, name: str) -> dict[str, float]:
+        """The samples of metric `name` on /metrics, by their labels as written ('' for none)."""
+        samples = {}
+        for line in _metric_lines(self.port):
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+                labels, _, value = line[len(name) :].rpartition(" ")
+                samples[labels.strip()] = float(value)
+        return samples
+
     def evidence(self, tail: int = 25) -> str:
         """Alive or not, its skipped-orders count, and the last lines it logged."""
         status = "alive" if self.alive() else f"exited {self.process.returncode}"
