@@ -434,17 +434,36 @@ def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: i
     return rate, behind[0]
 
 
+def _wait_for_copies(worker: subprocess.Popen[bytes], copies: int, timeout: float) -> int:
+    """Wait until `worker` knows its `copies` standby copies of customers and each lacks at
+    most its last batch (faust applies a copy 1,000 records at a time); the records they
+    lack then. No copies: a short settle instead."""
+    if not copies:
+        time.sleep(5.0)
+        return 0
+    deadline = time.monotonic() + timeout
+    while len(lags := _standby_lags(worker)) < copies or max(lags.values()) >= 1000:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"standby copies not caught up after {timeout:.0f} s: {lags}")
+        time.sleep(0.5)
+    return sum(lags.values())
+
+
 def _standby_lag(worker: subprocess.Popen[bytes]) -> int:
-    """The records a worker's standby copies of customers have still to apply
-    (`lifecycle_standby_lag` on its /metrics)."""
+    """The records a worker's standby copies of customers have still to apply."""
+    return sum(_standby_lags(worker).values())
+
+
+def _standby_lags(worker: subprocess.Popen[bytes]) -> dict[str, int]:
+    """`lifecycle_standby_lag` of customers on a worker's /metrics, by partition."""
     port = worker.args[worker.args.index("--web-port") + 1]  # type: ignore[union-attr]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(
-        int(float(line.rpartition(" ")[2]))
+    return {
+        line.partition('partition="')[2].partition('"')[0]: int(float(line.rpartition(" ")[2]))
         for line in text.splitlines()
         if line.startswith("lifecycle_standby_lag{") and 'table="customers"' in line
-    )
+    }
 
 
 async def _probe(bootstrap: str, tag: str, partitions: set[int], count: int) -> float:
@@ -494,15 +513,14 @@ def failover(bootstrap: str, customers: int, standbys: tuple[int, ...] = (1, 0))
             second = start_worker(config, logs[1], WORK / f"{tag}-1")
             _wait_log(logs[1], "took up partition", 1, 1800)
             restored = time.perf_counter() - joined
-            # The second worker restored its partitions from the changelog; with standby
-            # replicas it then copies the first's, about as many records: give it that long
-            # again, and more (faust says nothing when a standby copy has caught up).
-            time.sleep(max(15.0, 2 * restored))
             text = logs[1].read_text(errors="replace")
             theirs = {n for n in range(partitions) if f"took up partition {n}:" in text}
             # The first worker dies: its partitions go to a worker that never owned them,
             # which holds them only as standby copies, or not at all.
             orphaned = set(range(partitions)) - theirs
+            # The second worker restored its partitions from the changelog; with standby
+            # replicas it then copies the first's, about as many records.
+            behind = _wait_for_copies(second, len(orphaned) if standby else 0, 1800)
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed = time.perf_counter()
@@ -516,7 +534,8 @@ def failover(bootstrap: str, customers: int, standbys: tuple[int, ...] = (1, 0))
         print(
             f"fail-over   {customers:,} customers, standby replicas {standby}: a SIGKILLed worker's "
             f"{len(orphaned)} partitions processed again by the other after {elapsed:.1f} s (session 10 s; "
-            f"the other had restored its own {len(theirs)} in {restored:.0f} s)"
+            f"the other had restored its own {len(theirs)} in {restored:.0f} s"
+            f"{f', its copies {behind:,} records behind' if standby else ''})"
         )
 
 

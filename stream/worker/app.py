@@ -264,7 +264,8 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         if ready:
             await resume_from_state()
         metrics.stalled_partitions.set(stall_watch.stalled())
-        metrics.set_standby_lags(standby.lags(app))
+        if not app.rebalancing:  # in one, faust closes copies' stores before it forgets them
+            metrics.set_standby_lags(standby.lags(app))
         for tp in app.assignor.assigned_actives():
             if tp.topic != config.topics.orders:
                 continue
