@@ -428,7 +428,7 @@ def _scale_run(bootstrap: str, history: Path, lines: int, count: int, standby: i
     behind = [0]
 
     def copies_behind() -> None:
-        behind[0] = sum(_standby_lag(worker) for worker in workers)
+        behind[0] = sum(sum(_standby_lags(worker).values()) for worker in workers)
 
     rate = _rate_until_done(bootstrap, tag, f"{tag}.orders", lines, workers, all_took_up, copies_behind)
     return rate, behind[0]
@@ -447,11 +447,6 @@ def _wait_for_copies(worker: subprocess.Popen[bytes], copies: int, timeout: floa
             raise SystemExit(f"standby copies not caught up after {timeout:.0f} s: {lags}")
         time.sleep(0.5)
     return sum(lags.values())
-
-
-def _standby_lag(worker: subprocess.Popen[bytes]) -> int:
-    """The records a worker's standby copies of customers have still to apply."""
-    return sum(_standby_lags(worker).values())
 
 
 def _standby_lags(worker: subprocess.Popen[bytes]) -> dict[str, int]:
