@@ -40,6 +40,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -455,9 +456,11 @@ def _standby_lags(worker: subprocess.Popen[bytes]) -> dict[str, int]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     return {
-        line.partition('partition="')[2].partition('"')[0]: int(float(line.rpartition(" ")[2]))
-        for line in text.splitlines()
-        if line.startswith("lifecycle_standby_lag{") and 'table="customers"' in line
+        sample.labels["partition"]: int(sample.value)
+        for family in text_string_to_metric_families(text)
+        if family.name == "lifecycle_standby_lag"
+        for sample in family.samples
+        if sample.labels["table"] == "customers"
     }
 
 
