@@ -1,7 +1,7 @@
 # The front door: `make demo`, `make test`, `make bench`, `make lint`.
 PY := .venv/bin/python
 
-.PHONY: venv demo replay-demo test test-fast bench bench-model soak lint schemas clean
+.PHONY: venv demo replay-demo test test-fast fuzz bench bench-model soak lint schemas clean
 
 venv:
 	@scripts/dev-env
@@ -18,6 +18,13 @@ test: venv
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not kafka and not slow" $(PYTEST_ARGS)
+
+# not part of `make test` (which runs the same tests with 150 examples each): every reader of
+# outside bytes fed FUZZ_EXAMPLES generated inputs per test, seeded afresh each run
+FUZZ_EXAMPLES ?= 125000
+fuzz: venv
+	LIFECYCLE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LIFECYCLE_FUZZ_RANDOM=1 $(PY) -m pytest -q -p no:cacheprovider \
+		--hypothesis-show-statistics tests/fuzz $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/replay_bench.py

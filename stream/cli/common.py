@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from ..inputs.csv_text import checked_encoding
 from ..inputs.files import (
     CSV_OPTIONAL,
     CSV_REQUIRED,
@@ -90,6 +91,12 @@ def add_input_options(parser: Any) -> None:
         metavar="ZONE",
         help="CSV: the zone of timestamps written without one, e.g. Europe/Berlin",
     )
+    parser.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="csv, shopify: the file's text encoding: utf-8 (default, with or without a byte order "
+        "mark), cp1252 (Excel on Windows), latin-1, utf-16 …",
+    )
 
 
 def input_layout(args: Any) -> CsvLayout:
@@ -103,7 +110,11 @@ def input_layout(args: Any) -> CsvLayout:
     delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
     if len(delimiter) != 1:
         raise UsageError(f"--delimiter: expected one character, got `{args.delimiter}`")
-    return CsvLayout(columns, delimiter, args.decimal_comma, args.timezone)
+    try:
+        checked_encoding(args.encoding)
+    except InputFormatError as error:
+        raise UsageError(str(error)) from None
+    return CsvLayout(columns, delimiter, args.decimal_comma, args.timezone, args.encoding)
 
 
 def read_inputs(args: Any, progress: Any = None) -> Iterator[SourcedLine]:
@@ -122,6 +133,8 @@ def read_inputs(args: Any, progress: Any = None) -> Iterator[SourcedLine]:
                 yield SourcedLine(path, line)
         except InputFormatError as error:
             raise UsageError(f"input {path}: {error}") from None
+        except (OSError, EOFError) as error:  # a .gz file that is not gzip, or cut short
+            raise UsageError(f"input {path}: cannot be read: {error}") from None
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, doing: str) -> None:

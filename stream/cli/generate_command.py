@@ -23,6 +23,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--start", default="2024-01-01T00:00:00Z", help="RFC 3339, default 2024-01-01")
     parser.add_argument("--end", default="2026-01-01T00:00:00Z", help="RFC 3339, default 2026-01-01")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--heavy-customer",
+        type=int,
+        default=0,
+        metavar="ORDERS",
+        help="one customer more, `heavy`, with this many orders over the whole span (a wholesale "
+        "buyer; guest checkouts under one id); the other customers' events stay the same",
+    )
     parser.add_argument("--output", "-o", default="-", help="path (.gz compresses), default stdout")
     parser.set_defaults(run=run)
 
@@ -34,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--end must be after --start")
     if args.customers < 0:
         raise UsageError("--customers must not be negative")
-    events = history(args.customers, from_us(start), from_us(end), seed=args.seed)
+    if args.heavy_customer < 0:
+        raise UsageError("--heavy-customer must not be negative")
+    events = history(
+        args.customers, from_us(start), from_us(end), seed=args.seed, heavy_orders=args.heavy_customer
+    )
     try:
         if args.output == "-":
             out: Any = sys.stdout.buffer
@@ -48,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
     out.flush()
     if out is not sys.stdout.buffer:
         out.close()
-    print(f"wrote {len(events)} events of {args.customers} customers", file=sys.stderr)
+    customers = args.customers + (1 if args.heavy_customer else 0)
+    print(f"wrote {len(events)} events of {customers} customers", file=sys.stderr)
     return 0

@@ -7,9 +7,7 @@ validation path, `stream.messages.decode_event`.
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import itertools
 import os
 import sys
@@ -22,6 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from ..lifecycle.events import MAX_AMOUNT_MINOR
+from .csv_text import InputFormatError as InputFormatError  # the readers' error, for their callers
+from .csv_text import csv_rows, original_bytes, shown
 from .messages import MAX_EVENT_BYTES
 
 CSV_REQUIRED = ("customer_id", "order_id", "occurred_at", "amount", "currency")
@@ -41,11 +42,6 @@ _MINOR_DIGITS = {
     "JOD": 3,
     "TND": 3,
 }
-
-
-class InputFormatError(ValueError):
-    """An input that is not of its format at all (e.g. a CSV header without a required
-    column): the command stops with this one line, naming the column."""
 
 
 class InputLine(NamedTuple):
@@ -167,6 +163,7 @@ class CsvLayout:
     delimiter: str = ","
     decimal_comma: bool = False
     timezone: str | None = None
+    encoding: str = "utf-8"
 
     def column(self, ours: str) -> str:
         return self.columns.get(ours, ours)
@@ -176,12 +173,10 @@ def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[Inp
     """Rows of a flat order export, turned into order-event JSON (see README for columns)."""
     layout = layout or CsvLayout()
     zone = _zone(layout.timezone)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=layout.delimiter)
-    header = next(reader, None) or []
+    header, rows = csv_rows(stream, layout.encoding, layout.delimiter)
     missing = [layout.column(c) for c in CSV_REQUIRED if layout.column(c) not in header]
     if missing:
-        found = ", ".join(header) or "none"
+        found = shown(", ".join(header)) or "none"
         hint = "" if layout.delimiter != "," else "; a `;`-separated file is read as one column (--delimiter)"
         raise InputFormatError(
             f"the CSV header lacks the column(s) {', '.join(missing)} (found: {found}{hint})"
@@ -191,16 +186,17 @@ def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[Inp
         for ours in (*CSV_REQUIRED, *CSV_OPTIONAL)
         if layout.column(ours) in header
     }
-    for values in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in values):
+    for line, values, error in rows:
+        if error is None and not any(v.strip() for v in values):
             continue
         row = {ours: values[i] if i < len(values) else "" for ours, i in index.items()}
         try:
+            if error is not None:
+                raise ValueError(error)
             yield InputLine(line, orjson.dumps(csv_row_event(row, layout, zone)))
-        except ValueError as error:
-            raw = layout.delimiter.join(values).encode()
-            yield InputLine(line, raw, f"line {line}: {error}")
+        except ValueError as invalid:
+            reason = str(invalid) if error is not None else f"line {line}: {invalid}"
+            yield InputLine(line, original_bytes(values, layout.delimiter), reason)
 
 
 def _zone(name: str | None) -> tzinfo | None:
@@ -213,14 +209,26 @@ def _zone(name: str | None) -> tzinfo | None:
 
 
 def to_minor_units(amount: str, currency: str) -> int:
+    """`12.50` EUR is 1250; a ValueError says why a text is not an amount of `currency`."""
     digits = _MINOR_DIGITS.get(currency.upper(), 2)
     try:
-        value = Decimal(amount.strip()) * (10**digits)
+        major = Decimal(amount.strip())
     except InvalidOperation:
-        raise ValueError(f"amount `{amount}` is not a decimal number") from None
+        raise ValueError(f"amount `{_shown(amount)}` is not a decimal number") from None
+    # checked before scaling: `1e999999999` is a Decimal, and as an int a billion digits
+    if not major.is_finite() or major.adjusted() > 18:
+        raise ValueError(f"amount `{_shown(amount)}` is over the limit of {MAX_AMOUNT_MINOR} minor units")
+    value = major.scaleb(digits)
     if value != value.to_integral_value():
-        raise ValueError(f"amount `{amount}` has more decimals than {currency} allows")
+        raise ValueError(f"amount `{_shown(amount)}` has more decimals than {currency} allows")
+    if abs(value) > MAX_AMOUNT_MINOR:
+        raise ValueError(f"amount `{_shown(amount)}` is over the limit of {MAX_AMOUNT_MINOR} minor units")
     return int(value)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value quoted in a reason, cut short: a reason names the value, it does not carry it."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def to_major_units(minor: int, currency: str) -> str:
@@ -288,5 +296,5 @@ def format_lines(stream: BinaryIO, input_format: str, layout: CsvLayout | None =
     if input_format == "shopify":
         from stream.inputs.shopify import shopify_lines
 
-        return shopify_lines(stream)
+        return shopify_lines(stream, (layout or CsvLayout()).encoding)
     return jsonl_lines(stream)

@@ -57,8 +57,11 @@ def history(
     end: datetime,
     seed: int = 1,
     shape: HistoryShape | None = None,
+    heavy_orders: int = 0,
 ) -> list[bytes]:
-    """Order events of `customers` customers between `start` and `end`, in arrival order."""
+    """Order events of `customers` customers between `start` and `end`, in arrival order;
+    with `heavy_orders`, one customer more (`heavy`) with that many orders spread over the
+    whole span, and the other customers' events exactly as without it."""
     shape = shape or HistoryShape()
     rng = random.Random(seed)
     start_us, end_us = to_us(start), to_us(end)
@@ -66,8 +69,39 @@ def history(
     for index in range(customers):
         for arrival_us, event in _customer_events(rng, index, start_us, end_us, shape):
             stamped.append((arrival_us, len(stamped), orjson.dumps(event)))
+    if heavy_orders:
+        for arrival_us, event in _heavy_customer_events(seed, heavy_orders, start_us, end_us, shape):
+            stamped.append((arrival_us, len(stamped), orjson.dumps(event)))
     stamped.sort()
     return [raw for _, _, raw in stamped]
+
+
+def _heavy_customer_events(
+    seed: int, orders: int, start_us: int, end_us: int, shape: HistoryShape
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A wholesale buyer, or a shop's guest checkouts under one id: `orders` orders at even
+    gaps (jittered) from `start` to `end`, cancelled, refunded and redelivered as any."""
+    rng = random.Random(f"heavy-{seed}")  # its own: the ordinary customers stay as they are
+    counter = 0
+
+    def event(kind: str, at_us: int, **fields: Any) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        return {
+            "event_id": f"heavy-{counter}",
+            "type": kind,
+            "customer_id": "heavy",
+            "occurred_at": from_us(at_us).isoformat().replace("+00:00", "Z"),
+            **fields,
+        }
+
+    gap = (end_us - start_us) // orders
+    for number in range(orders):
+        at = start_us + number * gap + int(rng.random() * gap)
+        order_id = f"heavy-{number + 1}"
+        placed = event("order.placed", at, order_id=order_id, **_order_body(rng, "EUR", "eu"))
+        yield from _delivered(rng, at, placed, shape)
+        yield from _after_order(rng, at, order_id, placed["total"], event, shape, end_us)
 
 
 def _customer_events(

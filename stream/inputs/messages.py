@@ -38,15 +38,34 @@ encode = msgspec.json.Encoder().encode
 
 
 def decode_event(raw: bytes) -> OrderEvent:
-    """Decode and validate one order event, or raise InvalidEvent with the reason."""
+    """Decode and validate one order event, or raise InvalidEvent with the reason; whatever
+    the bytes, nothing else is raised (a fuzz test holds it to that)."""
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit", "too_large")
     try:
         return _event_decoder.decode(raw)
     except msgspec.ValidationError as error:
         raise InvalidEvent(f"invalid order event: {error}") from None
-    except msgspec.DecodeError as error:
-        raise InvalidEvent(f"not JSON: {error}", "not_json") from None
+    except Exception as error:  # any failure to decode bytes is the input's
+        raise undecodable(error) from None
+
+
+def undecodable(error: Exception) -> InvalidEvent:
+    """The rejection of bytes a JSON decoder failed on, with a reason a producer can act on.
+
+    msgspec raises more than DecodeError on hostile bytes: RecursionError on deep nesting,
+    UnicodeDecodeError on invalid UTF-8 inside a string (a lone surrogate some producers
+    write); a worker that let those through would die on the message, and again after every
+    restart.
+    """
+    if isinstance(error, RecursionError):
+        return InvalidEvent("not JSON this engine reads: nested too deeply", "not_json")
+    if isinstance(error, UnicodeDecodeError):
+        bad = error.object[error.start : error.end].hex(" ").upper()
+        return InvalidEvent(f"not UTF-8: bytes {bad} inside a string are not valid UTF-8", "not_json")
+    if isinstance(error, msgspec.DecodeError):
+        return InvalidEvent(f"not JSON: {error}", "not_json")
+    return InvalidEvent(f"not JSON this engine reads: {type(error).__name__}: {error}", "not_json")
 
 
 class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -162,5 +181,7 @@ _tick_decoder = msgspec.json.Decoder(Tick)
 def decode_tick(raw: bytes) -> Tick:
     try:
         return _tick_decoder.decode(raw)
-    except msgspec.DecodeError as error:  # ValidationError is a DecodeError too
+    except msgspec.ValidationError as error:
         raise InvalidEvent(f"invalid tick: {error}") from None
+    except Exception as error:  # see `undecodable`
+        raise undecodable(error) from None

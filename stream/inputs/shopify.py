@@ -15,16 +15,17 @@ that overlaps an earlier one) counts nothing twice.
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
 
 import orjson
 
+from ..lifecycle.events import MAX_QUANTITY
 from ..lifecycle.instants import format_rfc3339, to_us
-from .files import InputFormatError, InputLine, to_minor_units
+from .csv_text import CsvRow, InputFormatError, csv_rows, original_bytes, shown
+from .files import InputLine, to_minor_units
 
 REQUIRED = ("Name", "Email", "Created at", "Currency", "Total")
 OPTIONAL = (
@@ -43,35 +44,50 @@ OPTIONAL = (
 )
 
 
+_QUANTITY = re.compile("[0-9]{1,12}")  # ASCII digits only: `int` takes `٣` and refuses `²`
+
+
 class RowError(ValueError):
     """A value that cannot be read; the message names the column."""
 
 
-def shopify_lines(stream: BinaryIO) -> Iterator[InputLine]:
+def shopify_lines(stream: BinaryIO, encoding: str = "utf-8") -> Iterator[InputLine]:
     """Order events of a Shopify orders export, each tagged with its order's first line."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
+    header, rows = csv_rows(stream, encoding)
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputFormatError(
             f"not a Shopify orders export: the header lacks the column(s) {', '.join(missing)}"
         )
-    order: list[tuple[int, dict[str, str]]] = []
-    for row in reader:
-        if order and row.get("Name") != order[0][1].get("Name"):
-            yield from _order_events(order)
+    order: list[CsvRow] = []
+    name = header.index("Name")
+    for row in rows:
+        if not row.values and row.error is None:
+            continue  # a blank line
+        if order and _value(row, name) != _value(order[0], name):
+            yield from _order_events(header, order)
             order = []
-        order.append((reader.line_num, row))
+        order.append(row)
     if order:
-        yield from _order_events(order)
+        yield from _order_events(header, order)
 
 
-def _order_events(rows: list[tuple[int, dict[str, str]]]) -> Iterator[InputLine]:
-    line, first = rows[0]
+def _value(row: CsvRow, index: int) -> str | None:
+    return row.values[index] if index < len(row.values) else None
+
+
+def _order_events(header: list[str], rows: list[CsvRow]) -> Iterator[InputLine]:
+    """The events of one order's rows, or its first row rejected with the first reason any
+    of its rows gives."""
+    line, first = rows[0].line, dict(zip(header, rows[0].values, strict=False))
+    unreadable = next((row.error for row in rows if row.error is not None), None)
     try:
-        events = _events(first, [row for _, row in rows])
+        if unreadable is not None:
+            raise RowError(unreadable)
+        events = _events(first, [dict(zip(header, row.values, strict=False)) for row in rows])
     except RowError as error:
-        yield InputLine(line, _csv_text(first), f"line {line}: {error}")
+        reason = str(error) if unreadable is not None else f"line {line}: {error}"
+        yield InputLine(line, original_bytes(rows[0].values, ","), reason)
         return
     for event in events:
         yield InputLine(line, orjson.dumps(event))
@@ -133,8 +149,11 @@ def _item(row: dict[str, str], currency: str) -> dict[str, object] | None:
     if not sku:
         return None
     quantity = (row.get("Lineitem quantity") or "1").strip()
-    if not quantity.isdigit() or int(quantity) < 1:
-        raise RowError(f"column `Lineitem quantity`: expected a whole number above zero, got `{quantity}`")
+    if not _QUANTITY.fullmatch(quantity) or not 1 <= int(quantity) <= MAX_QUANTITY:
+        raise RowError(
+            f"column `Lineitem quantity`: expected a whole number from 1 to {MAX_QUANTITY}, "
+            f"got `{shown(quantity[:40])}`"
+        )
     price = _money(row, "Lineitem price", currency) if (row.get("Lineitem price") or "").strip() else 0
     return {"sku": sku, "qty": int(quantity), "unit_minor": price}
 
@@ -163,10 +182,6 @@ def _instant(row: dict[str, str], column: str) -> str:
             continue
         if instant.tzinfo is not None:
             return format_rfc3339(to_us(instant))
-    raise RowError(f"column `{column}`: expected a time like `2024-03-05 14:22:10 +0100`, got `{text}`")
-
-
-def _csv_text(row: dict[str, str]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerow(row.values())
-    return out.getvalue().rstrip("\r\n").encode()
+    raise RowError(
+        f"column `{column}`: expected a time like `2024-03-05 14:22:10 +0100`, got `{shown(text[:60])}`"
+    )

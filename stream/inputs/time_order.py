@@ -72,7 +72,7 @@ def line_head(line: InputLine) -> tuple[int | None, str | None]:
         return None, None
     try:
         head = _head(line.raw)
-    except msgspec.DecodeError:
+    except Exception:  # unreadable in any way: decode_event gives the reason later
         return None, None
     customer_id = head.customer_id if isinstance(head.customer_id, str) else None
     if not isinstance(head.occurred_at, str):

@@ -23,6 +23,11 @@ class RejectedEvent(ValueError):
     """An event that is well formed but cannot be applied; the message is the reason."""
 
 
+# A customer's net spend in one currency stays a signed 64-bit integer, which is what the
+# stored record can hold; each order is bounded (events.MAX_AMOUNT_MINOR), their sum is not.
+MAX_SPEND_MINOR = 2**63 - 1
+
+
 class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True, gc=False):
     """One order_id: its placement (if seen), cancellation and refunds (by refund event_id).
 
@@ -146,6 +151,11 @@ def _note_contact(customer: CustomerState, event: OrderPlaced, at_us: int) -> bo
 
 def _record_placed(customer: CustomerState, event: OrderPlaced, at_us: int) -> bool:
     order = customer.orders.get(event.order_id)
+    total = event.total
+    if customer.spend.get(total.currency, 0) + total.amount_minor > MAX_SPEND_MINOR:
+        raise RejectedEvent(
+            f"the customer's spend in {total.currency} would exceed {MAX_SPEND_MINOR} minor units"
+        )
     if order is None:
         order = customer.orders[event.order_id] = _placement(event, at_us)
         _count_new_order(customer, event.order_id, order)

@@ -13,7 +13,15 @@ import msgspec
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
-MinorUnits = Annotated[int, msgspec.Meta(ge=0, description="amount in the currency's minor unit (cents)")]
+# Bounds that keep every amount, and every customer's sum of them, a 64-bit integer (what
+# the stored records and the JSON readers downstream hold): ten trillion euros an order,
+# a billion of one item.
+MAX_AMOUNT_MINOR = 10**15
+MAX_QUANTITY = 10**9
+MinorUnits = Annotated[
+    int,
+    msgspec.Meta(ge=0, le=MAX_AMOUNT_MINOR, description="amount in the currency's minor unit (cents)"),
+]
 Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone; compared in UTC")]
 
 
@@ -24,7 +32,7 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
 
 class Item(msgspec.Struct, frozen=True, gc=False):
     sku: NonEmpty
-    qty: Annotated[int, msgspec.Meta(ge=1)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
     unit_minor: MinorUnits
     category: str | None = None
 

@@ -351,6 +351,44 @@ def test_bad_messages_go_to_dead_letters_with_reasons_and_the_partition_keeps_fl
     assert {t["customer_id"] for t in got} == {"fine", "after"}
 
 
+# what stopped the worker for good before issue 31: each a rejection now
+POISON = [
+    b'{"a":' * 2000 + b"1" + b"}" * 2000,
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"type":"order.placed","event_id":"\xed\xa0\x80","customer_id":"c1","order_id":"o1"}',
+    b'{"type":"order.placed","event_id":"p4","customer_id":"c1","occurred_at":"2025-03-01T10:00:00Z",'
+    b'"order_id":"o1","total":{"amount_minor":' + b"9" * 400 + b',"currency":"EUR"}}',
+]
+
+
+def test_poison_messages_among_valid_events_are_dead_lettered_and_the_rest_is_exact(env_factory):
+    env = env_factory(kafka={"partitions": 1}, **PRESET_LIKE)
+    history = generated(env, 60, seed=31)
+    expected, expected_states = env.replay(history, "--arrival-order")
+    valid = history.read_bytes().splitlines()
+    lines: list[bytes] = []
+    for number, line in enumerate(valid):
+        lines.append(line)
+        if number % 25 == 0:
+            lines.append(POISON[number // 25 % len(POISON)])
+    poisoned = len(lines) - len(valid)
+    env.lifecycle("topics", "create")
+    env.produce(lines)
+    worker = env.start_worker()
+    _check_against_replay(env, expected, expected_states)
+    letters = env.read(env.config.topics.dead_letters, lambda ms: len(ms) >= poisoned, timeout=60)
+    records = [orjson.loads(m.value) for m in letters]
+    assert len(records) == poisoned
+    reasons = {r["reason"] for r in records}
+    assert reasons == {
+        "not JSON this engine reads: nested too deeply",
+        "invalid order event: Expected `object`, got `array`",
+        "not UTF-8: bytes ED inside a string are not valid UTF-8",
+        "invalid order event: Expected `int` <= 1000000000000000 - at `$.total.amount_minor`",
+    }
+    assert worker.alive(), worker.output()
+
+
 def test_segment_changes_live_equal_replay_and_a_new_segment_arrives_replayed(env_factory):
     env = env_factory(kafka={"partitions": 3}, **PRESET_LIKE)
     history = generated(env, 300, seed=23)
