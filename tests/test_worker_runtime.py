@@ -443,3 +443,33 @@ def test_a_partition_taken_up_with_nothing_processed_counts_from_its_committed_o
     worker.take_up([0])
     looks = [worker.fetched_past([0], lambda n: 1) for _ in range(FETCHED_PAST_LOOKS)]
     assert looks[-1] == {0: 0}
+
+
+def test_a_customer_with_thousands_of_orders_writes_a_bounded_record_and_changelog():
+    config = load_config(
+        None, environ={}, overrides={"kafka": {"partitions": 1}, "limits": {"orders_kept": 50}}
+    )
+    customers: dict = {}
+    worker = Worker(config, customers, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0])
+    changelog = worker.customers_changelog
+    written: list[int] = []
+    for n in range(2000):
+        event = placed(
+            "heavy",
+            f"o{n:05d}",
+            at(n / 10),
+            event_id=f"e{n:05d}",
+            items=[{"sku": "A1", "qty": 1, "unit_minor": 1000}],
+        )
+        worker.on_message(worker.topics.orders, 0, n, b"heavy", orjson.dumps(event))
+        written += [len(o.value) for o in worker.drain() if o.topic == changelog and o.value]
+    worker.flush_store()
+    stored = decode_stored(customers[b"heavy"] if b"heavy" in customers else customers["heavy"])
+    assert stored.state.order_count == 2000
+    assert len(stored.state.orders) <= 55
+    assert stored.state.folded is not None and stored.state.folded.orders == 2000 - len(stored.state.orders)
+    # every changelog record of the last thousand orders is no larger than the largest of the
+    # first hundred (but for the bytes of the totals' growing integers): bytes per order do
+    # not grow with the history (keeping every order, the last were 16 times the first)
+    assert len(written) == 2000
+    assert max(written[1000:]) <= max(written[:100]) + 32

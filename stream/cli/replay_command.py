@@ -339,6 +339,12 @@ def _print_summary(result: ReplayResult, seconds: float) -> None:
     if stats.segment_changes:
         by_kind = ", ".join(f"{n} {c}" for n, c in sorted(stats.segment_changes.items()))
         print(f"segment changes: {by_kind}", file=sys.stderr)
+    if stats.folded:
+        print(
+            f"orders folded into their customers' totals: {stats.folded} (customers with more than "
+            "limits.orders_kept orders; see docs/lifecycle.md)",
+            file=sys.stderr,
+        )
     if result.out_of_order:
         print(
             f"replayed in occurred_at order: {result.out_of_order} of {result.lines} lines came "

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..lifecycle import Policy, PolicyBook, TimeRules
 from ..lifecycle.customer import Scorer
+from ..lifecycle.folding import DEFAULT_ORDERS_KEPT
 from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
 from .segments import SegmentConfigError, check_model_conditions, segment_rules
@@ -222,6 +223,20 @@ def _loaded_model(path: str) -> Any:
 _models: dict[str, Any] = {}
 
 
+def _orders_kept(value: object) -> int:
+    kept = _positive_int(value)
+    if kept < 10:
+        raise ValueError(f"expected 10 or more (orders a customer keeps in detail), got `{kept}`")
+    return kept
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    # orders a customer keeps in detail; beyond them (and a tenth more), the oldest are folded
+    # into totals (docs/lifecycle.md, "Customers with many orders")
+    orders_kept: int = _setting(_orders_kept, DEFAULT_ORDERS_KEPT)
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     # model.json from `lifecycle model fit`: its scores in every snapshot and state record
@@ -238,6 +253,7 @@ class Config:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     segments: SegmentRules = field(default_factory=SegmentRules)
 
     def policy_book(self) -> PolicyBook:
@@ -262,6 +278,7 @@ _SECTIONS = {
     "worker": WorkerSettings,
     "privacy": PrivacySettings,
     "model": ModelSettings,
+    "limits": LimitSettings,
 }
 
 

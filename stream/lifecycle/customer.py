@@ -14,6 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from .events import CustomerErased, Item, OrderCancelled, OrderEvent, OrderPlaced, OrderRefunded
+from .folding import FoldedOrders
 from .instants import DAY_US, from_us
 from .policy import State
 from .transitions import CustomerScores, CustomerSnapshot, FirstOrder, event_id_prefix
@@ -104,6 +105,8 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False):
     email: str | None = None
     accepts_marketing: bool | None = None
     contact_from: tuple[int, str] | None = None
+    # the oldest orders, folded into totals once the customer holds too many (folding.py)
+    folded: FoldedOrders | None = None
 
 
 def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
@@ -242,11 +245,14 @@ def _record_refunded(customer: CustomerState, event: OrderRefunded) -> bool:
 
 
 def refresh_aggregates(customer: CustomerState) -> None:
-    """Recompute count, first and last order, store and net spend from the orders."""
-    customer.order_count = 0
-    customer.first_order_at = customer.first_order_id = customer.last_order_at = None
+    """Recompute count, first and last order, store and net spend from the orders (those
+    folded as their totals: the first order is never among them)."""
+    folded = customer.folded
+    customer.order_count = 0 if folded is None else folded.counted
+    customer.first_order_at = customer.first_order_id = None
+    customer.last_order_at = None if folded is None else folded.latest_counted
     customer.store_id = None
-    customer.spend = {}
+    customer.spend = {} if folded is None else dict(folded.spend)
     for order_id, order in sorted(customer.orders.items()):
         if order.counts():
             _count_new_order(customer, order_id, order)

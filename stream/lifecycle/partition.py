@@ -18,6 +18,7 @@ from typing import Protocol
 from .customer import (
     ERASED_SNAPSHOT,
     CustomerState,
+    OrderRecord,
     RejectedEvent,
     Scorer,
     new_customer,
@@ -25,10 +26,11 @@ from .customer import (
     snapshot,
 )
 from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
+from .folding import DEFAULT_ORDERS_KEPT, fold_oldest, folded_reason
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
 from .segment_changes import Move, Stamp, change_events, move_to
-from .segment_windows import note_event, rebuild_windows
+from .segment_windows import matched_keys, note_event, rebuild_windows
 from .segments import SegmentRules, evaluate
 from .transitions import Cause, Change, CustomerSnapshot, SegmentCause, Transition, transition_name
 
@@ -70,7 +72,8 @@ class EventResult:
     transitions: list[Change] = field(default_factory=list)
     reason: str | None = None
     erased: bool = False
-    reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent
+    reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent, folded
+    folded: int = 0  # orders the event made the customer fold (see folding.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,10 @@ class Partition:
         segments: SegmentRules | None = None,
         keep_contact: bool = True,
         scorer: Scorer | None = None,
+        orders_kept: int = DEFAULT_ORDERS_KEPT,
     ) -> None:
         self.customers = customers
+        self.orders_kept = orders_kept
         self.scorer = scorer  # the customer-base model's scores in snapshots, when configured
         # False: email and consent never enter state, so no output carries them
         self.keep_contact = keep_contact
@@ -203,6 +208,10 @@ class Partition:
             return EventResult(Outcome.ERASED, fired)
         if customer is None:
             customer = new_customer(event.customer_id, at)
+        else:
+            folded_away = folded_reason(customer, event, at, self.orders_kept)
+            if folded_away is not None:
+                return EventResult(Outcome.REJECTED, fired, reason=folded_away, reason_code="folded")
         new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
         try:
             changed = record_event(customer, event, at, self.keep_contact)
@@ -212,6 +221,7 @@ class Partition:
             return EventResult(Outcome.DUPLICATE, fired)
         if self.segments:
             note_event(self.segments, customer, event, new_order, clock)
+        folded = fold_oldest(customer, self.orders_kept, self._matched) if new_order else 0
         # On time, the transition's instant is the event's own; reusing its datetime when it
         # is already UTC saves a conversion on the hottest path.
         on_time = at == clock
@@ -219,7 +229,10 @@ class Partition:
         fired += self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
         self._index(customer)
         self.customers[event.customer_id] = customer
-        return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired)
+        return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired, folded=folded)
+
+    def _matched(self, order: OrderRecord) -> set[str]:
+        return matched_keys(self.segments, order)
 
     def _erase(
         self,

@@ -79,8 +79,8 @@ class Facts:
         "orders",
         "recent",
         "spend",
-        "spend_within",
         "state",
+        "window_starts",
     )
 
     def __init__(
@@ -98,19 +98,16 @@ class Facts:
         self.bought_keys = customer.bought_keys or ()
         self.recent = customer.recent or _EMPTY
         self.orders = customer.orders
-        # (window, currency) -> (start of the window in `recent`, net spend in it): several
-        # segments (A/B/C classes) usually share a window
-        self.spend_within: dict[tuple[int, str], tuple[int, int]] = {}
+        # window -> where it starts in `recent`: several segments (A/B/C classes) share one
+        self.window_starts: dict[int, int] = {}
 
-    def window_spend(self, window: int, currency: str) -> tuple[int, int]:
-        key = (window, currency)
-        found = self.spend_within.get(key)
-        if found is None:
-            recent = self.recent
-            start = bisect.bisect_right(recent, self.at - window, key=_placed_at)
-            total = sum(entry[1] for entry in recent[start:] if entry[2] == currency)
-            found = self.spend_within[key] = (start, total)
-        return found
+    def window_start(self, window: int) -> int:
+        start = self.window_starts.get(window)
+        if start is None:
+            start = self.window_starts[window] = bisect.bisect_right(
+                self.recent, self.at - window, key=_placed_at
+            )
+        return start
 
 
 _EMPTY: list[RecentOrder] = []
@@ -168,15 +165,18 @@ def _spend_over(amount: int, currency: str, window: int | None) -> Check:
         return lambda f: (f.spend.get(currency, 0) > amount, None)
 
     def check(f: Facts) -> tuple[bool, int | None]:
-        start, total = f.window_spend(window, currency)
-        if total <= amount:
-            return _NEVER
-        for placed_at, net, paid_in, _ in f.recent[start:]:  # oldest first: the sum falls as they leave
+        # Orders leave the window oldest first, so the sum stays over `amount` until the
+        # newest of those without which the newer ones are not over it leaves. Found walking
+        # from the newest: the walk stops at the amount, not at the window's start, so a
+        # customer with thousands of orders in the window costs what the amount needs.
+        recent, start, total = f.recent, f.window_start(window), 0
+        for index in range(len(recent) - 1, start - 1, -1):
+            placed_at, net, paid_in, _ = recent[index]
             if paid_in == currency:
-                total -= net
-                if total <= amount:
+                total += net
+                if total > amount:
                     return True, placed_at + window
-        raise AssertionError("unreachable: with every order gone the sum is zero")
+        return _NEVER
 
     return check
 

@@ -75,7 +75,15 @@ def rebuild_windows(rules: SegmentRules, customer: CustomerState, clock_us: int)
     if keys:
         for _, order in counted:
             matched |= _matched(keys, order)
+        if customer.folded is not None:  # what folded orders matched when they were folded
+            matched.update(customer.folded.bought_keys or ())
     customer.bought_keys = sorted(matched) or None
+
+
+def matched_keys(rules: SegmentRules, order: OrderRecord) -> set[str]:
+    """The item keys of unwindowed `bought` conditions a counted order matches."""
+    keys = rules.unwindowed_keys
+    return _matched(keys, order) if keys and order.counts() else set()
 
 
 def _matched(keys: frozenset[str], order: OrderRecord) -> set[str]:

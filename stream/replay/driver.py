@@ -25,6 +25,7 @@ class ReplayStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     segment_changes: Counter[str] = field(default_factory=Counter)
+    folded: int = 0  # orders folded into their customers' totals (limits.orders_kept)
 
     @property
     def rejected(self) -> int:
@@ -52,6 +53,7 @@ class Replay:
                 segments=config.segments,
                 keep_contact=config.privacy.contact_data,
                 scorer=scorer,
+                orders_kept=config.limits.orders_kept,
             )
             for _ in range(self.partition_count)
         ]
@@ -83,6 +85,7 @@ class Replay:
         self.last_erased = None
         result = self._partition(event.customer_id).apply(event, self.now_us())
         self.stats.outcomes[result.outcome] += 1
+        self.stats.folded += result.folded
         self._count(result.transitions)
         if result.outcome is Outcome.REJECTED:
             raise InvalidEvent(result.reason or "rejected")

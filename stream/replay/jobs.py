@@ -301,6 +301,7 @@ def _job(
         "outcomes": {str(outcome): n for outcome, n in stats.outcomes.items()},
         "transitions": dict(stats.transitions),
         "segment_changes": dict(stats.segment_changes),
+        "folded": stats.folded,
         "states": dict(result.states),
         "lines": result.lines,
         "out_of_order": result.out_of_order,
@@ -397,6 +398,7 @@ def _merged(summaries: list[dict[str, Any]]) -> ReplayResult:
         stats.outcomes.update(summary["outcomes"])
         stats.transitions.update(summary["transitions"])
         stats.segment_changes.update(summary["segment_changes"])
+        stats.folded += summary["folded"]
         states.update(summary["states"])
     lines = sum(s["lines"] for s in summaries)
     out_of_order = sum(s["out_of_order"] for s in summaries)

@@ -95,6 +95,11 @@ class WorkerMetrics:
             buckets=_SECOND_PURCHASE_BUCKETS,
             registry=registry,
         )
+        self.orders_folded = Counter(
+            "lifecycle_orders_folded",
+            "Orders folded into their customer's totals: customers past limits.orders_kept orders.",
+            registry=registry,
+        )
         self.rerouted = Counter(
             "lifecycle_rerouted_events",
             "Events that arrived on another partition than their customer's and were re-sent there.",

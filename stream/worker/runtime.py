@@ -241,6 +241,7 @@ class Worker:
                 segments=self.config.segments,
                 keep_contact=self.config.privacy.contact_data,
                 scorer=self.scorer,
+                orders_kept=self.config.limits.orders_kept,
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(
@@ -566,6 +567,8 @@ class Worker:
             self._dead_letter(topic, number, offset, key, raw, result.reason or "rejected", kind)
         else:
             self.metrics.event_time_lag.observe((now - to_us(event.occurred_at)) / 1e6)
+        if result.folded:
+            self.metrics.orders_folded.inc(result.folded)
         erased = event.customer_id if result.erased else None
         self._publish(runtime, number, topic, offset, result.transitions, erased, order_offset=offset)
 
