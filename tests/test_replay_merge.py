@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.cli.replay_command import TAG_WIDTH, line_tag
 from stream.replay import jobs
 from stream.replay.jobs import _FollowingMerge
+from stream.replay.run import TAG_WIDTH, line_tag
 
 
 def _tagged(instant: int, position: int, text: str) -> bytes:

@@ -10,9 +10,11 @@ import orjson
 import pytest
 
 from stream.cli import build_parser
-from stream.cli.replay_command import ReplayOutputs, ReplayProgress, replay_here
+from stream.cli.common import replay_options
+from stream.cli.replay_command import ReplayProgress
 from stream.config import load_config
 from stream.replay import jobs as replay_jobs
+from stream.replay.run import ReplayOptions, ReplayOutputs, replay_here
 from tests.helpers import at, placed
 
 NO_OUTPUTS = ReplayOutputs(None, None, None, None)
@@ -55,15 +57,15 @@ def history(path: Path, customers: int, orders_each: int = 2) -> Path:
     return path
 
 
-def replay_args(*arguments: str) -> Any:
-    return build_parser().parse_args(["replay", *arguments])
+def replay_args(*arguments: str) -> ReplayOptions:
+    return replay_options(build_parser().parse_args(["replay", *arguments]), None)
 
 
 def test_in_time_order_the_bytes_read_then_every_line_replayed_are_shown(tmp_path):
     source = history(tmp_path / "orders.jsonl", customers=5000)  # more lines than one chunk counted
     lines = 10_000
     progress, bars = fake_progress(source.stat().st_size, in_time_order=True)
-    result = replay_here(replay_args(str(source)), load_config(None), None, NO_OUTPUTS, progress=progress)
+    result = replay_here(replay_args(str(source)), load_config(None), NO_OUTPUTS, progress=progress)
     assert result.stats.read == result.lines == lines
     read, replay = bars
     assert read.options["desc"] == "read" and read.options["unit"] == "B"
@@ -78,16 +80,14 @@ def test_in_arrival_order_one_bar_of_bytes_shows_the_replay(tmp_path):
     source = history(tmp_path / "orders.jsonl", customers=20)
     progress, bars = fake_progress(source.stat().st_size, in_time_order=False)
     args = replay_args(str(source), "--arrival-order")
-    replay_here(args, load_config(None), None, NO_OUTPUTS, progress=progress)
+    replay_here(args, load_config(None), NO_OUTPUTS, progress=progress)
     [replay] = bars
     assert replay.options["desc"] == "replay" and replay.options["unit"] == "B"
     assert replay.n == replay.total == source.stat().st_size and replay.closed
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["shares of the input", "gzip: every job reads all"])
-def test_with_jobs_the_parent_shows_every_job_s_lines_replayed_out_of_all_lines(
-    tmp_path, monkeypatch, packed
-):
+def test_with_jobs_the_parent_shows_every_job_s_lines_replayed_out_of_all_lines(tmp_path, packed):
     source = history(tmp_path / "orders.jsonl", customers=3000)
     lines, size = 6000, source.stat().st_size
     if packed:
@@ -95,16 +95,14 @@ def test_with_jobs_the_parent_shows_every_job_s_lines_replayed_out_of_all_lines(
         source.write_bytes(gzip.compress((tmp_path / "orders.jsonl").read_bytes()))
     made: list[ReplayProgress] = []
 
-    def progress_bar(args: Any) -> ReplayProgress:
+    def progress_bar() -> ReplayProgress:
         progress, _ = fake_progress(None if packed else size, in_time_order=True)
         made.append(progress)
         return progress
 
-    monkeypatch.setattr(replay_jobs, "shows_progress", lambda: True)
-    monkeypatch.setattr(replay_jobs, "progress_bar", progress_bar)
     config = load_config(None)
-    args = replay_args(str(source), "--jobs", "2")
-    result = replay_jobs.replay_in_jobs(args, config, None, NO_OUTPUTS, jobs=2)
+    options = replay_args(str(source), "--jobs", "2")
+    result = replay_jobs.replay_in_jobs(options, config, NO_OUTPUTS, jobs=2, new_progress=progress_bar)
     assert result.stats.read == result.lines == lines
     [progress] = made
     read, replay = progress.read, progress.replay

@@ -11,6 +11,8 @@ from importlib import metadata
 from typing import NoReturn
 
 from ..config import ConfigError
+from ..inputs.csv_text import InputFormatError
+from ..replay.run import ReplayError
 from . import (
     check_command,
     explain_command,
@@ -74,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(arguments)
         return int(args.run(args))
-    except (UsageError, ConfigError) as error:
+    except (UsageError, ConfigError, InputFormatError, ReplayError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

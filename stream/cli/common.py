@@ -9,18 +9,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ..inputs.csv_text import checked_encoding
-from ..inputs.files import (
-    CSV_OPTIONAL,
-    CSV_REQUIRED,
-    FORMATS,
-    CsvLayout,
-    InputFormatError,
-    format_lines,
-    open_input,
-)
+from ..inputs import sources
+from ..inputs.csv_text import InputFormatError, checked_encoding
+from ..inputs.files import CSV_OPTIONAL, CSV_REQUIRED, CsvLayout
+from ..inputs.sources import FORMATS, InputFiles
 from ..inputs.time_order import SourcedLine
 from ..lifecycle.instants import parse_rfc3339
+from ..replay.run import ReplayOptions
 from ..wallclock import wall_clock_us
 
 
@@ -117,24 +112,20 @@ def input_layout(args: Any) -> CsvLayout:
     return CsvLayout(columns, delimiter, args.decimal_comma, args.timezone, args.encoding)
 
 
+def input_files(args: Any) -> InputFiles:
+    """The input files and how they are laid out, as the command's options say."""
+    return InputFiles(list(args.inputs), args.format, input_layout(args))
+
+
 def read_inputs(args: Any, progress: Any = None) -> Iterator[SourcedLine]:
-    """Every line of the command's input files, in the format and layout its options say,
-    tagged with its file; an unreadable file or one not of its format stops the command."""
-    layout = input_layout(args)
-    for path in args.inputs:
-        try:
-            stream = open_input(path)
-        except OSError as error:
-            raise UsageError(f"input {path}: {error.strerror}") from None
-        try:
-            for line in format_lines(stream, args.format, layout):
-                if progress is not None:
-                    progress.update(len(line.raw) + 1)
-                yield SourcedLine(path, line)
-        except InputFormatError as error:
-            raise UsageError(f"input {path}: {error}") from None
-        except (OSError, EOFError) as error:  # a .gz file that is not gzip, or cut short
-            raise UsageError(f"input {path}: cannot be read: {error}") from None
+    """Every line of the command's input files, tagged with its file; a file that cannot be
+    read or is not of its format stops the command (InputFormatError: exit 2)."""
+    return sources.read_inputs(input_files(args), progress)
+
+
+def replay_options(args: Any, until: int | None) -> ReplayOptions:
+    """What a replaying command (replay, report, model) replays, as its options say."""
+    return ReplayOptions(input_files(args), args.arrival_order, until)
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, doing: str) -> None:

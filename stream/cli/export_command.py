@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from ..inputs.files import to_major_units
 from ..lifecycle import State
+from ..lifecycle.money import to_major_units
 from .common import UsageError, check_readable, open_output
 
 COLUMNS = (

@@ -14,7 +14,7 @@ from ..lifecycle import state_at
 from ..lifecycle.instants import format_rfc3339
 from ..model.purchases import TIME_UNITS  # no numpy here
 from .common import UsageError, add_arrival_order_option, add_input_options, instant_argument, open_output
-from .replay_command import replayed_history
+from .replay_command import replayed
 
 
 def register(commands: Any) -> None:
@@ -73,7 +73,7 @@ def run_fit(args: argparse.Namespace) -> int:
     currency = args.currency.upper() if args.currency else None
     out = open_output("--output", args.output or "-")
     started = time.monotonic()
-    replay, _ = replayed_history(args, config, None)
+    replay, _ = replayed(args, config, None)
     customers = list(replay.customers())
     currency = currency or main_currency(customers, calibration_end)
     found = histories(customers, calibration_end, TIME_UNITS[args.time_unit], currency)
@@ -114,7 +114,7 @@ def run_score(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     until = instant_argument("--until", args.until) if args.until else None
     out = open_output("--output", args.output or "-")
-    replay, at = replayed_history(args, config, until)
+    replay, at = replayed(args, config, until)
     book = config.policy_book()
     rows = []
     for customer in replay.customers():

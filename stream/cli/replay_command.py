@@ -6,19 +6,14 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from functools import partial
-from itertools import islice
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any
 
-from ..collector import few_collections
 from ..config import Config, load_config
-from ..inputs.messages import FileSource, InvalidEvent, customer_record, encode, rejection
-from ..inputs.time_order import OrderedLine, OrderingStats, line_head, ordered_lines
-from ..lifecycle import State, Transition
-from ..lifecycle.transitions import Change
-from ..replay.driver import Replay, ReplayStats
+from ..lifecycle import State
+from ..replay.driver import Replay
+from ..replay.run import ReplayOutputs, ReplayResult, replay_here, replayed_history
 from .common import (
     UsageError,
     add_arrival_order_option,
@@ -28,7 +23,7 @@ from .common import (
     checked_jobs,
     instant_argument,
     open_output,
-    read_inputs,
+    replay_options,
 )
 
 
@@ -80,168 +75,18 @@ def run(args: argparse.Namespace) -> int:
         open_output("--rejects", args.rejects),
     )
     jobs = checked_jobs(args, config.kafka.partitions)
+    options = replay_options(args, until)
     # stdin and pipes are read once, by one process: jobs open and read their inputs themselves
     if jobs > 1 and all(path != "-" and os.path.isfile(path) for path in args.inputs):
         from stream.replay.jobs import replay_in_jobs
 
-        result = replay_in_jobs(args, config, until, outputs, jobs)
+        new_progress = (lambda: progress_bar(args)) if shows_progress() else None
+        result = replay_in_jobs(options, config, outputs, jobs, new_progress)
     else:
-        result = replay_here(args, config, until, outputs, progress=progress_bar(args))
+        result = replay_here(options, config, outputs, progress=progress_bar(args))
     _close(outputs)
     _print_summary(result, time.perf_counter() - started)
     return 0
-
-
-class ReplayResult(NamedTuple):
-    """What a replay (or one job of it) tells in its summary."""
-
-    stats: ReplayStats
-    states: Counter[str]
-    lines: int  # lines in the order sorted (those of the job, with --jobs)
-    out_of_order: int
-
-
-def replay_here(
-    args: argparse.Namespace,
-    config: Config,
-    until: int | None,
-    outputs: ReplayOutputs,
-    keep: Callable[[str | None], bool] | None = None,
-    progress: Any = None,
-) -> ReplayResult:
-    """Replay in this process: every line, or those of the customers `keep` keeps (given
-    each line's customer id, None when it has none readable). `progress`: a `ReplayProgress`,
-    or what a job counts for its parent's (`stream.replay.shared_count.JobProgress`)."""
-    ordering = OrderingStats()
-    read_progress = progress.read if progress is not None else None
-    lines: Iterable[OrderedLine]
-    if args.arrival_order:
-        everything = enumerate(read_inputs(args, read_progress))
-        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
-    else:
-        lines = ordered_lines(read_inputs(args, read_progress), ordering, keep=keep)
-        if progress is not None:
-            lines = counted_as_replayed(lines, ordering, progress)
-    return replay_lines(config, until, outputs, lines, ordering, tagged=keep is not None, progress=progress)
-
-
-def replay_lines(
-    config: Config,
-    until: int | None,
-    outputs: ReplayOutputs,
-    lines: Iterable[OrderedLine],
-    ordering: OrderingStats,
-    *,
-    tagged: bool,
-    progress: Any = None,
-) -> ReplayResult:
-    """Replay `lines` (read lazily: reading counts in `ordering`) in this process. `tagged`
-    (a job of `--jobs`): each output line starts with its place in the order one process
-    writes (see `stream.replay.jobs`)."""
-    replay = Replay(config)
-    # Kept past the return: freeing a large replay's millions of objects one by one costs as
-    # much as a twentieth of the run, and the `lifecycle` process ends right after without
-    # freeing them (see `stream.cli.console`). The next replay in the same process drops it.
-    _finished[:] = [replay]
-    with few_collections():
-        return _replay(replay, until, outputs, lines, ordering, tagged, progress)
-
-
-_finished: list[Replay] = []
-
-
-def finished_replay() -> Replay:
-    """The replay `replay_here` ran last, with its customers."""
-    return _finished[0]
-
-
-class ReplayOutputs(NamedTuple):
-    transitions: BinaryIO | None
-    segment_changes: BinaryIO | None
-    states: BinaryIO | None
-    rejects: BinaryIO | None
-
-
-# lines replayed between two updates of the progress: the replay loop is too hot for a
-# bar's update (microseconds) on every line
-_COUNTED_EVERY = 4096
-
-
-def counted_as_replayed(
-    lines: Iterable[OrderedLine], ordering: OrderingStats, progress: Any
-) -> Iterator[OrderedLine]:
-    """`lines` in time order, counted on `progress` a chunk at a time as they are replayed.
-    The first comes once every line is read (and counted in `ordering`) and sorted: then
-    the progress turns from reading to replaying."""
-    remaining = iter(lines)
-    chunk = list(islice(remaining, _COUNTED_EVERY))
-    progress.start_replay(ordering.lines)
-    while chunk:
-        yield from chunk
-        progress.replayed(len(chunk))
-        chunk = list(islice(remaining, _COUNTED_EVERY))
-
-
-def _replay(
-    replay: Replay,
-    until: int | None,
-    outputs: ReplayOutputs,
-    lines: Iterable[OrderedLine],
-    ordering: OrderingStats,
-    tagged: bool,
-    progress: Any,
-) -> ReplayResult:
-    write_changes = _writer(outputs.transitions, outputs.segment_changes)
-    states_out, rejects_out = outputs.states, outputs.rejects
-    for instant, position, (path, line) in lines:
-        reason = line.error
-        if reason is None:
-            try:
-                changes = replay.feed(line.raw)
-            except InvalidEvent as invalid:
-                reason = str(invalid)
-            else:
-                # tagged only when it has outputs: about two lines in three have none
-                if changes:
-                    write_changes(changes, line_tag(instant, position) if tagged else b"")
-                continue
-        else:
-            replay.reject()
-        if rejects_out is not None:
-            source = FileSource(path=path, line=line.line)
-            tag = line_tag(instant, position) if tagged else b""
-            rejects_out.write(tag + encode(rejection(line.raw, reason, source)) + b"\n")
-    if until is not None:
-        for number, fired in replay.advance_partitions(until):
-            write_changes(fired, until_tag(number) if tagged else b"")
-    if progress is not None:
-        progress.close()
-    states = Counter[str]()
-    for index, (number, customer) in enumerate(replay.customers_by_partition()):
-        states[customer.state.value] += 1
-        if states_out is not None:
-            prefix = state_tag(number, index) if tagged else b""
-            partition = replay.partitions[number]
-            record = customer_record(customer, partition.clock_us, partition.scorer)
-            states_out.write(prefix + encode(record) + b"\n")
-    return ReplayResult(replay.stats, states, ordering.lines, ordering.out_of_order)
-
-
-# Fixed-width tags, so that merging the jobs' files by their bytes merges them by place.
-TAG_WIDTH = 37
-_OFFSET = 1 << 62
-
-
-def line_tag(instant: int, position: int) -> bytes:
-    return b"1%020d%015d|" % (instant + _OFFSET, position)
-
-
-def until_tag(partition: int) -> bytes:
-    return b"2%020d%015d|" % (partition, 0)
-
-
-def state_tag(partition: int, index: int) -> bytes:
-    return b"3%020d%015d|" % (partition, index)
 
 
 def _close(outputs: ReplayOutputs) -> None:
@@ -252,39 +97,13 @@ def _close(outputs: ReplayOutputs) -> None:
                 handle.close()
 
 
-def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:
-    """Writes each change to its file, in emission order, after `tag`; those with no file are
-    dropped."""
-    if transitions_out is None and segment_changes_out is None:
-        return lambda changes, tag: None
-    write_transition = transitions_out.write if transitions_out is not None else None
-    write_segment_change = segment_changes_out.write if segment_changes_out is not None else None
-
-    def write_changes(changes: list[Change], tag: bytes) -> None:
-        for change in changes:
-            write = write_transition if isinstance(change, Transition) else write_segment_change
-            if write is not None:
-                write(tag + encode(change) + b"\n")
-
-    return write_changes
-
-
-def replayed_history(args: argparse.Namespace, config: Config, until: int | None) -> tuple[Replay, int]:
-    """Replay `args.inputs` here, for commands that read the customers it leaves (report,
-    model): the replay, and the instant to read them at: `until`, or the last event's, to
-    which every customer is then brought (deadlines fired)."""
+def replayed(args: argparse.Namespace, config: Config, until: int | None) -> tuple[Replay, int]:
+    """The inputs replayed here for a command that reads the customers left (report, model),
+    and the instant to read them at (see `replayed_history`)."""
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    replay_here(args, config, until, ReplayOutputs(None, None, None, None), progress=progress_bar(args))
-    replay = finished_replay()
-    if until is not None:
-        return replay, until
-    clocks = [p.clock_us for p in replay.partitions if p.clock_us is not None]
-    if not clocks:
-        raise UsageError("no event in the input: no instant to read it at (give --until)")
-    replay.advance(max(clocks))
-    return replay, max(clocks)
+    return replayed_history(replay_options(args, until), config, progress_bar(args))
 
 
 def shows_progress() -> bool:

@@ -18,7 +18,7 @@ from .common import (
     instant_argument,
     open_output,
 )
-from .replay_command import replayed_history
+from .replay_command import replayed
 
 if TYPE_CHECKING:
     from ..model.scores import Model
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     page_out = open_output("--output", args.output)
     kpis_out = open_output("--kpis", args.kpis)
     model = _model(args.model)
-    replay, at = replayed_history(args, config, until)
+    replay, at = replayed(args, config, until)
     book = config.policy_book()
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..inputs.files import to_minor_units
 from ..lifecycle import State
+from ..lifecycle.money import to_minor_units
 from ..lifecycle.segments import Conditions, Segment, SegmentRules
 
 # Segment names end up in topic names and metric labels: lower case, digits, underscores.

@@ -2,7 +2,7 @@
 
 Each reader yields (line number, raw event bytes or None when the line is over the size
 limit, reason when a CSV row cannot become an event). Bytes then go through the one
-validation path, `stream.messages.decode_event`.
+validation path, `stream.inputs.messages.decode_event`.
 """
 
 from __future__ import annotations
@@ -14,34 +14,18 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from decimal import Decimal, InvalidOperation
 from typing import BinaryIO, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from ..lifecycle.events import MAX_AMOUNT_MINOR
+from ..lifecycle.money import to_minor_units
 from .csv_text import InputFormatError as InputFormatError  # the readers' error, for their callers
 from .csv_text import csv_rows, original_bytes, shown
 from .messages import MAX_EVENT_BYTES
 
 CSV_REQUIRED = ("customer_id", "order_id", "occurred_at", "amount", "currency")
 CSV_OPTIONAL = ("type", "event_id", "store_id", "channel", "payment_method", "coupon")
-
-# ISO 4217 currencies whose minor unit is not a hundredth.
-_MINOR_DIGITS = {
-    "JPY": 0,
-    "KRW": 0,
-    "VND": 0,
-    "CLP": 0,
-    "ISK": 0,
-    "HUF": 2,
-    "BHD": 3,
-    "KWD": 3,
-    "OMR": 3,
-    "JOD": 3,
-    "TND": 3,
-}
 
 
 class InputLine(NamedTuple):
@@ -208,35 +192,6 @@ def _zone(name: str | None) -> tzinfo | None:
         raise InputFormatError(f"--timezone: unknown time zone `{name}` (e.g. Europe/Berlin, UTC)") from None
 
 
-def to_minor_units(amount: str, currency: str) -> int:
-    """`12.50` EUR is 1250; a ValueError says why a text is not an amount of `currency`."""
-    digits = _MINOR_DIGITS.get(currency.upper(), 2)
-    try:
-        major = Decimal(amount.strip())
-    except InvalidOperation:
-        raise ValueError(f"amount `{_shown(amount)}` is not a decimal number") from None
-    # checked before scaling: `1e999999999` is a Decimal, and as an int a billion digits
-    if not major.is_finite() or major.adjusted() > 18:
-        raise ValueError(f"amount `{_shown(amount)}` is over the limit of {MAX_AMOUNT_MINOR} minor units")
-    value = major.scaleb(digits)
-    if value != value.to_integral_value():
-        raise ValueError(f"amount `{_shown(amount)}` has more decimals than {currency} allows")
-    if abs(value) > MAX_AMOUNT_MINOR:
-        raise ValueError(f"amount `{_shown(amount)}` is over the limit of {MAX_AMOUNT_MINOR} minor units")
-    return int(value)
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """A value quoted in a reason, cut short: a reason names the value, it does not carry it."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-def to_major_units(minor: int, currency: str) -> str:
-    """`1250` EUR is `12.50`; `1000` JPY is `1000`."""
-    digits = _MINOR_DIGITS.get(currency.upper(), 2)
-    return str(Decimal(minor).scaleb(-digits))
-
-
 def csv_row_event(
     row: dict[str, str], layout: CsvLayout | None = None, zone: tzinfo | None = None
 ) -> dict[str, object]:
@@ -284,17 +239,3 @@ def _csv_instant(text: str, column: str, zone: tzinfo | None) -> str:
             raise ValueError(f"column `{column}`: the time `{text}` has no zone; add one, or give --timezone")
         instant = instant.replace(tzinfo=zone)
     return instant.isoformat()
-
-
-FORMATS = ("jsonl", "csv", "shopify")
-
-
-def format_lines(stream: BinaryIO, input_format: str, layout: CsvLayout | None = None) -> Iterator[InputLine]:
-    """The lines of an input in one of FORMATS."""
-    if input_format == "csv":
-        return csv_lines(stream, layout)
-    if input_format == "shopify":
-        from stream.inputs.shopify import shopify_lines
-
-        return shopify_lines(stream, (layout or CsvLayout()).encoding)
-    return jsonl_lines(stream)

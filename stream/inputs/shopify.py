@@ -24,8 +24,9 @@ import orjson
 
 from ..lifecycle.events import MAX_QUANTITY
 from ..lifecycle.instants import format_rfc3339, to_us
+from ..lifecycle.money import to_minor_units
 from .csv_text import CsvRow, InputFormatError, csv_rows, original_bytes, shown
-from .files import InputLine, to_minor_units
+from .files import InputLine
 
 REQUIRED = ("Name", "Email", "Created at", "Currency", "Total")
 OPTIONAL = (

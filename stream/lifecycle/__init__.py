@@ -1,4 +1,4 @@
-"""The lifecycle core: the rules of LIFECYCLE.md as plain functions and data.
+"""The lifecycle core: the rules of docs/lifecycle.md as plain functions and data.
 
 No Kafka, no Faust, no asyncio, no clock reads, no I/O: time comes in as parameters, and
 transitions go out as return values.

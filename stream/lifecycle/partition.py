@@ -294,7 +294,7 @@ class Partition:
     ) -> list[Change]:
         """Move the customer to the state the table gives at `at_us`, and to the segments
         and class they are in then; set their next deadline. Returns the changes, in the
-        order of SEGMENTS.md: the transition, segments in configuration order, the class."""
+        order of docs/segments.md: the transition, segments in configuration order, the class."""
         policy = self.policies.for_store(customer.store_id)
         count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
         target = state_at(policy, count, first, last, at_us)

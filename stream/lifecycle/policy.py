@@ -1,6 +1,6 @@
 """Lifecycle states and the policy that maps counted orders and an instant to a state.
 
-This module is the state table of LIFECYCLE.md, and the only place it lives.
+This module is the state table of docs/lifecycle.md, and the only place it lives.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The four windows of LIFECYCLE.md, in microseconds."""
+    """The four windows of docs/lifecycle.md, in microseconds."""
 
     one_timer_window: int = 30 * DAY_US
     at_risk_after: int = 60 * DAY_US

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..inputs.files import to_major_units
 from ..lifecycle import CustomerState
 from ..lifecycle.instants import DAY_US
+from ..lifecycle.money import to_major_units
 from ..lifecycle.purchase_days import purchase_days
 
 TIME_UNITS = {"day": DAY_US, "week": 7 * DAY_US}

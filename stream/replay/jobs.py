@@ -18,7 +18,6 @@ those tags while the jobs write them: the output is the same, byte for byte, as 
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import multiprocessing
 import multiprocessing.connection
@@ -33,26 +32,10 @@ from typing import Any
 
 import orjson
 
-from ..cli.common import UsageError, input_layout
-from ..cli.replay_command import (
-    TAG_WIDTH,
-    ReplayOutputs,
-    ReplayResult,
-    counted_as_replayed,
-    progress_bar,
-    replay_here,
-    replay_lines,
-    shows_progress,
-)
 from ..config import Config
-from ..inputs.files import (
-    InputFormatError,
-    Piece,
-    format_lines,
-    open_input,
-    piece_lines,
-    split_inputs,
-)
+from ..inputs.csv_text import InputFormatError
+from ..inputs.files import Piece, open_input, piece_lines, split_inputs
+from ..inputs.sources import UnreadableInput, format_lines
 from ..inputs.time_order import (
     BEFORE_ALL,
     Entry,
@@ -66,6 +49,16 @@ from ..inputs.time_order import (
 )
 from ..kafka.partitioning import partition_for
 from .driver import ReplayStats
+from .run import (
+    TAG_WIDTH,
+    ReplayError,
+    ReplayOptions,
+    ReplayOutputs,
+    ReplayResult,
+    counted_as_replayed,
+    replay_here,
+    replay_lines,
+)
 from .shared_count import SharedCount, SharedProgress
 
 _KINDS = ("transitions", "segment_changes", "states", "rejects")
@@ -73,19 +66,26 @@ _HAND_OVER_CHUNK = 4096
 
 
 def replay_in_jobs(
-    args: argparse.Namespace, config: Config, until: int | None, outputs: ReplayOutputs, jobs: int
+    options: ReplayOptions,
+    config: Config,
+    outputs: ReplayOutputs,
+    jobs: int,
+    new_progress: Callable[[], Any] | None = None,
 ) -> ReplayResult:
-    _check_formats(args)
+    """Replay in `jobs` processes, the outputs as one process writes them; `new_progress`
+    makes what shows the progress (a `ReplayProgress`; None: nothing shown)."""
+    _check_formats(options)
     directory = Path(tempfile.mkdtemp(prefix="lifecycle-replay-"))
     try:
         context = multiprocessing.get_context("fork")
-        shares = split_inputs(args.inputs, jobs) if _shareable(args) else None
+        paths = options.inputs.paths
+        shares = split_inputs(paths, jobs) if _shareable(options) else None
         meeting = _Meeting(context, jobs) if shares is not None else None
-        counts = SharedProgress(context, jobs, shown=shows_progress())
+        counts = SharedProgress(context, jobs, shown=new_progress is not None)
         processes = [
             context.Process(
                 target=_job,
-                args=(args, config, until, job, jobs, directory, outputs, shares, meeting, counts),
+                args=(options, config, job, jobs, directory, outputs, shares, meeting, counts),
             )
             for job in range(jobs)
         ]
@@ -96,7 +96,9 @@ def replay_in_jobs(
         ]
         for process in processes:
             process.start()
-        progress = progress_bar(args)  # after the forks: the bar starts a thread
+        progress = (
+            new_progress() if new_progress is not None else None
+        )  # after the forks: a bar starts a thread
         try:
             failed = _wait_for(processes, meeting, merges, lambda: counts.show(progress))
         finally:
@@ -105,7 +107,7 @@ def replay_in_jobs(
             if progress is not None:
                 progress.close()
         if failed:
-            raise UsageError(f"replay job(s) {', '.join(map(str, failed))} failed; see the messages above")
+            raise ReplayError(f"replay job(s) {', '.join(map(str, failed))} failed; see the messages above")
         return _merged([orjson.loads((directory / f"{job}.json").read_bytes()) for job in range(jobs)])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -228,20 +230,21 @@ _FOLLOW_SECONDS = 0.2
 _AHEAD_BYTES = 16 << 20
 
 
-def _check_formats(args: argparse.Namespace) -> None:
+def _check_formats(options: ReplayOptions) -> None:
     """A file not of its format stops the replay before any job starts (as with one job)."""
-    for path in args.inputs:
+    inputs = options.inputs
+    for path in inputs.paths:
         with open_input(path) as stream:
             try:
-                next(iter(format_lines(stream, args.format, input_layout(args))), None)
-            except InputFormatError as error:
-                raise UsageError(f"input {path}: {error}") from None
+                next(iter(format_lines(stream, inputs.input_format, inputs.layout)), None)
+            except (InputFormatError, OSError, EOFError) as error:
+                raise UnreadableInput(f"input {path}: {error}") from None
 
 
-def _shareable(args: argparse.Namespace) -> bool:
+def _shareable(options: ReplayOptions) -> bool:
     """Whether the inputs can be cut into shares by bytes: plain JSON-lines files, sorted."""
-    plain = all(path != "-" and not path.endswith(".gz") for path in args.inputs)
-    return plain and args.format == "jsonl" and not args.arrival_order
+    plain = all(path != "-" and not path.endswith(".gz") for path in options.inputs.paths)
+    return plain and options.inputs.input_format == "jsonl" and not options.arrival_order
 
 
 def job_of(customer_id: str | None, partitions: int, jobs: int) -> int:
@@ -251,9 +254,8 @@ def job_of(customer_id: str | None, partitions: int, jobs: int) -> int:
 
 
 def _job(
-    args: argparse.Namespace,
+    options: ReplayOptions,
     config: Config,
-    until: int | None,
     job: int,
     jobs: int,
     directory: Path,
@@ -284,12 +286,12 @@ def _job(
         progress = counts.for_job(counts_input=True)
         if progress is not None:
             lines = counted_as_replayed(lines, ordering, progress)
-        result = replay_lines(config, until, outputs, lines, ordering, tagged=True, progress=progress)
+        result = replay_lines(config, options.until, outputs, lines, ordering, tagged=True, progress=progress)
     else:
         mine = lambda customer_id: job_for(customer_id) == job  # noqa: E731
         # every job reads every line: job 0 counts them
         progress = counts.for_job(counts_input=job == 0)
-        result = replay_here(args, config, until, outputs, keep=mine, progress=progress)
+        result = replay_here(options, config, outputs, keep=mine, progress=progress)
         if job != 0:  # every job read every line: job 0 tells how they were ordered
             result = result._replace(lines=0, out_of_order=0)
     for handle in files:

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..inputs.files import to_major_units
 from ..lifecycle.customer import OrderRecord
 from ..lifecycle.instants import DAY_US
+from ..lifecycle.money import to_major_units
 
 DIMENSIONS = ("category", "payment_method", "coupon", "channel", "value_band")
 MOST_GROUPS = 8  # per dimension; the rest are summed into "other"

@@ -10,8 +10,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.inputs.files import CsvLayout, InputFormatError, format_lines
+from stream.inputs.files import CsvLayout, InputFormatError
 from stream.inputs.messages import InvalidEvent, decode_event
+from stream.inputs.sources import format_lines
 from tests.fuzz.strategies import ENCODINGS, csv_files, event_bytes, fuzz_settings, shopify_files
 
 SHOPIFY_EXAMPLE = (Path(__file__).parents[1] / "data" / "shopify-orders.csv").read_bytes()

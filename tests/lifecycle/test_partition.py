@@ -1,4 +1,4 @@
-"""Applying events and moving the partition clock: every rule of LIFECYCLE.md with its instants."""
+"""Applying events and moving the partition clock: every rule of docs/lifecycle.md with its instants."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""The state table and the transition names of LIFECYCLE.md, row by row, boundary by boundary."""
+"""The state table and the transition names of docs/lifecycle.md, row by row, boundary by boundary."""
 
 import pytest
 

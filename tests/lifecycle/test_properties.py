@@ -1,4 +1,4 @@
-"""The guarantees of LIFECYCLE.md as properties, checked against a naive reference model."""
+"""The guarantees of docs/lifecycle.md as properties, checked against a naive reference model."""
 
 from __future__ import annotations
 
