@@ -16,7 +16,7 @@ from typing import Any
 
 from ..lifecycle import Policy, PolicyBook, TimeRules
 from ..lifecycle.customer import Scorer
-from ..lifecycle.folding import DEFAULT_ORDERS_KEPT
+from ..lifecycle.folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT
 from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
 from .segments import SegmentConfigError, check_model_conditions, segment_rules
@@ -235,6 +235,9 @@ class LimitSettings:
     # orders a customer keeps in detail; beyond them (and a tenth more), the oldest are folded
     # into totals (docs/lifecycle.md, "Customers with many orders")
     orders_kept: int = _setting(_orders_kept, DEFAULT_ORDERS_KEPT)
+    # refunds an order keeps (each by event id, so one sent again counts once); one more is
+    # rejected
+    refunds_per_order: int = _setting(_positive_int, DEFAULT_REFUNDS_KEPT)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .customer import (
     snapshot,
 )
 from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
-from .folding import DEFAULT_ORDERS_KEPT, fold_oldest, folded_reason
+from .folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT, fold_oldest, folded_reason, refunds_reason
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
 from .segment_changes import Move, Stamp, change_events, move_to
@@ -100,9 +100,11 @@ class Partition:
         keep_contact: bool = True,
         scorer: Scorer | None = None,
         orders_kept: int = DEFAULT_ORDERS_KEPT,
+        refunds_kept: int = DEFAULT_REFUNDS_KEPT,
     ) -> None:
         self.customers = customers
         self.orders_kept = orders_kept
+        self.refunds_kept = refunds_kept
         self.scorer = scorer  # the customer-base model's scores in snapshots, when configured
         # False: email and consent never enter state, so no output carries them
         self.keep_contact = keep_contact
@@ -212,6 +214,9 @@ class Partition:
             folded_away = folded_reason(customer, event, at, self.orders_kept)
             if folded_away is not None:
                 return EventResult(Outcome.REJECTED, fired, reason=folded_away, reason_code="folded")
+            too_many = refunds_reason(customer, event, self.refunds_kept)
+            if too_many is not None:
+                return EventResult(Outcome.REJECTED, fired, reason=too_many, reason_code="too_many_refunds")
         new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
         try:
             changed = record_event(customer, event, at, self.keep_contact)

@@ -54,6 +54,7 @@ class Replay:
                 keep_contact=config.privacy.contact_data,
                 scorer=scorer,
                 orders_kept=config.limits.orders_kept,
+                refunds_kept=config.limits.refunds_per_order,
             )
             for _ in range(self.partition_count)
         ]

@@ -242,6 +242,7 @@ class Worker:
                 keep_contact=self.config.privacy.contact_data,
                 scorer=self.scorer,
                 orders_kept=self.config.limits.orders_kept,
+                refunds_kept=self.config.limits.refunds_per_order,
             )
             core.rebuild_deadline_index(states[number])
             runtime = PartitionRuntime(

@@ -169,3 +169,42 @@ def test_cancellations_waiting_for_their_orders_are_bounded():
     assert [o.outcome for o in outcomes] == [Outcome.APPLIED] * KEPT + [Outcome.REJECTED] * 3
     assert "the most kept" in (outcomes[-1].reason or "")
     assert len(partition.customers["w"].orders) == KEPT
+
+
+def test_a_folded_order_placed_again_later_is_rejected_not_counted_twice():
+    partition, _ = _folded_customer()
+    again = placed("h", "o5", at(90), 10_000, event_id="again")  # later than every folded order
+    assert "is one of the customer's" in _rejected(partition, again)
+
+
+def test_a_placement_that_would_make_the_first_order_stop_counting_is_rejected():
+    partition, _ = _folded_customer()
+    assert partition.apply(decoded(refunded("h", "o0", at(90), 6_000)), NOW).outcome is Outcome.APPLIED
+    # placed earlier, for less than what was refunded: it would replace the first order's total
+    earlier = placed("h", "o0", at(-1), 5_000, event_id="earlier")
+    assert "is the customer's first" in _rejected(partition, earlier)
+
+
+def test_an_order_keeps_a_bounded_number_of_refunds():
+    partition = Partition({}, refunds_kept=3)
+    partition.apply(decoded(placed("r", "o1", at(0), 10_000)), NOW)
+    outcomes = [
+        partition.apply(decoded(refunded("r", "o1", at(1), 0, event_id=f"r{n}")), NOW) for n in range(5)
+    ]
+    assert [o.outcome for o in outcomes] == [Outcome.APPLIED] * 3 + [Outcome.REJECTED] * 2
+    assert outcomes[-1].reason_code == "too_many_refunds" and "limits.refunds_per_order = 3" in (
+        outcomes[-1].reason or ""
+    )
+    again = partition.apply(decoded(refunded("r", "o1", at(1), 0, event_id="r0")), NOW)
+    assert again.outcome is Outcome.DUPLICATE  # a refund kept, sent again, is still known
+
+
+def test_orders_of_many_items_fold_sooner_so_the_record_stays_small():
+    partition = _partition(KEPT)
+    basket = [{"sku": f"S{n}", "qty": 1, "unit_minor": 100} for n in range(60)]
+    for n in range(12):
+        partition.apply(decoded(placed("w", f"o{n}", at(n), 6_000, event_id=f"p{n}", items=basket)), NOW)
+    customer = partition.customers["w"]
+    items = sum(len(order.items or ()) for order in customer.orders.values())
+    assert items <= 8 * KEPT * 1.1
+    assert customer.folded is not None and customer.order_count == 12
