@@ -84,7 +84,7 @@ def new_partition(
 def apply_all(partition: Partition, events: list[dict[str, Any]], now: int = NOW) -> list[Transition]:
     out: list[Transition] = []
     for event in events:
-        out.extend(partition.apply(decoded(event), now).transitions)
+        out.extend(partition.apply(decoded(event), now).changes)
     return out
 
 

@@ -69,7 +69,7 @@ class Outcome(StrEnum):
 class EventResult:
     outcome: Outcome
     # transitions and segment changes, in emission order
-    transitions: list[Change] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     reason: str | None = None
     erased: bool = False
     reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent, folded

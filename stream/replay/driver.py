@@ -87,13 +87,13 @@ class Replay:
         result = self._partition(event.customer_id).apply(event, self.now_us())
         self.stats.outcomes[result.outcome] += 1
         self.stats.folded += result.folded
-        self._count(result.transitions)
+        self._count(result.changes)
         if result.outcome is Outcome.REJECTED:
             raise InvalidEvent(result.reason or "rejected")
         if result.erased:
             self._partition_of.pop(event.customer_id, None)
             self.last_erased = event.customer_id
-        return result.transitions
+        return result.changes
 
     def reject(self) -> None:
         """Count input rejected before it could be decoded (oversized lines, bad CSV rows)."""

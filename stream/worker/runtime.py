@@ -448,9 +448,9 @@ class Worker:
         for outbox in outboxes:
             if not self._undelivered(number, outbox):
                 continue
-            for sent_raw in outbox.transitions:
+            for sent_raw in outbox.changes:
                 sent = orjson.loads(sent_raw)
-                if "change" in sent:
+                if "change" in sent:  # a segment change's kind; a transition has none
                     self._send_segment_change(key, sent_raw, sent["segment"], fresh=not sent["replayed"])
                 else:
                     self._send_transition(key, sent_raw, sent["transition"], fresh=not sent["replayed"])
@@ -571,7 +571,7 @@ class Worker:
         if result.folded:
             self.metrics.orders_folded.inc(result.folded)
         erased = event.customer_id if result.erased else None
-        self._publish(runtime, number, topic, offset, result.transitions, erased, order_offset=offset)
+        self._publish(runtime, number, topic, offset, result.changes, erased, order_offset=offset)
 
     def _watch_late_share(self, runtime: PartitionRuntime, number: int, late: bool) -> None:
         """Say so when many events of a partition arrive late: every late event is applied

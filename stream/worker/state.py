@@ -21,7 +21,8 @@ Record = TypeVar("Record")  # StoredCustomer or StoredHead
 
 
 class Outbox(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The transitions one source message produced for a customer, as sent.
+    """The changes (transitions and segment changes) one source message produced for a
+    customer, as sent.
 
     Offsets are committed only after every send is flushed, so a transition whose send was
     lost in a crash belongs to a message at or after the committed offset. A customer keeps
@@ -34,7 +35,8 @@ class Outbox(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     source_topic: str
     source_offset: int
-    transitions: list[bytes]
+    # encoded as an array: renaming a field changes nothing stored
+    changes: list[bytes]
 
 
 class StoredCustomer(msgspec.Struct, array_like=True, gc=False):

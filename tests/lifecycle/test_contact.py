@@ -19,7 +19,7 @@ def _apply(events, keep_contact=True):
     p = Partition({}, keep_contact=keep_contact)
     out = []
     for event in events:
-        out += p.apply(decoded(event), NOW).transitions
+        out += p.apply(decoded(event), NOW).changes
     return p, out
 
 

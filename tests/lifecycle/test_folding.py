@@ -45,7 +45,7 @@ def _outcomes(partition: Partition, events: list[dict[str, Any]]) -> list[tuple]
     out = []
     for event in events:
         result = partition.apply(decoded(event), NOW)
-        out.append((result.outcome, result.reason_code, [_comparable(c) for c in result.transitions]))
+        out.append((result.outcome, result.reason_code, [_comparable(c) for c in result.changes]))
     return out
 
 
@@ -125,7 +125,7 @@ def _folded_customer() -> tuple[Partition, list[dict[str, Any]]]:
 def _rejected(partition: Partition, event: dict[str, Any]) -> str:
     before = _standing(partition)
     result = partition.apply(decoded(event), NOW)
-    assert (result.outcome, result.reason_code, result.transitions) == (Outcome.REJECTED, "folded", [])
+    assert (result.outcome, result.reason_code, result.changes) == (Outcome.REJECTED, "folded", [])
     assert _standing(partition) == before
     assert result.reason
     return result.reason

@@ -147,7 +147,7 @@ def test_late_event_is_settled_at_the_partition_clock():
     apply_all(p, [placed("a", "a1", at(50))])
     result = p.apply(decoded(placed("b", "b1", at(45))), NOW)
     assert result.outcome is Outcome.LATE
-    [t] = result.transitions
+    [t] = result.changes
     assert t.transition == "became_one_timer"
     assert t.occurred_at == from_us(at(50))
     # the one-timer window still runs from the order itself
@@ -157,7 +157,7 @@ def test_late_event_is_settled_at_the_partition_clock():
 def test_late_event_past_its_window_moves_straight_to_the_state_at_the_clock():
     p = new_partition()
     apply_all(p, [placed("a", "a1", at(100))])
-    [t] = p.apply(decoded(placed("b", "b1", at(10))), NOW).transitions
+    [t] = p.apply(decoded(placed("b", "b1", at(10))), NOW).changes
     assert (t.transition, t.occurred_at) == ("prospect_to_inactive", from_us(at(100)))
 
 
@@ -198,11 +198,11 @@ def test_transition_ids_derive_from_customer_creation_and_seq():
 
 def test_replayed_when_stale_at_detection_or_when_rebuilding():
     p = new_partition(rules=TimeRules(stale_after=DAY_US))
-    [fresh] = p.apply(decoded(placed("a", "a1", at(0))), at(1)).transitions
-    [stale] = p.apply(decoded(placed("b", "b1", at(0))), at(1, us=1)).transitions
+    [fresh] = p.apply(decoded(placed("a", "a1", at(0))), at(1)).changes
+    [stale] = p.apply(decoded(placed("b", "b1", at(0))), at(1, us=1)).changes
     assert (fresh.replayed, stale.replayed) == (False, True)
     rebuild = new_partition(rebuilding=True)
-    [t] = rebuild.apply(decoded(placed("a", "a1", at(0))), at(0)).transitions
+    [t] = rebuild.apply(decoded(placed("a", "a1", at(0))), at(0)).changes
     assert t.replayed is True
 
 
@@ -276,7 +276,7 @@ def test_events_redelivered_after_an_erasure_do_not_bring_the_customer_back():
     order = placed("c1", "o1", at(0))
     apply_all(p, [order, placed("x", "x1", at(5)), erased("c1", at(6))])
     result = p.apply(decoded(order), NOW)
-    assert result.outcome is Outcome.ERASED and result.transitions == []
+    assert result.outcome is Outcome.ERASED and result.changes == []
     assert "c1" not in p.customers
     assert all("c1" not in key for key in p.erasures)  # only a one-way hash is kept
     [back] = apply_all(p, [placed("c1", "o2", at(7))])
@@ -301,7 +301,7 @@ def test_an_erasure_redelivered_after_the_customer_came_back_leaves_the_new_life
     erasure = erased("c1", at(6))
     apply_all(p, [placed("c1", "o1", at(0)), erasure, placed("c1", "o2", at(8))])
     again = p.apply(decoded(erasure), NOW)
-    assert again.outcome is Outcome.DUPLICATE and again.transitions == [] and not again.erased
+    assert again.outcome is Outcome.DUPLICATE and again.changes == [] and not again.erased
     assert set(p.customers["c1"].orders) == {"o2"}
 
 
@@ -316,7 +316,7 @@ def test_an_erasure_redelivered_over_the_erased_life_put_back_erases_it_at_the_m
     p.customers["c1"] = erased_life
     again = p.apply(decoded(erasure), NOW)
     assert again.outcome is Outcome.APPLIED and again.erased
-    assert [t.transition for t in again.transitions] == ["one_timer_to_prospect"]
+    assert [t.transition for t in again.changes] == ["one_timer_to_prospect"]
     assert "c1" not in p.customers
     assert p.erasures == marker  # not moved to the clock (day 9): a life begun on day 8 stays
     [back] = apply_all(p, [placed("c1", "o2", at(8))])

@@ -109,7 +109,7 @@ def test_same_input_gives_byte_identical_output(events):
         p = new_partition()
         out = []
         for event in events:
-            out.extend(p.apply(decoded(event), NOW).transitions)
+            out.extend(p.apply(decoded(event), NOW).changes)
         out.extend(p.advance(at(1500), NOW))
         outputs.append([msgspec.json.encode(t) for t in out])
     assert outputs[0] == outputs[1]
@@ -121,7 +121,7 @@ def test_seq_has_no_gaps_and_time_never_goes_back_per_customer(events, until_day
     p = new_partition()
     out = []
     for event in events:
-        out.extend(p.apply(decoded(event), NOW).transitions)
+        out.extend(p.apply(decoded(event), NOW).changes)
     out.extend(p.advance(at(until_days), NOW))
     by_customer: dict[str, list] = {}
     for t in out:
@@ -159,7 +159,7 @@ def test_advancing_in_steps_gives_what_one_jump_gives(events, until_days, step, 
         p = new_partition()
         out = []
         for event in events:
-            out.extend(p.apply(decoded(event), NOW).transitions)
+            out.extend(p.apply(decoded(event), NOW).changes)
         target = at(until_days)
         if stepwise:
             before = p.clock_us
@@ -170,6 +170,6 @@ def test_advancing_in_steps_gives_what_one_jump_gives(events, until_days, step, 
         else:
             out.extend(p.advance(target, NOW))
         late = placed("d", "d-late", at(until_days + then_days), TOTAL, event_id="late")
-        out.extend(p.apply(decoded(late), NOW).transitions)
+        out.extend(p.apply(decoded(late), NOW).changes)
         outputs.append([msgspec.json.encode(t) for t in out])
     assert outputs[0] == outputs[1]

@@ -156,7 +156,7 @@ def test_same_input_twice_and_stepwise_advance_give_the_same_changes(events, unt
         p = new_partition()
         out = []
         for event in events:
-            out += p.apply(decoded(event), NOW).transitions
+            out += p.apply(decoded(event), NOW).changes
         target = at(until_days)
         while stepwise and (p.clock_us is None or p.clock_us < target):
             out += p.advance(target, NOW, max_deadlines=step)
@@ -171,7 +171,7 @@ def test_segment_change_seq_has_no_gaps_and_time_never_goes_back(events, until_d
     p = new_partition()
     out = []
     for event in events:
-        out += p.apply(decoded(event), NOW).transitions
+        out += p.apply(decoded(event), NOW).changes
     out += p.advance(at(until_days), NOW)
     by_customer: dict[str, list[SegmentChange]] = {}
     for change in out:

@@ -29,7 +29,7 @@ def partition(segments: dict[str, dict[str, Any]], classes: list[str] | None = N
 def run(p: Partition, events: list[dict[str, Any]]) -> list[Change]:
     out: list[Change] = []
     for event in events:
-        out += p.apply(decoded(event), NOW).transitions
+        out += p.apply(decoded(event), NOW).changes
     return out
 
 
