@@ -187,11 +187,14 @@ def _after_order(
 
 
 def _order_body(rng: random.Random, currency: str, store_id: str) -> dict[str, Any]:
-    items = []
+    items: list[dict[str, Any]] = []
+    total = 0
     for sku, category, price in rng.sample(CATALOG, rng.choice((1, 1, 1, 2, 2, 3))):
-        items.append({"sku": sku, "category": category, "qty": rng.choice((1, 1, 1, 2)), "unit_minor": price})
+        quantity = rng.choice((1, 1, 1, 2))
+        items.append({"sku": sku, "category": category, "qty": quantity, "unit_minor": price})
+        total += quantity * price
     body: dict[str, Any] = {
-        "total": {"amount_minor": sum(i["qty"] * i["unit_minor"] for i in items), "currency": currency},
+        "total": {"amount_minor": total, "currency": currency},
         "items": items,
         "channel": rng.choice(CHANNELS),
         "payment_method": rng.choice(PAYMENTS),

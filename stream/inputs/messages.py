@@ -43,11 +43,12 @@ def decode_event(raw: bytes) -> OrderEvent:
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit", "too_large")
     try:
-        return _event_decoder.decode(raw)
+        event: OrderEvent = _event_decoder.decode(raw)
     except msgspec.ValidationError as error:
         raise InvalidEvent(f"invalid order event: {error}") from None
     except Exception as error:  # any failure to decode bytes is the input's
         raise undecodable(error) from None
+    return event
 
 
 def undecodable(error: Exception) -> InvalidEvent:

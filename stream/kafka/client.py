@@ -15,11 +15,12 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     kafka = config.kafka
     if not kafka.security_protocol.endswith("SSL"):
         return None
-    return create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=kafka.ssl_cafile or None,
         certfile=kafka.ssl_certfile or None,
         keyfile=kafka.ssl_keyfile or None,
     )
+    return context
 
 
 def client_settings(config: Config) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class FirstStepInline:
     async def wait_first(self, *coros: WaitArgT, timeout: float | None = None) -> WaitResults:
         first = coros[0] if coros else None
         if not isinstance(first, CoroutineType):
-            return await super().wait_first(*coros, timeout=timeout)  # type: ignore[misc]
+            return await super().wait_first(*coros, timeout=timeout)  # type: ignore[misc,no-any-return]
         try:
             waiting_on = first.send(None)
         except StopIteration as finished:
@@ -86,7 +86,7 @@ class FirstStepInline:
         return WaitResults(done, results.results, results.stopped)
 
 
-class Consumer(FirstStepInline, faust_aiokafka.Consumer):
+class Consumer(FirstStepInline, faust_aiokafka.Consumer):  # type: ignore[misc]  # mode's own signature
     """faust's aiokafka consumer, delivering a message in the fetching task when it can."""
 
 
