@@ -36,7 +36,7 @@ def consumer_app(request: pytest.FixtureRequest) -> Any:
 def app(consumer_app: Any) -> Iterator[faust.App]:
     app = consumer_app("acks-test")
     app.topics.acks_enabled_for = lambda topic: True  # as for the orders topic of an agent
-    acks.install(app)
+    app.refusals = acks.install(app)
     app.consumer_generation_id = 1
     app.flow_control.resume()
     app.consumer._committed_offset[ORDERS] = COMMITTED  # what faust finds at assignment
@@ -196,7 +196,7 @@ async def test_a_gap_over_offsets_processed_after_all_is_committed_whole_not_an_
 def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
     processed(app, range(100, 102))
     refused = _message(102, generation=1)
-    acks.refuse(refused)
+    app.refusals.refuse(refused)
     app.consumer.ack(refused)
     assert refused.acked and refused not in app.consumer.unacked
     assert app.consumer._new_offset(ORDERS) == 102

@@ -47,22 +47,46 @@ from mode.utils.futures import notify
 log = logging.getLogger(__name__)
 
 
+class Refusals:
+    """The messages a worker handed back unprocessed, until faust acks them: their acks count
+    for nothing. One per app (`install` makes it)."""
+
+    def __init__(self) -> None:
+        self._held: set[tuple[TP, int]] = set()
+
+    def refuse(self, message: Message) -> None:
+        """Make the coming ack of `message` count for nothing: the worker did not process it."""
+        self._held.add((message.tp, message.offset))
+
+    def taken_back(self, message: Message) -> bool:
+        """True (once) when `message` was refused."""
+        key = (message.tp, message.offset)
+        if key not in self._held:
+            return False
+        self._held.discard(key)
+        return True
+
+
 def install(
     app: Any, orders_topic: str | None = None, processed_through: Callable[[int], int | None] = lambda n: None
-) -> None:
+) -> Refusals:
     """Make `app.consumer` disregard acks of messages skipped or outlived by a rebalance, and
-    commit no offset of `orders_topic` past the message after the last one processed.
+    commit no offset of `orders_topic` past the message after the last one processed; returns
+    where the worker refuses the messages it hands back unprocessed.
 
     `processed_through(partition)`: the last orders offset processed in this ownership, None
     before the first."""
     consumer = app.consumer
     record_ack = consumer.ack
+    refusals = Refusals()
 
     def ack(message: Message) -> bool:
-        refused = (message.tp, message.offset) in _refused
-        if refused:
-            _refused.discard((message.tp, message.offset))
-        elif app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+        refused = refusals.taken_back(message)
+        if (
+            not refused
+            and app.flow_control.is_active()
+            and message.generation_id == app.consumer_generation_id
+        ):
             return bool(record_ack(message))
         message.acked = True
         consumer._unacked_messages.discard(message)
@@ -120,6 +144,7 @@ def install(
             consumer._committed_offset.update(starts)
 
     consumer.perform_seek = perform_seek
+    return refusals
 
 
 def _processed_only(
@@ -157,15 +182,6 @@ def _processed_only(
         if limit is not None and (committed is None or limit > committed):
             allowed[tp] = limit
     return allowed
-
-
-# messages the worker handed back unprocessed (see `refuse`), until faust acks them
-_refused: set[tuple[TP, int]] = set()
-
-
-def refuse(message: Message) -> None:
-    """Make the coming ack of `message` count for nothing: the worker did not process it."""
-    _refused.add((message.tp, message.offset))
 
 
 def _chop_gaps(consumer: Any, tp: TP, first_unprocessed: int) -> None:

@@ -136,7 +136,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         runtime = worker.partitions.get(partition)
         return None if runtime is None else runtime.last_order_offset
 
-    acks.install(app, config.topics.orders, processed_through)
+    refusals = acks.install(app, config.topics.orders, processed_through)
     _skip_fetched_once(app.consumer, config.topics.orders, _fault_orders("LIFECYCLE_FAULT_SKIP_FETCHED"))
 
     customers_changelog = worker.customers_changelog
@@ -183,7 +183,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
             message = event.message
             if dropped_once and (message.partition, message.offset) in dropped_once:
                 dropped_once.discard((message.partition, message.offset))
-                acks.refuse(message)  # as if faust had lost it on its way (tests only)
+                refusals.refuse(message)  # as if faust had lost it on its way (tests only)
                 continue
             try:
                 if (message.partition, message.offset) in failing:
@@ -199,7 +199,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
                 # from the first offset missing. seek_wait runs in the consumer's thread
                 # (faust's plain `seek` calls aiokafka from this one, and the fetcher never
                 # woke up: a stall)
-                acks.refuse(message)
+                refusals.refuse(message)
                 try:
                     await app.consumer.seek_wait({message.tp: reread_from})
                 except Exception as error:  # the next message past the hole asks again
