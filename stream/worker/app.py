@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, NoReturn
 
@@ -174,24 +174,18 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         they were made; faust's commit waits for every one to be acked (`send_buffer`)."""
         await hand_over(batches.send(worker.drain()))
 
-    dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
-    failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")
+    def process(message: Any) -> int | None:
+        return worker.on_message(message.topic, message.partition, message.offset, message.key, message.value)
+
+    process = _with_injected_faults(process, refusals)
 
     @app.agent(source, name="lifecycle")
     async def lifecycle(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            if dropped_once and (message.partition, message.offset) in dropped_once:
-                dropped_once.discard((message.partition, message.offset))
-                refusals.refuse(message)  # as if faust had lost it on its way (tests only)
-                continue
             try:
-                if (message.partition, message.offset) in failing:
-                    raise RuntimeError("fault injected for tests (LIFECYCLE_FAULT_FAIL_ORDERS)")
                 with metrics.processing.time():
-                    reread_from = worker.on_message(
-                        message.topic, message.partition, message.offset, message.key, message.value
-                    )
+                    reread_from = process(message)
             except Exception:
                 _stop_unprocessed(message)
             if reread_from is not None:
@@ -317,6 +311,29 @@ def _stop_unprocessed(message: Any) -> NoReturn:
     )
     logging.shutdown()
     os._exit(EXIT_PROCESSING_FAILED)
+
+
+def _with_injected_faults(
+    process: Callable[[Any], int | None], refusals: acks.Refusals
+) -> Callable[[Any], int | None]:
+    """`process`, or, for tests that set LIFECYCLE_FAULT_DROP_ORDERS or _FAIL_ORDERS, `process`
+    behind the faults they name: installed once here, not a branch on every message."""
+    dropped_once = _fault_orders("LIFECYCLE_FAULT_DROP_ORDERS")
+    failing = _fault_orders("LIFECYCLE_FAULT_FAIL_ORDERS")
+    if not dropped_once and not failing:
+        return process
+
+    def with_faults(message: Any) -> int | None:
+        where = (message.partition, message.offset)
+        if where in dropped_once:
+            dropped_once.discard(where)
+            refusals.refuse(message)  # as if faust had lost it on its way
+            return None
+        if where in failing:
+            raise RuntimeError("fault injected for tests (LIFECYCLE_FAULT_FAIL_ORDERS)")
+        return process(message)
+
+    return with_faults
 
 
 def _fault_orders(variable: str) -> set[tuple[int, int]]:
