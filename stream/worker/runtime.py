@@ -104,6 +104,15 @@ class CatchUp(NamedTuple):
     tick_offset: int
 
 
+class FetchedPast(NamedTuple):
+    """A partition's fetch position seen past its first unprocessed offset, and how many
+    looks in a row found both where they were."""
+
+    position: int
+    first_unprocessed: int
+    looks: int
+
+
 @dataclass
 class PartitionRuntime:
     core: Partition
@@ -131,9 +140,8 @@ class PartitionRuntime:
     # customers last evaluated under other segment definitions (None: none, all up to date);
     # see `_reevaluate_segments`
     reevaluate: list[str] | None = None
-    # the fetch position seen past the first unprocessed offset, that offset, and how many
-    # looks in a row found both where they were; see `Worker.fetched_past`
-    fetched_past: tuple[int, int, int] | None = None
+    # seen fetched past the first unprocessed offset; see `Worker.fetched_past`
+    fetched_past: FetchedPast | None = None
 
 
 class Worker:
@@ -298,8 +306,9 @@ class Worker:
                 runtime.fetched_past = None
                 continue
             seen = runtime.fetched_past
-            looks = seen[2] + 1 if seen is not None and seen[:2] == (fetched, expected) else 1
-            runtime.fetched_past = (fetched, expected, looks)
+            same = seen is not None and (seen.position, seen.first_unprocessed) == (fetched, expected)
+            looks = seen.looks + 1 if same and seen is not None else 1
+            runtime.fetched_past = FetchedPast(fetched, expected, looks)
             if looks < FETCHED_PAST_LOOKS:
                 continue
             log.warning(
