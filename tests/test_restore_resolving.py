@@ -13,12 +13,13 @@ from typing import Any
 
 from stream.lifecycle.customer import new_customer
 from stream.worker.state import (
+    ClocksEntry,
     PendingErasure,
     StoredCustomer,
+    clocks_key,
     decode_pending_erasures,
     encode_pending_erasures,
     encode_stored,
-    erasing_key,
     restored_clocks_entry,
     restored_customer,
     written_later,
@@ -103,7 +104,7 @@ def pending_offsets(raw: bytes) -> list[int]:
 
 
 def test_the_restore_merges_pending_erasures_and_applies_clocks_as_they_come():
-    erasing = erasing_key(0)
+    erasing = clocks_key(ClocksEntry.ERASING, 0)
     table = Table({erasing: erasures(10, 20), b"partition-0": b"900", b"erasing-1": erasures(30)})
     restore_resolving(table, restored_clocks_entry)
     table.apply_changelog_batch(

@@ -39,12 +39,11 @@ from ..worker.state import (
     CLOCKS_TABLE,
     CUSTOMERS_TABLE,
     ERASURES_TABLE,
+    ClocksEntry,
     StoredCustomer,
     changelog_topic,
-    clock_key,
+    clocks_key,
     encode_stored,
-    orders_key,
-    segments_key,
 )
 from .driver import Replay
 from .shared_count import SharedCount
@@ -382,10 +381,14 @@ async def _write_state(
         for marker, erased_at in partition.erasures.items():
             await outputs.send(erasures, marker.encode(), str(erased_at).encode(), number)
         if partition.clock_us is not None:
-            await outputs.send(clocks, clock_key(number), str(partition.clock_us).encode(), number)
+            await outputs.send(
+                clocks, clocks_key(ClocksEntry.CLOCK, number), str(partition.clock_us).encode(), number
+            )
         if last is not None:
-            await outputs.send(clocks, orders_key(number), str(last).encode(), number)
-        await outputs.send(clocks, segments_key(number), fingerprint, number)
+            await outputs.send(
+                clocks, clocks_key(ClocksEntry.ORDERS_THROUGH, number), str(last).encode(), number
+            )
+        await outputs.send(clocks, clocks_key(ClocksEntry.SEGMENTS, number), fingerprint, number)
     present = {c.customer_id for n in numbers for c in replay.partitions[n].customers.values()}
     for customer_id in erased - present:  # (one erased and back as a new customer is present)
         # a worker that held the customer before the rebuild must forget it too

@@ -42,6 +42,7 @@ from .metrics import WorkerMetrics, buyers_label
 from .state import (
     CUSTOMERS_TABLE,
     ERASURES_TABLE,
+    ClocksEntry,
     CustomerHead,
     Outbox,
     PendingErasure,
@@ -50,14 +51,12 @@ from .state import (
     TableErasures,
     WrittenCustomer,
     changelog_topic,
-    clock_key,
+    clocks_entry_of,
+    clocks_key,
     decode_head,
     decode_pending_erasures,
     decode_stored,
     encode_pending_erasures,
-    erasing_key,
-    orders_key,
-    segments_key,
 )
 from .tables import partition_items
 
@@ -204,17 +203,16 @@ class Worker:
         fingerprints: dict[int, str] = {n: SegmentRules().fingerprint() for n in wanted}
         # iterated, not looked up: a lookup during a message reads that message's partition only
         for key, raw in self.clocks.items():
-            kind, _, suffix = (key.decode() if isinstance(key, bytes) else key).partition("-")
-            number = int(suffix)
+            kind, number = clocks_entry_of(key)
             if number not in wanted:
                 continue
-            if kind == "partition":
+            if kind is ClocksEntry.CLOCK:
                 clocks[number] = int(raw)
-            elif kind == "orders":
+            elif kind is ClocksEntry.ORDERS_THROUGH:
                 recorded[number] = max(recorded.get(number, -1), int(raw))
-            elif kind == "erasing":
+            elif kind is ClocksEntry.ERASING:
                 erasing[number] = decode_pending_erasures(raw)
-            elif kind == "segments":
+            elif kind is ClocksEntry.SEGMENTS:
                 fingerprints[number] = raw.decode()
         customers = (
             (number, key, raw)
@@ -622,7 +620,9 @@ class Worker:
                 len(customer_ids),
                 len(changes),
             )
-        self._write_clocks(runtime, segments_key(number), self.segment_fingerprint.encode())
+        self._write_clocks(
+            runtime, clocks_key(ClocksEntry.SEGMENTS, number), self.segment_fingerprint.encode()
+        )
         self._publish(runtime, number, topic, offset, changes)
 
     def _on_tick(self, runtime: PartitionRuntime, number: int, offset: int, raw: bytes) -> None:
@@ -688,14 +688,16 @@ class Worker:
         if through != recorded and through is not None:
             # the customers written carry it; a message that wrote none leaves it on its own
             if not any(change.state is not None for change in changed):
-                self._write_clocks(runtime, orders_key(number), str(through).encode())
+                self._write_clocks(
+                    runtime, clocks_key(ClocksEntry.ORDERS_THROUGH, number), str(through).encode()
+                )
             runtime.recorded_through = through
         if clock != runtime.persisted_clock and clock is not None:
             # The partition clock rides along with every customer written (take_up restores
             # it as the maximum); only a message that moved it and wrote no customer (a tick,
             # a duplicate, an erasure) writes it on its own.
             if not any(change.state is not None for change in changed):
-                self._write_clocks(runtime, clock_key(number), str(clock).encode())
+                self._write_clocks(runtime, clocks_key(ClocksEntry.CLOCK, number), str(clock).encode())
             runtime.persisted_clock = clock
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
         self._count(runtime, number, changes, changed)
@@ -731,9 +733,11 @@ class Worker:
             return
         runtime.erasing = kept
         if kept:
-            self._write_clocks(runtime, erasing_key(number), encode_pending_erasures(kept))
+            self._write_clocks(
+                runtime, clocks_key(ClocksEntry.ERASING, number), encode_pending_erasures(kept)
+            )
         else:
-            self._write_clocks(runtime, erasing_key(number), None)
+            self._write_clocks(runtime, clocks_key(ClocksEntry.ERASING, number), None)
 
     def _write_clocks(self, runtime: PartitionRuntime, key: bytes, value: bytes | None) -> None:
         """An entry of the partition-clocks table (None: removed), after the customers written

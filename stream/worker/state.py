@@ -8,6 +8,7 @@ not yet known to be delivered (the outboxes, re-sent after a crash, see `Outbox`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
+from enum import StrEnum
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
@@ -192,7 +193,7 @@ def restored_clocks_entry(key: bytes, here: bytes, incoming: bytes | None) -> by
     is dropped at the next message. Clocks and "orders processed through" are applied as they
     come: taking up a partition takes the maximum of those and the customers' own.
     """
-    if not key.startswith(ERASING_PREFIX):
+    if clocks_entry_of(key)[0] is not ClocksEntry.ERASING:
         return incoming
     pending = decode_pending_erasures(here)
     known = {(p.marker, p.written_by) for p in pending}
@@ -461,28 +462,24 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-# Keys of the partition-clocks table, one of each per partition. take_up reads them back
-# by the part before the hyphen.
+class ClocksEntry(StrEnum):
+    """The kinds of entry of the partition-clocks table, one of each per partition, keyed
+    `<kind>-<partition>` (`clocks_key`); take-up reads them back by kind (`clocks_entry_of`)."""
+
+    CLOCK = "partition"  # the partition clock, when the last message that moved it wrote no customer
+    ORDERS_THROUGH = "orders"  # the last orders offset processed, when the message wrote no customer
+    SEGMENTS = "segments"  # the fingerprint of the segment definitions customers were evaluated under
+    ERASING = "erasing"  # erasures whose message is not yet committed; see PendingErasure
 
 
-def clock_key(number: int) -> bytes:
-    """The partition clock, when the last message that moved it wrote no customer."""
-    return f"partition-{number}".encode()
+def clocks_key(kind: ClocksEntry, number: int) -> bytes:
+    return f"{kind.value}-{number}".encode()
 
 
-def orders_key(number: int) -> bytes:
-    """The last orders offset processed, when the message wrote no customer."""
-    return f"orders-{number}".encode()
-
-
-def segments_key(number: int) -> bytes:
-    """The fingerprint of the segment definitions the customers were last evaluated under."""
-    return f"segments-{number}".encode()
-
-
-ERASING_PREFIX = b"erasing-"
-
-
-def erasing_key(number: int) -> bytes:
-    """Erasures whose message is not yet committed; see PendingErasure."""
-    return ERASING_PREFIX + str(number).encode()
+def clocks_entry_of(key: bytes | str) -> tuple[ClocksEntry | None, int]:
+    """The kind (None: not one this worker writes) and partition of a partition-clocks key."""
+    kind, _, number = (key.decode() if isinstance(key, bytes) else key).partition("-")
+    try:
+        return ClocksEntry(kind), int(number)
+    except ValueError:
+        return None, -1
