@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,32 +67,42 @@ def lines_of(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def replay_rows(with_heavy: Path, without: Path, rounds: int) -> None:
-    out = BENCH / "out"
-    out.mkdir(exist_ok=True)
-    sizes = {path: lines_of(path) for path in (with_heavy, without)}
+def alternating(
+    label: str, rate: Callable[[Path, int], float], with_heavy: Path, without: Path, rounds: int
+) -> None:
+    """`rate(history, round)` of each history in turns (this VM's speed drifts between runs
+    minutes apart), a ratio a round, and their median."""
     ratios = []
     for round_ in range(rounds):
         order = [with_heavy, without] if round_ % 2 == 0 else [without, with_heavy]
-        rates = {}
-        for path in order:
-            seconds, _ = timed_lifecycle(
-                "replay", str(path), "--jobs", "1", "--config", str(PRESET),
-                "--transitions", str(out / "t.jsonl"), "--segment-changes", str(out / "sc.jsonl"),
-                "--states", str(out / "s.jsonl"), "--rejects", str(out / "r.jsonl"),
-                echo=False,
-            )  # fmt: skip
-            rates[path] = sizes[path] / seconds
+        rates = {path: rate(path, round_) for path in order}
         ratios.append(rates[with_heavy] / rates[without])
         print(
-            f"replay      round {round_ + 1}: with the heavy customer {rates[with_heavy]:,.0f} events/s "
-            f"({sizes[with_heavy]:,}), without {rates[without]:,.0f} ({sizes[without]:,}): {ratios[-1]:.1%}",
+            f"{label:<11} round {round_ + 1}: with the heavy customer {rates[with_heavy]:,.0f} events/s, "
+            f"without {rates[without]:,.0f}: {ratios[-1]:.1%}",
             flush=True,
         )
-    print(
-        f"replay      with the segment preset, heavy / without: median {statistics.median(ratios):.1%} of "
-        f"{rounds} rounds   (target >= 50%)"
-    )
+    median = statistics.median(ratios)
+    print(f"{label:<11} heavy / without: median {median:.1%} of {rounds} rounds  (target >= 50%)")
+
+
+def replay_rows(with_heavy: Path, without: Path, rounds: int) -> None:
+    """Replays with the segment preset, writing every output."""
+    out = BENCH / "out"
+    out.mkdir(exist_ok=True)
+    sizes = {path: lines_of(path) for path in (with_heavy, without)}
+
+    def rate(path: Path, round_: int) -> float:
+        seconds, _ = timed_lifecycle(
+            "replay", str(path), "--jobs", "1", "--config", str(PRESET),
+            "--transitions", str(out / "t.jsonl"), "--segment-changes", str(out / "sc.jsonl"),
+            "--states", str(out / "s.jsonl"), "--rejects", str(out / "r.jsonl"),
+            echo=False,
+        )  # fmt: skip
+        return sizes[path] / seconds
+
+    print(f"replay      with the segment preset ({sizes[with_heavy]:,} and {sizes[without]:,} events)")
+    alternating("replay", rate, with_heavy, without, rounds)
 
 
 def heavy_events(path: Path) -> list[bytes]:
@@ -160,23 +171,14 @@ def worker_rows(with_heavy: Path, without: Path, rounds: int, port: int) -> None
             configs[path] = write_config(tag, broker.bootstrap, ticks=False)
             lifecycle("send", str(path), "--config", str(configs[path]))
         sizes = {path: lines_of(path) for path in (with_heavy, without)}
-        ratios = []
-        for round_ in range(rounds):
-            order = [with_heavy, without] if round_ % 2 == 0 else [without, with_heavy]
-            rates = {}
-            for path in order:
-                tag = configs[path].stem
-                rates[path] = _worker_rate(broker.bootstrap, configs[path], tag, f"w{round_}", sizes[path])
-            ratios.append(rates[with_heavy] / rates[without])
-            print(
-                f"worker      round {round_ + 1}: with the heavy customer {rates[with_heavy]:,.0f} events/s, "
-                f"without {rates[without]:,.0f}: {ratios[-1]:.1%}",
-                flush=True,
+
+        def rate(path: Path, round_: int) -> float:
+            return _worker_rate(
+                broker.bootstrap, configs[path], configs[path].stem, f"w{round_}", sizes[path]
             )
-        median = statistics.median(ratios)
-        print(
-            f"worker      RocksDB, heavy / without: median {median:.1%} of {rounds} rounds   (target >= 50%)"
-        )
+
+        print("worker      RocksDB, 3 partitions")
+        alternating("worker", rate, with_heavy, without, rounds)
     finally:
         if started:
             broker.stop()
