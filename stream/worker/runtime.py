@@ -8,9 +8,7 @@ directly as well as through the real broker.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -32,13 +30,14 @@ from ..inputs.messages import (
 )
 from ..kafka.partitioning import partition_for
 from ..kafka.topics import per_name_topic, per_segment_topic
-from ..lifecycle import CustomerState, Outcome, Partition, State, Transition, event_type
+from ..lifecycle import CustomerState, Outcome, Partition, Transition, event_type
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..lifecycle.partition import back_after_erasure, erasure_key
 from ..lifecycle.segments import SegmentRules
-from ..lifecycle.transitions import Change, SegmentChange
+from ..lifecycle.transitions import Change
 from ..wallclock import wall_clock_us
-from .metrics import WorkerMetrics, buyers_label
+from .counting import PartitionCounts
+from .metrics import WorkerMetrics
 from .state import (
     CUSTOMERS_TABLE,
     ERASURES_TABLE,
@@ -61,12 +60,6 @@ from .state import (
 from .tables import partition_items
 
 log = logging.getLogger(__name__)
-
-# the one-timer's two ways out of its window, counted as the live second-purchase conversion
-_ONE_TIMER_OUTCOMES = {
-    (State.ONE_TIMER, State.REPEAT): "converted",
-    (State.ONE_TIMER, State.INACTIVE): "lapsed",
-}
 
 
 class Output(NamedTuple):
@@ -116,12 +109,9 @@ class FetchedPast(NamedTuple):
 class PartitionRuntime:
     core: Partition
     customers: TableCustomers
+    counts: PartitionCounts  # its part of the worker's metrics
     persisted_clock: int | None = None
     last_order_offset: int | None = None
-    states: Counter[State] = field(default_factory=Counter)
-    segment_members: Counter[str] = field(default_factory=Counter)
-    class_members: Counter[str] = field(default_factory=Counter)
-    buyers: Counter[str] = field(default_factory=Counter)  # by `buyers_label`
     catch_up: CatchUp | None = None
     reread: Reread | None = None
     # The last orders offset whose processing the partition's state records: every customer
@@ -131,7 +121,6 @@ class PartitionRuntime:
     recorded_through: int | None = None
     # set once the partition was sent back to recorded_through + 1 (see `Worker.rewinds`)
     rewound: bool = False
-    clock_gauge: Any = None  # this partition's lifecycle_partition_clock
     # orders events and late ones since the last look at their share; see `_watch_late_share`
     recent_events: int = 0
     recent_late: int = 0
@@ -251,14 +240,15 @@ class Worker:
                 refunds_kept=self.config.limits.refunds_per_order,
             )
             core.rebuild_deadline_index(states[number])
+            counts = PartitionCounts(self.metrics, number)
             runtime = PartitionRuntime(
-                core, customers, persisted_clock=clock, recorded_through=recorded.get(number)
+                core, customers, counts, persisted_clock=clock, recorded_through=recorded.get(number)
             )
             runtime.erasing = erasing.get(number, [])
             self._resend_erasures(number, runtime.erasing, customers)
             if fingerprints[number] != self.segment_fingerprint:
                 runtime.reevaluate = [c.customer_id for c in states[number]]
-            self._count_members(runtime, states[number])
+            counts.took_up(states[number])
             self.partitions[number] = runtime
             log.info(
                 "took up partition %d: %d customers, clock %s, orders processed through %s",
@@ -355,24 +345,6 @@ class Worker:
             rewinds[number] = resume
         return rewinds
 
-    def _count_members(self, runtime: PartitionRuntime, heads: list[CustomerHead]) -> None:
-        runtime.states.update(c.state for c in heads)
-        runtime.segment_members.update(name for c in heads for name in c.segments)
-        runtime.class_members.update(c.segment_class for c in heads if c.segment_class is not None)
-        runtime.buyers.update(label for c in heads if (label := buyers_label(c.order_count)) is not None)
-        self._gauge_members(runtime, 1)
-
-    def _gauge_members(self, runtime: PartitionRuntime, sign: int) -> None:
-        metrics = self.metrics
-        for state, count in runtime.states.items():
-            metrics.customers.labels(state.value).inc(sign * count)
-        for segment, count in runtime.segment_members.items():
-            metrics.segment_members.labels(segment).inc(sign * count)
-        for klass, count in runtime.class_members.items():
-            metrics.class_members.labels(klass).inc(sign * count)
-        for label, count in runtime.buyers.items():
-            metrics.buyers.labels(label).inc(sign * count)
-
     def let_go(self, numbers: Iterable[int]) -> None:
         """Partitions revoked: their cores are kept aside until the assignment that follows
         (see `regain`)."""
@@ -381,10 +353,8 @@ class Worker:
             if runtime is None:
                 continue
             runtime.customers.flush()
-            self._gauge_members(runtime, -1)
-            with contextlib.suppress(KeyError):  # a partition taken up but never clocked
-                self.metrics.partition_clock.remove(str(number))
-            runtime.clock_gauge = runtime.catch_up = None
+            runtime.counts.let_go()
+            runtime.catch_up = None
             self.parked[number] = runtime
             log.info("let go of partition %d", number)
 
@@ -405,7 +375,7 @@ class Worker:
             runtime = parked[number]
             runtime.reread = None
             runtime.rewound = False
-            self._gauge_members(runtime, 1)
+            runtime.counts.add_to_gauges(1)
             self.partitions[number] = runtime
             log.info("kept partition %d through the rebalance", number)
 
@@ -700,7 +670,7 @@ class Worker:
                 self._write_clocks(runtime, clocks_key(ClocksEntry.CLOCK, number), str(clock).encode())
             runtime.persisted_clock = clock
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
-        self._count(runtime, number, changes, changed)
+        runtime.counts.count(changes, changed, runtime.core.clock_us)
         for change, raw in encoded:
             key = change.customer_id.encode()
             if isinstance(change, Transition):
@@ -752,57 +722,6 @@ class Worker:
         """Write every customer written so far to the local store; see TableCustomers."""
         for runtime in self.partitions.values():
             runtime.customers.flush()
-
-    def _count(
-        self, runtime: PartitionRuntime, number: int, changes: list[Change], changed: list[WrittenCustomer]
-    ) -> None:
-        metrics = self.metrics
-        for transition in changes:
-            if isinstance(transition, SegmentChange):
-                self._count_segment_change(runtime, transition)
-                continue
-            metrics.labelled(metrics.transitions, transition.transition).inc()
-            outcome = _ONE_TIMER_OUTCOMES.get((transition.from_state, transition.to_state))
-            if outcome is not None:
-                metrics.labelled(metrics.one_timer_outcomes, outcome).inc()
-            if transition.transition == "became_repeat":
-                snap = transition.customer
-                if snap.first_order_at is not None and snap.last_order_at is not None:
-                    metrics.second_purchase.observe(
-                        (snap.last_order_at - snap.first_order_at).total_seconds()
-                    )
-        for change in changed:
-            after = change.state.state if change.state is not None else None
-            if change.before != after:
-                for state, step in ((change.before, -1), (after, 1)):
-                    if state is not None:
-                        runtime.states[state] += step
-                        metrics.labelled(metrics.customers, state.value).inc(step)
-            buyers_before = buyers_label(change.orders_before)
-            buyers_after = buyers_label(change.state.order_count) if change.state is not None else None
-            if buyers_before != buyers_after:
-                for label, step in ((buyers_before, -1), (buyers_after, 1)):
-                    if label is not None:
-                        runtime.buyers[label] += step
-                        metrics.labelled(metrics.buyers, label).inc(step)
-        if runtime.core.clock_us is not None:
-            if runtime.clock_gauge is None:  # removed when the partition is let go
-                runtime.clock_gauge = metrics.partition_clock.labels(str(number))
-            runtime.clock_gauge.set(runtime.core.clock_us / 1e6)
-
-    def _count_segment_change(self, runtime: PartitionRuntime, change: SegmentChange) -> None:
-        metrics = self.metrics
-        if change.segment is not None:
-            step = 1 if change.change == "entered_segment" else -1
-            runtime.segment_members[change.segment] += step
-            metrics.labelled(metrics.segment_members, change.segment).inc(step)
-            metrics.labelled(metrics.segment_changes, change.segment, change.change.value).inc()
-            return
-        for klass, step in ((change.from_class, -1), (change.to_class, 1)):
-            if klass is not None:
-                runtime.class_members[klass] += step
-                metrics.labelled(metrics.class_members, klass).inc(step)
-        metrics.labelled(metrics.class_changes, "up" if change.moved_up else "down").inc()
 
     def _send_segment_change(self, key: bytes, raw: bytes, segment: str | None, *, fresh: bool) -> None:
         self._emit(self.topics.segment_changes, key, raw, None)
