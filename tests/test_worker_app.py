@@ -41,3 +41,20 @@ def test_a_short_session_gets_heartbeats_often_enough_to_hear_of_a_rebalance_soo
     app, _ = worker_app.create_app(config)
     assert app.conf.broker_heartbeat_interval == heartbeat
     assert app.conf.broker_heartbeat_interval * 3 <= app.conf.broker_session_timeout
+
+
+def test_the_worker_stops_at_start_on_library_versions_its_fixes_were_not_tested_with(monkeypatch, capsys):
+    from importlib import metadata
+
+    from stream.cli import main
+    from stream.worker import faust_versions
+
+    tested = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"}
+    faust_versions.check_versions(tested.__getitem__)  # the tested lines pass
+    newer = {**tested, "faust-streaming": "0.16.0", "aiokafka": "0.15.1"}
+    installed = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: newer.get(name) or installed(name))
+    assert main(["worker"]) == 2  # before any topic is created: no broker needed
+    err = capsys.readouterr().err
+    assert "faust-streaming 0.16.0 (tested: 0.15.x)" in err and "aiokafka 0.15.1 (tested: 0.14.x)" in err
+    assert "mode-streaming" not in err

@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from ..config import Config, load_config
+from ..worker.faust_versions import UntestedVersion, check_versions
+from .common import UsageError
 from .kafka_commands import create_topics_or_explain
 
 
@@ -33,6 +35,10 @@ def worker_config(args: argparse.Namespace) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     config = worker_config(args)
+    try:
+        check_versions()
+    except UntestedVersion as error:
+        raise UsageError(str(error)) from None
     create_topics_or_explain(config)
     import faust
 
