@@ -170,17 +170,17 @@ def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[Inp
         for ours in (*CSV_REQUIRED, *CSV_OPTIONAL)
         if layout.column(ours) in header
     }
-    for line, values, error in rows:
-        if error is None and not any(v.strip() for v in values):
+    for line, values, unreadable in rows:
+        if unreadable is not None:
+            yield InputLine(line, original_bytes(values, layout.delimiter), unreadable)
+            continue
+        if not any(v.strip() for v in values):
             continue
         row = {ours: values[i] if i < len(values) else "" for ours, i in index.items()}
         try:
-            if error is not None:
-                raise ValueError(error)
             yield InputLine(line, orjson.dumps(csv_row_event(row, layout, zone)))
-        except ValueError as invalid:
-            reason = str(invalid) if error is not None else f"line {line}: {invalid}"
-            yield InputLine(line, original_bytes(values, layout.delimiter), reason)
+        except ValueError as error:
+            yield InputLine(line, original_bytes(values, layout.delimiter), f"line {line}: {error}")
 
 
 def _zone(name: str | None) -> tzinfo | None:

@@ -81,13 +81,13 @@ def _order_events(header: list[str], rows: list[CsvRow]) -> Iterator[InputLine]:
     """The events of one order's rows, or its first row rejected with the first reason any
     of its rows gives."""
     line, first = rows[0].line, dict(zip(header, rows[0].values, strict=False))
-    unreadable = next((row.error for row in rows if row.error is not None), None)
-    try:
-        if unreadable is not None:
-            raise RowError(unreadable)
-        events = _events(first, [dict(zip(header, row.values, strict=False)) for row in rows])
-    except RowError as error:
-        reason = str(error) if unreadable is not None else f"line {line}: {error}"
+    reason = next((row.error for row in rows if row.error is not None), None)
+    if reason is None:
+        try:
+            events = _events(first, [dict(zip(header, row.values, strict=False)) for row in rows])
+        except RowError as error:
+            reason = f"line {line}: {error}"
+    if reason is not None:
         yield InputLine(line, original_bytes(rows[0].values, ","), reason)
         return
     for event in events:
