@@ -11,8 +11,8 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from stream.kafka.consumer import Consumer, Transport
-from stream.worker import acks
+from stream.worker.commit_protocol import CommitProtocol
+from stream.worker.faust_internals.consumer import Consumer, Transport
 
 ORDERS = TP("orders", 0)
 COMMITTED = 100
@@ -36,7 +36,7 @@ def consumer_app(request: pytest.FixtureRequest) -> Any:
 def app(consumer_app: Any) -> Iterator[faust.App]:
     app = consumer_app("acks-test")
     app.topics.acks_enabled_for = lambda topic: True  # as for the orders topic of an agent
-    app.refusals = acks.install(app)
+    app.protocol = CommitProtocol.install(app)
     app.consumer_generation_id = 1
     app.flow_control.resume()
     app.consumer._committed_offset[ORDERS] = COMMITTED  # what faust finds at assignment
@@ -140,7 +140,7 @@ def counted_app(consumer_app: Any) -> Iterator[tuple[faust.App, list[int]]]:
     last = [COMMITTED - 1]
     app = consumer_app("acks-gaps")
     app.topics.acks_enabled_for = lambda topic: True
-    acks.install(app, ORDERS.topic, lambda partition: last[0])
+    CommitProtocol.install(app, ORDERS.topic, lambda partition: last[0])
     app.consumer_generation_id = 1
     app.flow_control.resume()
     app.consumer._committed_offset[ORDERS] = COMMITTED
@@ -196,7 +196,7 @@ async def test_a_gap_over_offsets_processed_after_all_is_committed_whole_not_an_
 def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
     processed(app, range(100, 102))
     refused = _message(102, generation=1)
-    app.refusals.refuse(refused)
+    app.protocol.refuse(refused)
     app.consumer.ack(refused)
     assert refused.acked and refused not in app.consumer.unacked
     assert app.consumer._new_offset(ORDERS) == 102
@@ -206,15 +206,17 @@ def test_a_message_the_worker_refused_is_not_committed_by_its_ack(app):
 
 
 def test_no_orders_offset_is_committed_past_the_message_after_the_last_one_processed(app, caplog):
-    consumer = app.consumer
     ticks = TP("ticks", 0)
     wanted = {ORDERS: 3894, ticks: 77}
-    assert acks._processed_only(consumer, wanted, ORDERS.topic, lambda partition: 3101) == {
-        ORDERS: 3102,
-        ticks: 77,
-    }
+
+    def processed_through(last: int | None) -> dict[TP, int]:
+        protocol = CommitProtocol(app, ORDERS.topic, lambda partition: last)
+        return protocol.processed_only(wanted)
+
+    assert processed_through(3101) == {ORDERS: 3102, ticks: 77}
     assert "faust would commit 3894, past the last offset processed here (3101)" in caplog.text
     # nothing processed in this ownership: nothing of the partition is committed
-    assert acks._processed_only(consumer, wanted, ORDERS.topic, lambda partition: None) == {ticks: 77}
+    assert processed_through(None) == {ticks: 77}
     # within what was processed, faust's offset stands
-    assert acks._processed_only(consumer, {ORDERS: 120}, ORDERS.topic, lambda partition: 150) == {ORDERS: 120}
+    wanted = {ORDERS: 120}
+    assert processed_through(150) == {ORDERS: 120}

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from mode import Service
 
-from stream.kafka.consumer import Consumer, FirstStepInline
+from stream.worker.faust_internals.consumer import Consumer, FirstStepInline
 
 
 class Fetching(FirstStepInline, Service):

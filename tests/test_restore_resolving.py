@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from stream.lifecycle.customer import new_customer
+from stream.worker.faust_internals.tables import restore_resolving
 from stream.worker.state import (
     ClocksEntry,
     PendingErasure,
@@ -24,7 +25,6 @@ from stream.worker.state import (
     restored_customer,
     written_later,
 )
-from stream.worker.tables import restore_resolving
 
 
 def record(through: int | None, clock: int | None, customer_id: str = "c1", rebuilt: bool = False) -> bytes:

@@ -22,7 +22,7 @@ class Clock:
 
 def test_a_partition_with_lag_and_no_progress_is_reported_once_and_then_when_it_moves(caplog):
     clock = Clock()
-    watch = StallWatch(app=object(), now=clock)  # an app with nothing to describe
+    watch = StallWatch(app=object(), book=None, now=clock)  # an app with nothing to describe
     watch.observe(ORDERS, 41, lag=5)
     clock.now = STALL_AFTER_S - 1
     watch.observe(ORDERS, 41, lag=5)
@@ -42,7 +42,7 @@ def test_a_partition_with_lag_and_no_progress_is_reported_once_and_then_when_it_
 
 def test_a_partition_without_lag_is_never_stalled():
     clock = Clock()
-    watch = StallWatch(app=object(), now=clock)
+    watch = StallWatch(app=object(), book=None, now=clock)
     for step in range(5):
         clock.now = step * STALL_AFTER_S
         watch.observe(ORDERS, 41, lag=0)

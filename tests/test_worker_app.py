@@ -47,7 +47,7 @@ def test_the_worker_stops_at_start_on_library_versions_its_fixes_were_not_tested
     from importlib import metadata
 
     from stream.cli import main
-    from stream.worker import faust_versions
+    from stream.worker.faust_internals import versions as faust_versions
 
     tested = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"}
     faust_versions.check_versions(tested.__getitem__)  # the tested lines pass

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..config import Config, load_config
-from ..worker.faust_versions import UntestedVersion, check_versions
+from ..worker.faust_internals.versions import UntestedVersion, check_versions
 from .common import UsageError
 from .kafka_commands import create_topics_or_explain
 

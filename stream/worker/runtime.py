@@ -37,6 +37,7 @@ from ..lifecycle.segments import SegmentRules
 from ..lifecycle.transitions import Change
 from ..wallclock import wall_clock_us
 from .counting import PartitionCounts
+from .faust_internals.tables import partition_items
 from .metrics import WorkerMetrics
 from .state import (
     CUSTOMERS_TABLE,
@@ -57,7 +58,6 @@ from .state import (
     decode_stored,
     encode_pending_erasures,
 )
-from .tables import partition_items
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,12 @@ class Worker:
                 format_rfc3339(core.clock_us) if core.clock_us is not None else "not started",
                 runtime.recorded_through,
             )
+
+    def processed_through(self, number: int) -> int | None:
+        """The last orders offset of partition `number` processed in this ownership (None:
+        none yet, or not owned): what the commit protocol may commit up to."""
+        runtime = self.partitions.get(number)
+        return None if runtime is None else runtime.last_order_offset
 
     def _count_read(self, from_memory: bool) -> None:
         metrics = self.metrics

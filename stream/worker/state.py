@@ -15,7 +15,7 @@ import msgspec
 
 from ..lifecycle import CustomerState, State
 from ..lifecycle.customer import OrderRecord
-from .tables import partition_access
+from .faust_internals.tables import partition_access
 
 Head = TypeVar("Head")  # CustomerState or CustomerHead
 Record = TypeVar("Record")  # StoredCustomer or StoredHead

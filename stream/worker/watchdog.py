@@ -16,6 +16,8 @@ from typing import Any
 
 from faust.types import TP
 
+from .faust_internals.consumer import ConsumerBook
+
 log = logging.getLogger(__name__)
 
 STALL_AFTER_S = 30.0
@@ -31,8 +33,9 @@ class _Progress:
 class StallWatch:
     """Called by the worker's timer for each owned orders partition and its lag."""
 
-    def __init__(self, app: Any, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: Any, book: ConsumerBook, now: Callable[[], float] = time.monotonic) -> None:
         self.app = app
+        self.book = book
         self.now = now
         self.progress: dict[int, _Progress] = {}
 
@@ -68,34 +71,10 @@ class StallWatch:
 
     def describe(self, tp: TP) -> str:
         """faust's and aiokafka's view of one partition, for the log."""
-        consumer = self.app.consumer
         facts: dict[str, Any] = {
-            "flow_active": getattr(consumer, "flow_active", None),
             "flow_control_active": self.app.flow_control.is_active(),
             "rebalancing": self.app.rebalancing,
-            "faust_active": tp in (consumer._active_partitions or ()),
-            "faust_paused": tp in consumer._paused_partitions,
-            "faust_buffered": tp in consumer._buffered_partitions,
-            "read_offset": consumer._read_offset.get(tp),
-            "committed_offset": consumer._committed_offset.get(tp),
-            "acked": len(consumer._acked.get(tp, ())),
-            "unacked_messages": len(consumer._unacked_messages),
-            "highwater": consumer.highwater(tp),
             "producer_buffer": self.app.producer.buffer.size,
-            "stream_queues": [channel.queue.qsize() for channel in self.app.topics._topics],
+            **self.book.describe(tp),
         }
-        try:
-            state = kafka_partition_state(self.app, tp)
-            facts["kafka_paused"] = state.paused if state is not None else "unassigned"
-            facts["kafka_position"] = state._position if state is not None else None
-            facts["kafka_awaiting_reset"] = state.awaiting_reset if state is not None else None
-        except Exception as error:  # diagnostics only: never let them stop the worker
-            facts["kafka"] = repr(error)
         return ", ".join(f"{key}={value}" for key, value in facts.items())
-
-
-def kafka_partition_state(app: Any, tp: TP) -> Any:
-    """aiokafka's state of one assigned partition (its fetch position, paused, awaiting a
-    reset), or None when not assigned; raises when there is no consumer at this instant."""
-    client = app.consumer._thread._ensure_consumer()
-    return client._subscription.subscription.assignment.state_value(tp)

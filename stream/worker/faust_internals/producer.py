@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
@@ -39,12 +38,8 @@ class DrainingBuffer(ProducerBuffer):
         self.idle.set()
         self.ebbed = asyncio.Event()
         self.ebbed.set()
-        # handed to the producer since the last commit; see `install`
+        # handed to the producer since `take_handed` last took them
         self.unconfirmed: list[FutureMessage] = []
-        # sent straight to aiokafka by the worker since the last commit: (topic, ack)
-        self.unconfirmed_direct: list[tuple[str, asyncio.Future[Any]]] = []
-        # hands over what the worker holds unsent (`batches.Batches`), before each commit
-        self.before_flush: Callable[[], Awaitable[None]] | None = None
         self._topic_names: dict[Any, str] = {}
 
     def put(self, fut: FutureMessage) -> None:
@@ -96,9 +91,10 @@ class DrainingBuffer(ProducerBuffer):
         )
         sent.add_done_callback(partial(_published, fut))
 
-    def confirm_before_commit(self, topic: str, sent: asyncio.Future[Any]) -> None:
-        """Have the next commit wait for this message, sent to aiokafka without the buffer."""
-        self.unconfirmed_direct.append((topic, sent))
+    def take_handed(self) -> list[tuple[str, asyncio.Future[Any]]]:
+        """(topic, ack) of every message handed to the producer since the last call."""
+        handed, self.unconfirmed = self.unconfirmed, []
+        return [(message.message.channel.get_topic_name(), message) for message in handed]
 
     async def flush(self) -> None:
         """Return when every message put so far has been handed to the producer."""
@@ -125,7 +121,7 @@ class DrainingBuffer(ProducerBuffer):
 def _published(message: FutureMessage, sent: asyncio.Future[Any]) -> None:
     try:
         metadata = sent.result()
-    except Exception as error:  # after aiokafka's retries; `install`'s flush stops the worker
+    except Exception as error:  # after aiokafka's retries; the commit protocol stops the worker
         message.set_exception(error)
         log.warning("sending to %s failed: %r", message.message.channel.get_topic_name(), error)
         return
@@ -134,50 +130,26 @@ def _published(message: FutureMessage, sent: asyncio.Future[Any]) -> None:
         message.message.callback(message)
 
 
-# sysexits' EX_IOERR: the worker stopped because Kafka refused or lost a message
-EXIT_SEND_FAILED = 74
-
-
-def install(producer: Any) -> DrainingBuffer:
-    """Replace the (not yet started) producer's buffer with a DrainingBuffer, and make the
-    producer's flush, which faust awaits before every commit, confirm each message."""
+def replace_buffer(producer: Any) -> DrainingBuffer:
+    """Give the (not yet started) producer a DrainingBuffer in place of faust's buffer."""
     buffer = DrainingBuffer(loop=producer.loop, beacon=producer.beacon)
     buffer.app = producer.app
     producer.buffer = buffer
-    flush = producer.flush
-
-    async def flush_and_confirm() -> None:
-        if buffer.before_flush is not None:
-            await buffer.before_flush()
-        await flush()
-        # after the flush: every message queued when the commit began has been handed over
-        sent, buffer.unconfirmed = buffer.unconfirmed, []
-        direct, buffer.unconfirmed_direct = buffer.unconfirmed_direct, []
-        results = await asyncio.gather(*sent, *(ack for _, ack in direct), return_exceptions=True)
-        topics = [m.message.channel.get_topic_name() for m in sent] + [topic for topic, _ in direct]
-        failures = [(t, r) for t, r in zip(topics, results, strict=True) if isinstance(r, BaseException)]
-        if failures:
-            stop_before_commit(failures)
-
-    producer.flush = flush_and_confirm
     return buffer
 
 
-def stop_before_commit(failures: list[tuple[str, BaseException]]) -> NoReturn:
-    """End the process: a message could not be sent even after the producer's retries.
+def wrap_flush(producer: Any, flush: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]) -> None:
+    """Make the producer's flush, which faust awaits before every commit (and which skips
+    nothing only without transactions), `flush(faust_flush)`."""
+    faust_flush = producer.flush
 
-    faust only logs such a failure and goes on to commit the offsets past the message that
-    made it, and a transition or a customer record would be lost for good. Stopping before
-    the commit leaves that message to be processed again when the worker starts, after the
-    cause (a topic's size limit, its ACLs, a broker away for minutes) is put right.
-    """
-    topic, error = failures[0]
-    log.critical(
-        "%d message(s) could not be sent after the producer's retries, the first to %s: %r; "
-        "stopping before their offsets are committed, so they are processed again on restart",
-        len(failures),
-        topic,
-        error,
-    )
-    logging.shutdown()
-    os._exit(EXIT_SEND_FAILED)
+    async def flush_through() -> None:
+        await flush(faust_flush)
+
+    producer.flush = flush_through
+
+
+def aiokafka_producer(producer: Any) -> Callable[[], Any]:
+    """How to get faust's aiokafka producer (made on first use)."""
+    ensure: Callable[[], Any] = producer._ensure_producer
+    return ensure

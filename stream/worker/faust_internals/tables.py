@@ -5,7 +5,7 @@ hand and writes the local store; `table.get(key)` reads RocksDB twice (a members
 then the value), each finding its partition from the current event, with a sensor call and
 a codec round on each side: a fifth of the worker's time went to its customer lookups and
 writes (docs/field-notes.md). The worker knows the partition: it asks the partition's store
-once, and sends the changelog record itself, in line with its outputs (`Worker._emit_changelog`).
+once, and sends the changelog record itself, in line with its outputs (`Outputs.changelog`).
 
 A plain mapping (the runtime's tests) is read and written as it is.
 """
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from rocksdict import WriteBatch
 
-from ..kafka.partitioning import partition_for
+from ...kafka.partitioning import partition_for
 
 
 class PartitionAccess(NamedTuple):

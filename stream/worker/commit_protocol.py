@@ -1,0 +1,329 @@
+"""The commit protocol: what makes the live worker crash-safe, in one place.
+
+Order, for every message: **write the store -> hand over its outputs -> ack it -> confirm
+every output -> commit only what was processed.** A commit is the promise that everything
+before the committed offset has been processed and its every output is in Kafka; a crash
+anywhere leaves the uncommitted messages to be processed again, and the worker takes the
+duplicates in its stride (they change nothing, and re-send what may be lost).
+
+Invariants, each enforced where named (docs/architecture.md draws the path of an order):
+
+1. **The customers' store is never behind its changelog.** Changed customers are written to
+   the local store before any output is handed to aiokafka and before any other table write
+   (`Batches` calls `Worker.flush_store` before a hand-over; the worker flushes before its
+   clocks and erasures writes).
+2. **A message is acked only after all its outputs are batched, in creation order per topic
+   partition** (the agent in `app.py`: process, `hand_over(send_outputs)`, then ask for the
+   next event, which acks this one).
+3. **No commit until every output handed over since the last commit is acked by Kafka;**
+   a failure stops the process first (`flush_and_confirm`, which faust awaits before every
+   commit; `stop_before_commit`, exit 74).
+4. **Only acks of messages processed in this ownership count.** Refused messages, acks
+   while the flow is stopped and acks from older generations are dropped (`ack`).
+5. **No commit over a hole at the head**: nothing while the committed offset is unknown or
+   the first acked offset (or gap) is past it (`new_offset`).
+6. **A never-committed partition starts at its beginning** (`after_seek`).
+7. **faust's gaps cannot commit unprocessed orders**: cut at the first unprocessed offset,
+   and folded into the acked offsets once each below the highest ack (`new_offset`).
+8. **No orders offset is committed past the message after the last one processed**
+   (`processed_only`, the last line of defence whatever faust's bookkeeping says).
+9. **A message past an unprocessed offset is not processed**: it is refused and the
+   partition read again from the hole (`Worker.on_message` answers with where; the agent
+   calls `refuse` and seeks).
+10. **A message whose handling raised is never committed**: the process stops before any
+    commit (`stop_unprocessed`, exit 70).
+
+Invariants 3 and 8 assume at-least-once processing: with Kafka transactions faust's commit
+skips the producer's flush. The faust and aiokafka parts these rules correct are reached
+through `faust_internals` only.
+
+Why each rule, found by which failure (faust-streaming 0.15.3):
+
+- While a rebalance or a shutdown stops the flow, and after a rebalance for messages fetched
+  before it, a stream skips the message it holds and acks it without processing it; and a
+  revocation clears a partition's acked offsets before it waits for the streams, so a later
+  ack starts the partition's bookkeeping afresh. The stale offsets then filled a hole when the
+  partition came back: one order lost in a test where a second worker joined and left (4).
+- faust commits the end of the first run of acked offsets without checking that the run
+  starts at the committed offset when that offset is unknown or 0: a worker that processed one
+  message near the end of a never-committed partition committed past every message before it
+  (955 lost in the churn test) (5, 6). Taking the consumer's position as a never-committed
+  partition's start was wrong too: messages fetched while the streams were paused for a
+  restore were dropped, and the position was past them (6).
+- faust fills a gap (meant for transaction markers) with every offset between the last one it
+  read and the next, and its read offset is reset by a seek while fetched messages are still
+  handed over: a worker that ran 180 ms committed hundreds of orders it never saw (7). It also
+  appends a gap's offsets whether acked or not, and an offset held twice cut its commits to
+  one offset each: 148 offsets in 7 minutes, 28,000 behind (7).
+- faust's producer flush gives up after 0.1 s with messages queued, and a failed send is only
+  logged: offsets ran ahead of the changelog, and a partition handed over came back without
+  the customers written last (3).
+- faust restarts an agent whose handling raised and goes on, and the commit moves past the
+  message: the soak found three orders lost so (10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+from faust.types import TP, Message
+
+from ..kafka.batches import HandOverFailed
+from .faust_internals.consumer import Ack, CommitOffsets, ConsumerBook, NewOffset, correct
+from .faust_internals.producer import DrainingBuffer, replace_buffer, wrap_flush
+
+log = logging.getLogger(__name__)
+
+# sysexits' EX_SOFTWARE: handling a message raised; stopped before its offset is committed
+EXIT_PROCESSING_FAILED = 70
+# sysexits' EX_IOERR: Kafka refused or lost a message; stopped before the commit
+EXIT_SEND_FAILED = 74
+
+ProcessedThrough = Callable[[int], "int | None"]
+
+
+class CommitProtocol:
+    """One per app: the offsets a commit may move to, and the order of flush and commit.
+
+    `processed_through(partition)`: the last orders offset processed in this ownership,
+    None before the first (the worker's bookkeeping, `offsets.PartitionOffsets`)."""
+
+    def __init__(self, app: Any, orders_topic: str | None, processed_through: ProcessedThrough) -> None:
+        self.app = app
+        self.book = ConsumerBook(app.consumer)
+        self.orders_topic = orders_topic
+        self.processed_through = processed_through
+        self._refused: set[tuple[TP, int]] = set()
+        # sent straight to aiokafka (the worker's batches) since the last commit: (topic, ack)
+        self._sent_direct: list[tuple[str, asyncio.Future[Any]]] = []
+        self.buffer: DrainingBuffer | None = None
+        # hands over what the worker holds unsent, before each commit
+        self.before_flush: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    def install(
+        cls, app: Any, orders_topic: str | None = None, processed_through: ProcessedThrough = lambda n: None
+    ) -> CommitProtocol:
+        """Put the protocol's rules in place of faust's on `app`'s consumer."""
+        protocol = cls(app, orders_topic, processed_through)
+        correct(
+            app.consumer,
+            ack=protocol.ack,
+            new_offset=protocol.new_offset,
+            commit_offsets=protocol.commit_offsets,
+            after_seek=protocol.after_seek,
+        )
+        return protocol
+
+    def install_flush(self, producer: Any) -> DrainingBuffer:
+        """Make the (not yet started) producer's flush, which faust awaits before every
+        commit, hand over and confirm every output (invariant 3)."""
+        self.buffer = replace_buffer(producer)
+        wrap_flush(producer, self.flush_and_confirm)
+        return self.buffer
+
+    # -- which acks count (4, 9) ----------------------------------------------------------
+
+    def refuse(self, message: Message) -> None:
+        """Make the coming ack of `message` count for nothing: the worker did not process it."""
+        self._refused.add((message.tp, message.offset))
+
+    def _taken_back(self, message: Message) -> bool:
+        key = (message.tp, message.offset)
+        if key not in self._refused:
+            return False
+        self._refused.discard(key)
+        return True
+
+    def ack(self, message: Message, faust_ack: Ack) -> bool:
+        refused = self._taken_back(message)
+        app = self.app
+        if (
+            not refused
+            and app.flow_control.is_active()
+            and message.generation_id == app.consumer_generation_id
+        ):
+            return faust_ack(message)
+        self.book.drop_unacked(message)
+        return False
+
+    # -- where a commit may go (5, 6, 7, 8) -----------------------------------------------
+
+    def new_offset(self, tp: TP, faust_new_offset: NewOffset) -> int | None:
+        book = self.book
+        if tp.topic == self.orders_topic:
+            last = self.processed_through(tp.partition)
+            first_unprocessed = book.committed(tp) if last is None else last + 1
+            if first_unprocessed is not None:
+                self._chop_gaps(tp, first_unprocessed)
+        acked = book.acked(tp)
+        if acked:
+            first = min(acked)
+            gaps = book.gaps(tp)
+            if gaps:  # offsets faust saw skipped over (transaction markers): as good as acked
+                first = min(first, gaps[0][0])
+            committed = book.committed(tp)
+            if committed is None or first > committed:
+                return None  # a hole before the first acked offset, or no known start
+            self._merge_gaps(tp, acked)
+        return faust_new_offset(tp)
+
+    async def commit_offsets(self, offsets: dict[TP, int], faust_commit: CommitOffsets) -> bool:
+        if self.orders_topic is not None:
+            offsets = self.processed_only(offsets)
+        return await faust_commit(offsets)
+
+    async def after_seek(self) -> None:
+        consumer = self.app.consumer
+        never_committed = [
+            tp
+            for tp in consumer.assignment()
+            if self.app.topics.acks_enabled_for(tp.topic) and self.book.committed(tp) is None
+        ]
+        if never_committed:
+            # aiokafka leaves such a partition where its fetcher got to, and faust may have
+            # dropped what it fetched while the streams were paused: start at the beginning
+            starts = dict(await consumer.earliest_offsets(*never_committed))
+            await consumer.seek_wait(starts)
+            self.book.set_committed(starts)
+
+    def processed_only(self, offsets: dict[TP, int]) -> dict[TP, int]:
+        """The offsets to commit, none of the orders topic past the message after the last
+        one this worker processed."""
+        book = self.book
+        allowed: dict[TP, int] = {}
+        for tp, offset in offsets.items():
+            if tp.topic != self.orders_topic:
+                allowed[tp] = offset
+                continue
+            last = self.processed_through(tp.partition)
+            limit = None if last is None else last + 1
+            if limit is not None and offset <= limit:
+                allowed[tp] = offset
+                continue
+            acked = book.acked(tp) or []
+            log.warning(
+                "%s[%d]: faust would commit %d, past the last offset processed here (%s); committing %s "
+                "(committed %s, read offset %s, acked %d from %s to %s, gaps %s)",
+                tp.topic,
+                tp.partition,
+                offset,
+                last,
+                limit,
+                book.committed(tp),
+                book.read_offset(tp),
+                len(acked),
+                min(acked, default=None),
+                max(acked, default=None),
+                book.gaps(tp),
+            )
+            committed = book.committed(tp)
+            if limit is not None and (committed is None or limit > committed):
+                allowed[tp] = limit
+        return allowed
+
+    def _chop_gaps(self, tp: TP, first_unprocessed: int) -> None:
+        """Keep faust's gaps of an orders partition from reaching past the last message
+        processed: a real gap is a jump the worker sees in the offsets it processes, so the
+        offset after the last one processed bounds every gap."""
+        beyond = self.book.gaps(tp, first_unprocessed)
+        if not beyond:
+            return
+        log.warning(
+            "%s[%d]: faust marked offsets %s as a gap at or past %d, the first offset not processed "
+            "(read offset %s, committed %s); they are not committed",
+            tp.topic,
+            tp.partition,
+            ", ".join(f"{b}..{e - 1}" for b, e in beyond),
+            first_unprocessed,
+            self.book.read_offset(tp),
+            self.book.committed(tp),
+        )
+        self.book.cut_gaps(tp, first_unprocessed, _NO_END)
+
+    def _merge_gaps(self, tp: TP, acked: list[int]) -> None:
+        """Fold faust's gaps below the highest acked offset of `tp` into its acked offsets,
+        each offset once (faust appends them whether acked or not)."""
+        highest = max(acked)
+        spans = self.book.gaps(tp, 0, highest)
+        if not spans:
+            return
+        missing = {offset for begin, end in spans for offset in range(begin, end)}.difference(acked)
+        acked.extend(missing)
+        acked.sort()
+        self.book.cut_gaps(tp, 0, max(highest + 1, *(end for _, end in spans)))
+
+    # -- hand over and confirm before the commit (1, 3) -----------------------------------
+
+    def confirm_before_commit(self, topic: str, sent: asyncio.Future[Any]) -> None:
+        """Have the next commit wait for this message, sent to aiokafka without faust."""
+        self._sent_direct.append((topic, sent))
+
+    async def hand_over(self, step: Awaitable[None]) -> None:
+        """Run a hand-over of outputs; a batch Kafka refused stops the process (3)."""
+        try:
+            await step
+        except HandOverFailed as failed:
+            stop_before_commit([(failed.topic, failed.error)])
+
+    async def flush_and_confirm(self, faust_flush: Callable[[], Awaitable[None]]) -> None:
+        if self.before_flush is not None:
+            await self.before_flush()
+        await faust_flush()
+        # after the flush: every message queued when the commit began has been handed over
+        sent = self.buffer.take_handed() if self.buffer is not None else []
+        direct, self._sent_direct = self._sent_direct, []
+        pending = sent + direct
+        results = await asyncio.gather(*(ack for _, ack in pending), return_exceptions=True)
+        failures = [
+            (topic, result)
+            for (topic, _), result in zip(pending, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if failures:
+            stop_before_commit(failures)
+
+
+def stop_before_commit(failures: list[tuple[str, BaseException]]) -> NoReturn:
+    """End the process: a message could not be sent even after the producer's retries.
+
+    faust only logs such a failure and goes on to commit the offsets past the message that
+    made it, and a transition or a customer record would be lost for good. Stopping before
+    the commit leaves that message to be processed again when the worker starts, after the
+    cause (a topic's size limit, its ACLs, a broker away for minutes) is put right.
+    """
+    topic, error = failures[0]
+    log.critical(
+        "%d message(s) could not be sent after the producer's retries, the first to %s: %r; "
+        "stopping before their offsets are committed, so they are processed again on restart",
+        len(failures),
+        topic,
+        error,
+    )
+    logging.shutdown()
+    os._exit(EXIT_SEND_FAILED)
+
+
+def stop_unprocessed(message: Any) -> NoReturn:
+    """End the process: handling `message` raised, half done.
+
+    A bug fixed, or a fault gone, it is processed on restart; a message that always fails
+    keeps the worker from going past it, in plain sight (a supervisor restarting it, and
+    this log)."""
+    log.critical(
+        "handling %s[%d] offset %d failed; stopping before its offset is committed, so it is "
+        "handled again on restart",
+        message.topic,
+        message.partition,
+        message.offset,
+        exc_info=True,
+    )
+    logging.shutdown()
+    os._exit(EXIT_PROCESSING_FAILED)
+
+
+_NO_END = 1 << 62
