@@ -12,9 +12,11 @@ demo: venv
 replay-demo: venv
 	@scripts/replay-demo
 
+# tests in TEST_PROCESSES processes side by side, each with its own local broker
+TEST_PROCESSES ?= 2
 test: venv
 	@scripts/test-tools
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not kafka and not slow" $(PYTEST_ARGS)

@@ -112,7 +112,8 @@ def test_a_tick_with_many_deadlines_due_fires_them_all_at_their_exact_instants(e
 
 
 def test_a_message_kafka_refuses_stops_the_worker_before_its_offset_is_committed(env_factory):
-    env = env_factory(kafka={"partitions": 1})
+    # static membership: the restarted worker need not wait out the stopped one's session
+    env = env_factory(kafka={"partitions": 1}, worker={"static_membership": True})
     transitions = env.config.topics.transitions
     # a topic that takes nothing as large as a transition: the send fails for good
     env.create_topic(transitions, {"max.message.bytes": "200"})
@@ -125,7 +126,7 @@ def test_a_message_kafka_refuses_stops_the_worker_before_its_offset_is_committed
     assert env.committed_offsets(env.config.topics.orders) == {}
 
     env.alter_topic(transitions, {"max.message.bytes": str(1024 * 1024)})
-    env.start_worker()  # the order is processed again: nothing was lost
+    env.start_worker(port=worker.port)  # the order is processed again: nothing was lost
     [became] = env.transitions(lambda ts: len(ts) >= 1, timeout=120)
     assert (became["customer_id"], became["transition"]) == ("refused", "became_one_timer")
 
@@ -169,7 +170,9 @@ def _check_changelog(env, expected_states, timeout=60):
 
 
 def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory):
-    env = env_factory(kafka={"partitions": 3}, **PRESET_LIKE)
+    # the restarted worker gets the partitions once the killed one's session is over: 10 s,
+    # not the default minute
+    env = env_factory(kafka={"partitions": 3}, worker={"session_timeout": "10s"}, **PRESET_LIKE)
     history = generated(env, 1500, seed=11)
     expected, expected_states = env.replay(history)
     expected_changes = _replayed_segment_changes(env, history)
@@ -270,7 +273,7 @@ def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_ba
     )
     assert again.alive(), again.output()
     # A dynamic member gets them only once the killed member's session has expired (faust's
-    # broker_session_timeout, 60 s; the SIGKILL test above waits that long).
+    # broker_session_timeout, 60 s by default).
     assert time.monotonic() - killed_at < 45
     _check_against_replay(env, expected, expected_states)
     _check_no_offsets_skipped(env)

@@ -7,6 +7,7 @@ SIGKILL after a timeout. Used by the demo, the tests and CI alike.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import shutil
@@ -36,8 +37,18 @@ def cache_dir() -> Path:
 def ensure_jars(log: bool = True) -> Path:
     """The broker's classpath folder, fetched from Maven Central on first use."""
     libs = cache_dir() / "libs"
+    if (libs / ".complete").exists():
+        return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    # one fetch at a time: test processes running side by side each start a broker
+    with open(libs.parent / "fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_jars(libs, log)
+
+
+def _fetch_jars(libs: Path, log: bool) -> Path:
     marker = libs / ".complete"
-    if marker.exists():
+    if marker.exists():  # fetched by another process while this one waited
         return libs
     if shutil.which("java") is None:
         raise LocalKafkaError("java is not on PATH; the local broker needs Java 17 or newer")
