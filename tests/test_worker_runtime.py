@@ -7,7 +7,8 @@ import orjson
 from stream.config import config_from_mapping, load_config
 from stream.inputs.messages import Tick, encode
 from stream.lifecycle.instants import from_us
-from stream.worker.runtime import CATCH_UP_STEP, FETCHED_PAST_LOOKS, Output, Worker
+from stream.worker.offsets import FETCHED_PAST_LOOKS
+from stream.worker.runtime import CATCH_UP_STEP, Output, Worker
 from stream.worker.state import decode_stored
 from tests.helpers import NOW, at, cancelled, erased, placed
 
@@ -115,7 +116,7 @@ def test_the_state_says_where_a_new_owner_resumes_whatever_offset_was_committed(
     tables.committed = 9
     second = tables.start()
     second.take_up([0])
-    assert second.partitions[0].recorded_through == 4
+    assert second.partitions[0].offsets.recorded_through == 4
     assert _order_at(second, 9) == 5  # a message past the hole: read again from the state's 5
     assert [_order_at(second, offset) for offset in range(5, 10)] == [None] * 5
     assert _customers(second) == {f"c{offset}" for offset in range(5, 10)}
@@ -147,7 +148,7 @@ def test_a_message_that_changes_no_customer_still_leaves_its_offset_in_the_state
     assert worker.on_message(worker.topics.orders, 0, 1, None, orjson.dumps(event)) is None
     restarted = tables.start()
     restarted.take_up([0])
-    assert restarted.partitions[0].recorded_through == 1
+    assert restarted.partitions[0].offsets.recorded_through == 1
 
 
 def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():
@@ -382,7 +383,7 @@ def test_a_partition_assigned_back_after_its_revocation_keeps_its_core_without_r
     kept = worker.partitions[0]
     worker.let_go([0])
     assert 0 not in worker.partitions and _state_gauge(worker, "one_timer") == 0
-    worker.table.clear()  # a re-read of the table would now find nobody
+    worker.ownership.table.clear()  # a re-read of the table would now find nobody
     worker.regain([0])
     assert worker.partitions[0] is kept
     assert _state_gauge(worker, "one_timer") == 2

@@ -1,0 +1,90 @@
+"""The messages the worker produces for what it handled, held in order until the driver
+drains them: transitions and segment changes (all, and per name when fresh), customer
+states, dead letters, orders re-routed to their customer's partition, and the customers
+table's changelog records."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+from ..config import Config
+from ..inputs.messages import TopicSource, encode, rejection
+from ..kafka.topics import per_name_topic, per_segment_topic
+from ..lifecycle import Transition
+from ..lifecycle.transitions import Change
+from .metrics import WorkerMetrics
+
+
+class Output(NamedTuple):
+    """One message for the driver to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+
+
+class Outputs:
+    def __init__(self, config: Config, customers_changelog: str, metrics: WorkerMetrics) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.customers_changelog = customers_changelog
+        self.metrics = metrics
+        self.pending: list[Output] = []
+
+    def emit(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
+        self.pending.append(Output(topic, key, value, partition))
+
+    def changelog(self, number: int, key: bytes, value: bytes | None) -> None:
+        """A record of the customers table's changelog, sent in line with the outputs.
+
+        Customer records go out as outputs, not through faust's table, so that every record
+        of a partition's changelog (written, or sent again at take-up) leaves in the order it
+        was made, on one path, for the cost of one producer call each."""
+        self.pending.append(Output(self.customers_changelog, key, value, number))
+
+    def customer_state(self, number: int, key: bytes, record: bytes | None) -> None:
+        self.emit(self.topics.customer_state, key, record, number)
+
+    def change(self, change: Change, raw: bytes) -> None:
+        """A transition or a segment change, encoded as `raw`."""
+        key = change.customer_id.encode()
+        if isinstance(change, Transition):
+            self.transition(key, raw, change.transition, fresh=not change.replayed)
+        else:
+            self.segment_change(key, raw, change.segment, fresh=not change.replayed)
+
+    def change_again(self, key: bytes, raw: bytes) -> None:
+        """A change sent before, from its stored encoding: a segment change has a `change`
+        kind, a transition none."""
+        sent = orjson.loads(raw)
+        if "change" in sent:
+            self.segment_change(key, raw, sent["segment"], fresh=not sent["replayed"])
+        else:
+            self.transition(key, raw, sent["transition"], fresh=not sent["replayed"])
+
+    def transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
+        self.emit(self.topics.transitions, key, raw, None)
+        if fresh:
+            self.emit(per_name_topic(self.config, name), key, raw, None)
+
+    def segment_change(self, key: bytes, raw: bytes, segment: str | None, *, fresh: bool) -> None:
+        self.emit(self.topics.segment_changes, key, raw, None)
+        if fresh:
+            self.emit(per_segment_topic(self.config, segment), key, raw, None)
+
+    def dead_letter(
+        self, topic: str, number: int, offset: int, key: bytes | None, raw: bytes, reason: str, kind: str
+    ) -> None:
+        record = rejection(
+            raw, reason, TopicSource(topic=topic, partition=number, offset=offset), keep_original=True
+        )
+        self.emit(self.topics.dead_letters, key, encode(record), number)
+        self.metrics.dead_letters.labels(kind).inc()
+
+    def drain(self) -> list[Output]:
+        """The messages to produce for what was handled since the last call, in order."""
+        out, self.pending = self.pending, []
+        return out

@@ -1,0 +1,88 @@
+"""What the worker sends again when it takes up a partition: the outputs of messages past
+the committed offset, which a crash may have lost.
+
+Offsets are committed only after every output is confirmed (commit protocol, invariant 3),
+so an output lost in a crash belongs to a message past the committed offset, and that
+message's redelivery changes nothing (it is a duplicate): what it produced is sent again
+from the outboxes stored with the customers it wrote, and from the pending erasures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ..inputs.messages import customer_record, encode
+from ..lifecycle import CustomerState
+from ..lifecycle.customer import Scorer
+from ..lifecycle.partition import back_after_erasure
+from .metrics import WorkerMetrics
+from .outputs import Outputs
+from .state import ERASURES_TABLE, Outbox, PendingErasure, StoredHead, decode_stored
+
+CommittedOffset = Callable[[str, int], "int | None"]
+ResendChangelog = Callable[[str, int, bytes, "bytes | None"], None]
+
+
+class Resends:
+    def __init__(
+        self,
+        outputs: Outputs,
+        committed_offset: CommittedOffset,
+        resend_changelog: ResendChangelog,
+        scorer: Scorer | None,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.outputs = outputs
+        self.committed_offset = committed_offset
+        self.resend_changelog = resend_changelog
+        self.scorer = scorer
+        self.metrics = metrics
+
+    def uncommitted(self, number: int, source: tuple[str, int]) -> bool:
+        """True if the message (topic, offset) of partition `number` is past the committed offset."""
+        topic, offset = source
+        committed = self.committed_offset(topic, number)
+        return committed is None or offset >= committed
+
+    def undelivered(self, number: int, outbox: Outbox) -> bool:
+        return self.uncommitted(number, (outbox.source_topic, outbox.source_offset))
+
+    def customer(self, customer_id: str, number: int, stored: StoredHead, raw: bytes) -> None:
+        """Send again what a message past the committed offset produced for this customer."""
+        key = customer_id.encode()
+        self.outboxes(number, key, stored.outboxes)
+        if stored.written_by is not None and self.uncommitted(number, stored.written_by):
+            # The local store is written before the changelog: after a crash this record may
+            # exist here only, and the message that wrote it will be redelivered as a
+            # duplicate that writes nothing. Sending it again keeps the changelog, and so any
+            # later owner of the partition, equal to what this worker holds.
+            self.outputs.changelog(number, key, raw)
+            state = decode_stored(raw).state
+            record = customer_record(state, stored.partition_clock, self.scorer)
+            self.outputs.customer_state(number, key, encode(record))
+
+    def erasures(
+        self, number: int, pending: list[PendingErasure], customers: Mapping[str, CustomerState]
+    ) -> None:
+        """Send again what an erasure past the committed offset sent; see PendingErasure."""
+        for erasure in pending:
+            key = erasure.customer_id.encode()
+            self.outboxes(number, key, erasure.outboxes)
+            if not self.uncommitted(number, erasure.written_by):
+                continue
+            marker = erasure.marker.encode()
+            self.resend_changelog(ERASURES_TABLE, number, marker, str(erasure.erased_at).encode())
+            # A customer back since as a new one had its record sent again (take-up sends
+            # customers first): a tombstone after it would erase the new life downstream.
+            customer = customers.get(erasure.customer_id)
+            if customer is None or not back_after_erasure(customer, erasure.erased_at):
+                self.outputs.changelog(number, key, None)
+                self.outputs.customer_state(number, key, None)
+
+    def outboxes(self, number: int, key: bytes, outboxes: list[Outbox]) -> None:
+        for outbox in outboxes:
+            if not self.undelivered(number, outbox):
+                continue
+            for raw in outbox.changes:
+                self.outputs.change_again(key, raw)
+                self.metrics.resent.inc()
