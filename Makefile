@@ -13,7 +13,7 @@ replay-demo: venv
 	@scripts/replay-demo
 
 # tests in TEST_PROCESSES processes side by side, each with its own local broker
-TEST_PROCESSES ?= 2
+TEST_PROCESSES ?= 4
 test: venv
 	@scripts/test-tools
 	$(PY) -m pytest -q -n $(TEST_PROCESSES) $(PYTEST_ARGS)

@@ -15,8 +15,9 @@ from stream.inputs.messages import Tick, encode
 from stream.lifecycle import State
 from stream.lifecycle.customer import new_customer
 from stream.lifecycle.instants import from_us
+from stream.worker.customer_store import TableCustomers
 from stream.worker.runtime import Output, Worker
-from stream.worker.state import StoredCustomer, TableCustomers, encode_stored
+from stream.worker.state import StoredCustomer, encode_stored
 from tests.helpers import NOW, at, cancelled, erased, placed, refunded
 
 

@@ -11,14 +11,9 @@ import orjson
 
 from stream.config import load_config
 from stream.lifecycle.customer import new_customer
+from stream.worker.customer_store import UNWRITTEN_LIMIT, TableCustomers
 from stream.worker.runtime import Worker
-from stream.worker.state import (
-    UNWRITTEN_LIMIT,
-    StoredCustomer,
-    TableCustomers,
-    decode_stored,
-    encode_stored,
-)
+from stream.worker.state import StoredCustomer, decode_stored, encode_stored
 from tests.helpers import NOW, at, erased, placed
 
 

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 from ..inputs import sources
 from ..inputs.csv_text import InputFormatError, checked_encoding
@@ -40,6 +40,14 @@ def check_readable(paths: list[str]) -> None:
         if path != "-" and not os.access(path, os.R_OK):
             reason = "no such file" if not os.path.exists(path) else "not readable"
             raise UsageError(f"input {path}: {reason}")
+
+
+@overload
+def open_output(option: str, path: str) -> BinaryIO: ...
+
+
+@overload
+def open_output(option: str, path: str | None) -> BinaryIO | None: ...
 
 
 def open_output(option: str, path: str | None) -> BinaryIO | None:
@@ -141,7 +149,8 @@ def checked_jobs(args: argparse.Namespace, partitions: int) -> int:
     """--jobs, checked, and no more than there are partitions to share."""
     if args.jobs < 1:
         raise UsageError(f"--jobs: expected 1 or more, got {args.jobs}")
-    return min(args.jobs, partitions)
+    jobs: int = args.jobs
+    return min(jobs, partitions)
 
 
 def add_arrival_order_option(parser: argparse.ArgumentParser, doing: str) -> None:

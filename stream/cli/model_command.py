@@ -116,7 +116,7 @@ def run_score(args: argparse.Namespace) -> int:
     out = open_output("--output", args.output or "-")
     replay, at = replayed(args, config, until)
     book = config.policy_book()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for customer in replay.customers():
         found = model.history(customer, at)
         if found is None:
@@ -124,7 +124,9 @@ def run_score(args: argparse.Namespace) -> int:
         scores = model.scores_of(found)
         # the lifecycle state at `at`, from the orders placed by then (the replay read on)
         placed = sorted(
-            o.placed_at for o in customer.orders.values() if o.counts() and (o.placed_at or 0) <= at
+            placed_at
+            for o in customer.orders.values()
+            if (placed_at := o.counted_at()) is not None and placed_at <= at
         )
         policy = book.for_store(customer.store_id)
         state = state_at(policy, len(placed), placed[0], placed[-1], at)

@@ -18,7 +18,7 @@ partition only once it has taken the previous one, which bounds what waits in me
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .partitioning import partition_for
@@ -51,7 +51,7 @@ class Batches:
         self._open: dict[tuple[str, int], Any] = {}
         self._lock = asyncio.Lock()
 
-    async def send(self, messages: list[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
+    async def send(self, messages: Sequence[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
         """Add (topic, key, value, partition) messages, in order, to their partitions'
         batches; a message without a partition goes where Kafka's default partitioner puts
         its key. Batches that fill are handed over."""

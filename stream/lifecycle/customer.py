@@ -61,9 +61,15 @@ class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True, gc
 
     def counts(self) -> bool:
         """A counted order: placed, not cancelled, not refunded up to its total."""
+        return self.counted_at() is not None
+
+    def counted_at(self) -> int | None:
+        """When a counted order was placed; None for an order that does not count."""
         if self.placed_at is None or self.cancelled:
-            return False
-        return not (self.refunds and self.refunded_minor() >= self.total_minor)
+            return None
+        if self.refunds and self.refunded_minor() >= self.total_minor:
+            return None
+        return self.placed_at
 
 
 # (placed_at, net amount in minor units, currency, order_id) of a counted order in a window

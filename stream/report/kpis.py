@@ -45,7 +45,7 @@ def kpis(
     for customer in customers:
         states[customer.state.value] += 1
         counted = sorted(
-            (o for o in customer.orders.values() if o.counts() and o.placed_at <= until_us),
+            (o for o in customer.orders.values() if (at := o.counted_at()) is not None and at <= until_us),
             key=lambda order: order.placed_at or 0,
         )
         if not counted:

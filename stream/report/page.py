@@ -44,7 +44,7 @@ def collect(
         if customer.segment_class is not None:
             classes[customer.segment_class] += 1
         times = sorted(
-            o.placed_at for o in customer.orders.values() if o.counts() and o.placed_at <= until_us
+            at for o in customer.orders.values() if (at := o.counted_at()) is not None and at <= until_us
         )
         if times:
             histories.append((times, policy_for(customer)))

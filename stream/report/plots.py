@@ -43,7 +43,7 @@ def stacked_bars(months: list[str], states_by_month: list[Counter[State]]) -> st
     step = (width - left) / len(months)
     parts = []
     for i, (month, counts) in enumerate(zip(months, states_by_month, strict=True)):
-        y = height - bottom
+        y: float = height - bottom
         for state in STATE_ORDER:
             h = counts[state] / top * (height - bottom - 10)
             if h:

@@ -80,12 +80,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     _agent(app, config, worker, protocol, protocol.buffer, send_outputs, process, metrics)
     Upkeep(app, config, worker, metrics, send_outputs).install()
 
-    @app.task
-    async def quiet_client_logs() -> None:
-        # aiokafka builds a debug log record for every message it sends: a tenth of the
-        # worker's time went there.
-        logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-
+    app.task(_quiet_client_logs)
     add_health_pages(app)
     if config.worker.faust_metrics:
         # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
@@ -185,14 +180,21 @@ def _outputs(app: faust.App, worker: Worker, protocol: CommitProtocol, customers
     batches = Batches(aiokafka_producer(app.producer), on_handed, before_hand_over=worker.flush_store)
     protocol.before_flush = lambda: protocol.hand_over(batches.hand_over_all())
 
-    @app.timer(interval=LINGER_SECONDS)
     async def hand_over_batches() -> None:
         await protocol.hand_over(batches.hand_over_all())
+
+    app.timer(interval=LINGER_SECONDS, name="hand_over_batches")(hand_over_batches)
 
     async def send_outputs() -> None:
         await protocol.hand_over(batches.send(worker.drain()))
 
     return send_outputs
+
+
+async def _quiet_client_logs() -> None:
+    # aiokafka builds a debug log record for every message it sends: a tenth of the worker's
+    # time went there.
+    logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _process(worker: Worker, message: Any) -> int | None:

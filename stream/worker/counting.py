@@ -15,8 +15,9 @@ from typing import Any
 
 from ..lifecycle import State
 from ..lifecycle.transitions import Change, SegmentChange
+from .customer_store import WrittenCustomer
 from .metrics import WorkerMetrics, buyers_label
-from .state import CustomerHead, WrittenCustomer
+from .state import CustomerHead
 
 # the one-timer's two ways out of its window, counted as the live second-purchase conversion
 _ONE_TIMER_OUTCOMES = {

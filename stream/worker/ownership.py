@@ -16,6 +16,7 @@ from ..lifecycle.customer import Scorer
 from ..lifecycle.instants import format_rfc3339
 from ..lifecycle.segments import SegmentRules
 from .counting import PartitionCounts
+from .customer_store import TableCustomers, TableErasures
 from .faust_internals.tables import partition_items
 from .metrics import WorkerMetrics
 from .offsets import PartitionOffsets
@@ -26,8 +27,6 @@ from .state import (
     CustomerHead,
     PendingErasure,
     StoredHead,
-    TableCustomers,
-    TableErasures,
     clocks_entry_of,
     decode_head,
     decode_pending_erasures,

@@ -23,6 +23,7 @@ from ..lifecycle.instants import format_rfc3339, from_us, to_us
 from ..lifecycle.partition import erasure_key
 from ..lifecycle.transitions import Change
 from ..wallclock import wall_clock_us
+from .customer_store import WrittenCustomer
 from .metrics import WorkerMetrics
 from .outputs import Output, Outputs
 from .ownership import CatchUp, Ownership, PartitionRuntime
@@ -32,7 +33,6 @@ from .state import (
     ClocksEntry,
     Outbox,
     PendingErasure,
-    WrittenCustomer,
     changelog_topic,
     clocks_key,
     encode_pending_erasures,

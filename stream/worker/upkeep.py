@@ -50,21 +50,17 @@ class Upkeep:
         self.ticks = app.topic(config.topics.ticks, key_serializer="raw", value_serializer="raw")
 
     def install(self) -> None:
-        orders = self.config.topics.orders
+        self.app.timer(interval=self.config.time.tick_interval / 1_000_000, name="send_ticks")(self.tick)
+        self.app.on_partitions_revoked.connect(self.on_revoked)
+        self.app.on_partitions_assigned.connect(self.on_assigned)
 
-        @self.app.timer(interval=self.config.time.tick_interval / 1_000_000)
-        async def send_ticks() -> None:
-            await self.tick()
+    async def on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        numbers = {tp.partition for tp in revoked if tp.topic == self.config.topics.orders}
+        self.worker.let_go(numbers)
+        self.stall_watch.forget(numbers)
 
-        @self.app.on_partitions_revoked.connect
-        async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-            numbers = {tp.partition for tp in revoked if tp.topic == orders}
-            self.worker.let_go(numbers)
-            self.stall_watch.forget(numbers)
-
-        @self.app.on_partitions_assigned.connect
-        async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-            self.worker.regain({tp.partition for tp in assigned if tp.topic == orders})
+    async def on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        self.worker.regain({tp.partition for tp in assigned if tp.topic == self.config.topics.orders})
 
     async def tick(self) -> None:
         app, metrics, worker = self.app, self.metrics, self.worker
@@ -106,7 +102,7 @@ class Upkeep:
 
     def lag(self, tp: TP) -> int | None:
         """Messages of this orders partition not yet processed; None while unknown."""
-        highwater = self.app.consumer.highwater(tp)
+        highwater: int | None = self.app.consumer.highwater(tp)
         if highwater is None:
             return None
         processed = self.worker.processed_through(tp.partition)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 class DrainingBuffer(ProducerBuffer):
     max_messages = 1000
+    app: Any  # faust's app, set by `replace_buffer`
 
     def __post_init__(self) -> None:
         super().__post_init__()
