@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stream.model import bgnbd, gamma_gamma, simulate  # noqa: E402
-from tests.test_model import _cdnow_events  # noqa: E402
+from tests.helpers import cdnow_events  # noqa: E402
 
 PUBLISHED = {
     "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "log_likelihood": -9582.4},
@@ -31,7 +31,7 @@ PUBLISHED = {
 
 def cdnow() -> None:
     with tempfile.TemporaryDirectory() as directory:
-        events = _cdnow_events(Path(directory) / "cdnow.jsonl")
+        events = cdnow_events(Path(directory) / "cdnow.jsonl")
         model = Path(directory) / "model.json"
         started = time.monotonic()
         subprocess.run(

@@ -1,5 +1,5 @@
 """Every faust-streaming, mode and aiokafka private part the worker reads or replaces, here
-and nowhere else (`tests/test_faust_internals.py` fails on a private used elsewhere).
+and nowhere else (`tests/worker/test_faust_internals.py` fails on a private used elsewhere).
 
 Each was found by a failing test or a benchmark (docs/field-notes.md); the rule each one
 serves is numbered in `stream/worker/commit_protocol.py`. Written for faust-streaming 0.15.x,

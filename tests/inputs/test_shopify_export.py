@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_replay_cli import jsonl, run_replay
+from tests.helpers import jsonl, run_replay
 
-EXPORT = Path(__file__).parent / "data" / "shopify-orders.csv"
+EXPORT = Path(__file__).parents[1] / "data" / "shopify-orders.csv"
 
 
 def test_a_shopify_export_replays_to_the_states_its_orders_give(tmp_path):

@@ -22,7 +22,7 @@ def test_history_has_the_shapes_the_engine_must_handle():
     for line in raw[:500]:
         decode_event(line)
     kinds = Counter(e["type"] for e in events)
-    assert kinds["order.cancelled"] > 0 and kinds["order.refunded"] > 0 and kinds["customer.erased"] >= 0
+    assert kinds["order.cancelled"] > 0 and kinds["order.refunded"] > 0 and kinds["customer.erased"] > 0
     orders = Counter(e["customer_id"] for e in events if e["type"] == "order.placed")
     one_order = sum(1 for n in orders.values() if n == 1)
     assert one_order / len(orders) > 0.45  # most customers buy once

@@ -11,10 +11,7 @@ from hypothesis import strategies as st
 
 from stream.lifecycle.instants import DAY_US, format_rfc3339
 from stream.report.second_purchase import conversion_curves
-from tests.helpers import at, cancelled, erased, placed
-from tests.test_cli import lifecycle
-from tests.test_model_scores import MODEL
-from tests.test_replay_cli import write_events
+from tests.helpers import MODEL, at, cancelled, erased, lifecycle, placed, write_events
 
 
 # T0 is 2025-03-01 10:00 UTC, the one-timer window 30 days (the default); T is day 60,

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import at, placed
-from tests.test_replay_cli import write_events
-
-
-def lifecycle(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream", *args], capture_output=True, text=True, timeout=timeout
-    )
+from tests.helpers import at, lifecycle, placed, write_events
 
 
 def test_no_arguments_print_the_usage_and_exit_2():

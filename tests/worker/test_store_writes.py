@@ -1,6 +1,6 @@
 """The worker writes its customers to the local store together, not one by one
 (`TableCustomers.flush`), and never lets anything show a write the store does not hold: not
-an output (tests/test_batches.py: the flush runs before any batch is handed over), not
+an output (tests/kafka/test_batches.py: the flush runs before any batch is handed over), not
 another table's entry, not a partition let go."""
 
 from __future__ import annotations

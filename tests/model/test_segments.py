@@ -9,10 +9,7 @@ import orjson
 import pytest
 
 from stream.lifecycle.instants import DAY_US, format_rfc3339, parse_rfc3339
-from tests.helpers import at, placed
-from tests.test_cli import lifecycle
-from tests.test_model_scores import MODEL
-from tests.test_replay_cli import write_events
+from tests.helpers import MODEL, at, lifecycle, placed, write_events
 
 SEGMENTS = """
 [segments.overdue]

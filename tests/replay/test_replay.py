@@ -15,23 +15,7 @@ from jsonschema import Draft202012Validator
 
 from stream.inputs.schemas import load_schema
 from stream.lifecycle.instants import format_rfc3339
-from tests.helpers import at, cancelled, erased, placed, refunded
-
-
-def run_replay(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream", "replay", *args], input=stdin, capture_output=True, timeout=120
-    )
-
-
-def jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def write_events(path: Path, events: list[dict], extra_lines: list[bytes] = ()) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events) + b"".join(extra_lines))
-    return path
-
+from tests.helpers import at, cancelled, erased, jsonl, placed, refunded, run_cli, run_replay, write_events
 
 HAND_WRITTEN = [
     placed(
@@ -167,11 +151,7 @@ def test_gzip_and_stdin_inputs_give_the_same_result(tmp_path):
 
 def test_replaying_the_same_input_again_reproduces_its_transitions(tmp_path):
     source = tmp_path / "gen.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "stream", "generate", "--customers", "300", "-o", str(source)],
-        check=True,
-        capture_output=True,
-    )
+    assert run_cli("generate", "--customers", "300", "-o", str(source)).returncode == 0
     runs = []
     for name in ("one", "two"):
         assert run_replay(str(source), "--transitions", str(tmp_path / name)).returncode == 0
@@ -342,11 +322,7 @@ def test_a_time_without_a_zone_and_no_timezone_given_is_rejected_naming_the_colu
 
 def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(tmp_path):
     history = tmp_path / "history.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "stream", "generate", "--customers", "400", "--seed", "8", "-o", str(history)],
-        check=True,
-        capture_output=True,
-    )
+    assert run_cli("generate", "--customers", "400", "--seed", "8", "-o", str(history)).returncode == 0
     with open(history, "ab") as extra:
         extra.write(b"not json\n" + orjson.dumps(placed("zed", "z1", at(100))) + b"\n")
         # rejected, whichever job reads them: a customer id that is not a string, no instant
@@ -448,11 +424,7 @@ def test_replay_on_a_terminal_shows_its_progress_through_the_whole_input(tmp_pat
     import termios
 
     history = tmp_path / "history.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "stream", "generate", "--customers", "700", "--seed", "3", "-o", str(history)],
-        check=True,
-        capture_output=True,
-    )
+    assert run_cli("generate", "--customers", "700", "--seed", "3", "-o", str(history)).returncode == 0
     terminal, stderr = pty.openpty()
     # a terminal 120 columns wide: one of no size shows a bar of no width
     fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))

@@ -9,18 +9,9 @@ import orjson
 import pytest
 
 from stream.lifecycle.instants import format_rfc3339
-from tests.helpers import at, placed
-from tests.test_cli import lifecycle
-from tests.test_replay_cli import write_events
+from tests.helpers import MODEL, at, lifecycle, placed, write_events
 
 # MBG/NBD r 0.5, alpha 2, a 1.5, b 3 (weeks); Gamma-Gamma p 6, q 4, v 15 (EUR)
-MODEL = {
-    "bgnbd": {"r": 0.4, "alpha": 3.0, "a": 0.8, "b": 2.0},
-    "mbgnbd": {"r": 0.5, "alpha": 2.0, "a": 1.5, "b": 3.0},
-    "gamma_gamma": {"p": 6.0, "q": 4.0, "v": 15.0},
-    "time_unit": "week",
-    "currency": "EUR",
-}
 HISTORY = [
     placed("ann", "a1", at(0), 10000),
     placed("ann", "a2", at(14), 5000),  # two weeks later: 50 EUR

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-STREAM = Path(__file__).resolve().parents[1] / "stream"
+STREAM = Path(__file__).resolve().parents[2] / "stream"
 THE_ONE_PLACE = STREAM / "worker" / "faust_internals"
 # public despite the underscore: os._exit, and named tuples' API
 NOT_PRIVATE = {"_exit", "_replace", "_asdict", "_fields", "_make", "_field_defaults"}

@@ -18,9 +18,9 @@ from stream.model.bgnbd import BgNbd
 from stream.model.gamma_gamma import GammaGamma
 from stream.model.purchases import TIME_UNITS, histories
 from stream.replay.driver import Replay
-from tests.test_cli import lifecycle
+from tests.helpers import DATA, cdnow_events, lifecycle
 
-CDNOW = Path(__file__).parent / "data" / "cdnow"
+CDNOW = DATA / "cdnow"
 
 
 # --- likelihoods and closed forms, by hand ---------------------------------------------------
@@ -158,32 +158,10 @@ def test_gamma_gamma_recovers_its_parameters():
 # --- the published CDNOW fits, from the orders ----------------------------------------------
 
 
-def _cdnow_events(path: Path) -> Path:
-    """CDNOW's sample (2,357 customers of 1997's first quarter, their orders to mid-1998) as
-    order events: one order a line, dated at 00:00 UTC, amounts in USD."""
-    with path.open("wb") as out:
-        for number, line in enumerate((CDNOW / "CDNOW_sample.txt").read_text().splitlines()):
-            _, customer, day, _, amount = line.split()
-            out.write(
-                orjson.dumps(
-                    {
-                        "type": "order.placed",
-                        "event_id": f"e{number}",
-                        "customer_id": customer,
-                        "occurred_at": f"{day[:4]}-{day[4:6]}-{day[6:]}T00:00:00Z",
-                        "order_id": f"o{number}",
-                        "total": {"amount_minor": round(float(amount) * 100), "currency": "USD"},
-                    }
-                )
-                + b"\n"
-            )
-    return path
-
-
 @pytest.fixture(scope="module")
 def cdnow_fit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     directory = tmp_path_factory.mktemp("cdnow")
-    events = _cdnow_events(directory / "cdnow.jsonl")
+    events = cdnow_events(directory / "cdnow.jsonl")
     out = directory / "model.json"
     result = lifecycle(
         "model", "fit", str(events), "--calibration-end", "1997-09-30", "--time-unit", "week", "-o", str(out)
@@ -208,7 +186,7 @@ def test_the_published_cdnow_fits_are_reproduced_from_the_orders(cdnow_fit):
 def test_purchase_days_are_those_of_the_published_cdnow_summary(tmp_path):
     # the per-customer (x, t_x, T, mean repeat value) Fader and Hardie published for CDNOW,
     # against those the engine reads from the orders
-    events = _cdnow_events(tmp_path / "cdnow.jsonl")
+    events = cdnow_events(tmp_path / "cdnow.jsonl")
     replay = Replay(load_config(None, environ={}))
     for line in events.read_bytes().splitlines():
         replay.feed(line)

@@ -23,7 +23,7 @@ ROWS = [
 CSV = "customer_id,order_id,occurred_at,amount,currency\r\n" + "".join(
     f"{customer},{order},{when},{amount},EUR\r\n" for customer, order, when, amount in ROWS
 )
-SHOPIFY = Path(__file__).parent / "data" / "shopify-orders.csv"
+SHOPIFY = Path(__file__).parents[1] / "data" / "shopify-orders.csv"
 
 
 def _states(tmp_path: Path, path: Path, *options: str) -> dict[str, dict]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import lifecycle
+from tests.helpers import lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
 # windows, revenue, P(alive), expected value, the model's tracking, segments and classes
 PLOTS = 11
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
