@@ -72,7 +72,10 @@ def lifecycle(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, check=True, capture_output=True)
 
 
-def start_worker(config: Path, log: Path, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    config: Path, log: Path, data_dir: Path | None = None, root: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """`lifecycle worker` run from the source tree `root` (this one, or a baseline's)."""
     own_dir = ["--data-dir", str(data_dir)] if data_dir is not None else []
     with open(log, "wb") as out:
         return subprocess.Popen(
@@ -89,7 +92,7 @@ def start_worker(config: Path, log: Path, data_dir: Path | None = None) -> subpr
                 "info",
                 *own_dir,
             ],
-            cwd=ROOT,
+            cwd=root,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -125,7 +128,9 @@ async def bare_consumer(bootstrap: str, topic: str, total: int, partitions: int)
     return total / elapsed
 
 
-def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS, rounds: int = 3) -> None:
+def throughput(
+    bootstrap: str, events: int, partitions: int = PARTITIONS, rounds: int = 3, baseline: Path | None = None
+) -> None:
     tag = f"tp{uuid.uuid4().hex[:6]}"
     config = write_config(tag, bootstrap, ticks=False, partitions=partitions)
     history = WORK / f"history-{events}.jsonl"
@@ -153,6 +158,9 @@ def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS, rounds
         "agent": lambda round_: _agent_rate(bootstrap, config, tag, f"iterate{round_}", lines, produce=0),
         "worker": lambda round_: _worker_rate(bootstrap, config, tag, f"worker{round_}", lines),
     }
+    if baseline is not None:
+        _against_baseline(bootstrap, config, tag, lines, rounds, baseline)
+        return
     ratios, workers = [], []
     for round_ in range(rounds):
         order = ["agent", "worker"] if round_ % 2 == 0 else ["worker", "agent"]
@@ -173,6 +181,28 @@ def throughput(bootstrap: str, events: int, partitions: int = PARTITIONS, rounds
     )
 
 
+def _against_baseline(
+    bootstrap: str, config: Path, tag: str, lines: int, rounds: int, baseline: Path
+) -> None:
+    """This tree's worker and the worker of the source tree `baseline` (a git worktree of an
+    earlier commit, say), in turns, on the same topic: the median of their ratios."""
+    ratios = []
+    for round_ in range(rounds):
+        order = ["this", "baseline"] if round_ % 2 == 0 else ["baseline", "this"]
+        roots = {"this": ROOT, "baseline": baseline}
+        rates = {
+            name: _worker_rate(bootstrap, config, tag, f"{name}{round_}", lines, roots[name])
+            for name in order
+        }
+        ratios.append(rates["this"] / rates["baseline"])
+        print(
+            f"throughput  round {round_ + 1}: this tree {rates['this']:,.0f} events/s, baseline "
+            f"{rates['baseline']:,.0f}: {ratios[-1]:.1%} (run in the order {', '.join(order)})",
+            flush=True,
+        )
+    print(f"throughput  this tree / baseline: median {statistics.median(ratios):.1%} of {rounds} rounds")
+
+
 def _agent_rate(
     bootstrap: str, config: Path, tag: str, name: str, lines: int, produce: int, batched: bool = False
 ) -> float:
@@ -186,10 +216,11 @@ def _agent_rate(
     return _rate_until_done(bootstrap, f"{tag}-{name}", f"{tag}.orders", lines, [agent])
 
 
-def _worker_rate(bootstrap: str, config: Path, tag: str, name: str, lines: int) -> float:
+def _worker_rate(bootstrap: str, config: Path, tag: str, name: str, lines: int, root: Path = ROOT) -> float:
     """Events/s of a worker over the orders topic from its start, in a group (and with tables)
     of its own."""
-    worker = start_worker(_own_group(config, tag, name), WORK / f"{tag}-{name}.log", WORK / f"{tag}-{name}")
+    log, data = WORK / f"{tag}-{name}.log", WORK / f"{tag}-{name}"
+    worker = start_worker(_own_group(config, tag, name), log, data, root)
     return _rate_until_done(bootstrap, f"{tag}-{name}", f"{tag}.orders", lines, [worker])
 
 
@@ -592,6 +623,12 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=29092)
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="throughput: a source tree (e.g. a git worktree of an earlier commit) whose worker runs in "
+        "turns with this one's, instead of the agents",
+    )
+    parser.add_argument(
         "--partitions", type=int, default=PARTITIONS, help="of the orders topic, for the throughput benchmark"
     )
     parser.add_argument(
@@ -607,7 +644,7 @@ def main() -> None:
     started = False if broker.serving() else broker.start()
     try:
         if args.only in (None, "throughput"):
-            throughput(broker.bootstrap, args.events, args.partitions, args.rounds)
+            throughput(broker.bootstrap, args.events, args.partitions, args.rounds, args.baseline)
         if args.only in (None, "latency"):
             latency(broker.bootstrap, args.rate)
         if args.only in (None, "recovery"):

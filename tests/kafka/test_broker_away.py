@@ -10,8 +10,14 @@ from collections.abc import Iterator
 import pytest
 
 from stream.kafka.local import Broker
-from tests.kafka.conftest import Env, free_port, wait_for
-from tests.kafka.test_worker import _check_against_replay, _check_no_offsets_skipped, generated
+from tests.kafka.env import (
+    Env,
+    check_against_replay,
+    check_no_offsets_skipped,
+    free_port,
+    generated,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -51,8 +57,8 @@ def test_a_worker_goes_on_without_loss_after_its_broker_was_killed_for_30_s(own_
         own_broker.start()
 
         env.lifecycle("send", str(tmp_path / "after.jsonl"))
-        _check_against_replay(env, expected, expected_states)
-        _check_no_offsets_skipped(env)
+        check_against_replay(env, expected, expected_states)
+        check_no_offsets_skipped(env)
         assert worker.alive(), worker.output()[-3000:]
     finally:
         env.stop_all()

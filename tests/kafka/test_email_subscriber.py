@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from stream.kafka.client import client_settings
 from stream.kafka.topics import per_name_topic
-from tests.kafka.conftest import ROOT, free_port, wait_for
+from tests.kafka.env import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

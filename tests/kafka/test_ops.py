@@ -15,7 +15,7 @@ import pytest
 
 from stream.lifecycle import State
 from tests.kafka.changelog import fill_changelog
-from tests.kafka.conftest import free_port, http_get, wait_for
+from tests.kafka.env import free_port, http_get, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"

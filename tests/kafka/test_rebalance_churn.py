@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kafka.conftest import wait_for
-from tests.kafka.test_worker import (
-    _check_against_replay,
-    _check_changelog,
-    _check_no_offsets_skipped,
+from tests.kafka.env import (
+    check_against_replay,
+    check_changelog,
+    check_no_offsets_skipped,
     generated,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -41,6 +41,6 @@ def test_three_rounds_of_a_second_worker_joining_and_leaving_change_nothing(env_
         assert second.alive(), second.output()
         second.stop()
     assert first.alive(), first.output()
-    _check_against_replay(env, expected, expected_states)
-    _check_no_offsets_skipped(env)
-    _check_changelog(env, expected_states)
+    check_against_replay(env, expected, expected_states)
+    check_no_offsets_skipped(env)
+    check_changelog(env, expected_states)

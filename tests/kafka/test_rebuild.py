@@ -6,10 +6,10 @@ import pytest
 
 from stream.lifecycle.instants import format_rfc3339
 from stream.wallclock import wall_clock_us
-from tests.kafka.test_worker import (
-    _check_against_replay,
-    _check_changelog,
-    _check_no_offsets_skipped,
+from tests.kafka.env import (
+    check_against_replay,
+    check_changelog,
+    check_no_offsets_skipped,
     generated,
 )
 
@@ -38,9 +38,9 @@ def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_its
     env.lifecycle("send", str(env.directory / "later.jsonl"))
     # the rebuilt transitions and the worker's later ones together: the replay's, ids and all,
     # and the customer-state topic and the table's changelog as the replay leaves them
-    _check_against_replay(env, expected, expected_states)
-    _check_changelog(env, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_changelog(env, expected_states)
+    check_no_offsets_skipped(env)
     assert "past the last message the state records" not in worker.output()  # state and offsets agree
 
 
@@ -74,9 +74,9 @@ def test_a_worker_restarted_on_its_own_data_after_a_rebuild_under_new_rules_goes
     worker = env.start_worker("w")  # the same data dir
     worker.wait_ready()
     env.lifecycle("send", str(later_part))
-    _check_against_replay(env, expected, expected_states)
-    _check_changelog(env, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_changelog(env, expected_states)
+    check_no_offsets_skipped(env)
 
 
 def test_a_rebuild_refuses_while_a_worker_runs(env_factory):

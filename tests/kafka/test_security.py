@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.kafka.local import Broker
-from tests.kafka.conftest import Env, free_port, worker_matches_replay
+from tests.kafka.env import Env, free_port, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

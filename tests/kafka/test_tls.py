@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from stream.kafka.local import Broker, SslFiles
-from tests.kafka.conftest import ROOT, Env, free_port, transition_key, worker_matches_replay
+from tests.kafka.env import ROOT, Env, free_port, transition_key, worker_matches_replay
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

@@ -10,15 +10,17 @@ import orjson
 import pytest
 
 from stream.lifecycle.instants import format_rfc3339, parse_rfc3339
-from tests.kafka.conftest import state_key, transition_key, wait_for
+from tests.kafka.env import (
+    check_against_replay,
+    check_changelog,
+    check_no_offsets_skipped,
+    generated,
+    state_key,
+    transition_key,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
-
-
-def generated(env, customers: int, seed: int = 5) -> Path:
-    path = env.directory / f"history-{customers}-{seed}.jsonl"
-    env.lifecycle("generate", "--customers", str(customers), "--seed", str(seed), "--output", str(path))
-    return path
 
 
 # a one-timer window of seconds, and ticks often enough to see it close
@@ -131,44 +133,6 @@ def test_a_message_kafka_refuses_stops_the_worker_before_its_offset_is_committed
     assert (became["customer_id"], became["transition"]) == ("refused", "became_one_timer")
 
 
-def _check_against_replay(env, expected, expected_states, timeout=240):
-    want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
-    seen: list[dict] = []
-
-    def complete(ts: list[dict]) -> bool:
-        seen[:] = ts
-        return {(t["customer_id"], t["seq"]) for t in ts} >= set(want_ids)
-
-    try:
-        got = env.transitions(complete, timeout=timeout)
-    except AssertionError as timeout_error:
-        raise AssertionError(f"{timeout_error}\n{env.evidence(expected, seen)}") from None
-    ids: dict[tuple[str, int], set[str]] = {}
-    for t in got:
-        ids.setdefault((t["customer_id"], t["seq"]), set()).add(t["event_id"])
-    assert set(ids) == set(want_ids)
-    assert all(found == {want_ids[key]} for key, found in ids.items())
-    want = {s["customer_id"]: state_key(s) for s in expected_states}
-    env.latest_states(lambda latest: {k: state_key(v) for k, v in latest.items()} == want, timeout=90)
-    return got
-
-
-def _check_no_offsets_skipped(env):
-    # End states alone can hide a skipped message when it was a duplicate; the worker's own
-    # count of jumps in the orders offsets cannot.
-    for worker in env.workers:
-        assert "message(s) skipped" not in worker.output(), worker.output()
-
-
-def _check_changelog(env, expected_states, timeout=60):
-    want = {s["customer_id"]: (s["state"], s["order_count"], s["seq"]) for s in expected_states}
-
-    def restored(states):
-        return {cid: (c.state.value, c.order_count, c.seq) for cid, c in states.items()}
-
-    env.changelog_states(lambda states: restored(states) == want, timeout=timeout)
-
-
 def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory):
     # the restarted worker gets the partitions once the killed one's session is over: 10 s,
     # not the default minute
@@ -181,13 +145,13 @@ def test_sigkill_mid_history_loses_nothing_and_counts_nothing_twice(env_factory)
     env.transitions(lambda ts: len(ts) >= len(expected) // 4, timeout=180)
     first.kill()
     env.start_worker("crashy")  # same data dir: RocksDB as the crash left it
-    got = _check_against_replay(env, expected, expected_states)
+    got = check_against_replay(env, expected, expected_states)
     assert len(got) >= len(expected)
     _check_segment_changes(env, expected_changes)
-    _check_no_offsets_skipped(env)
+    check_no_offsets_skipped(env)
     # The crash may leave local writes that never reached the changelog; a worker that
     # takes the partitions over later restores from the changelog, so it must agree too.
-    _check_changelog(env, expected_states)
+    check_changelog(env, expected_states)
 
 
 def _replayed_segment_changes(env, history: Path) -> list[dict]:
@@ -251,8 +215,8 @@ def test_a_killed_workers_partitions_go_to_the_other_worker_after_the_session_ti
     wait_for(taken_over, 90, "the first worker to take the killed one's partitions")
     # faust's default session of 60 s would keep them away twice as long as this allows
     assert time.monotonic() - killed < 30
-    _check_against_replay(env, expected, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_no_offsets_skipped(env)
 
 
 def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_back_at_once(env_factory):
@@ -275,8 +239,8 @@ def test_with_static_membership_a_killed_worker_restarted_gets_its_partitions_ba
     # A dynamic member gets them only once the killed member's session has expired (faust's
     # broker_session_timeout, 60 s by default).
     assert time.monotonic() - killed_at < 45
-    _check_against_replay(env, expected, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_no_offsets_skipped(env)
 
 
 def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factory):
@@ -301,9 +265,9 @@ def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factor
     assert second.alive(), second.output()
     env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
     second.stop()
-    _check_against_replay(env, expected, expected_states)
-    _check_no_offsets_skipped(env)
-    _check_changelog(env, expected_states)
+    check_against_replay(env, expected, expected_states)
+    check_no_offsets_skipped(env)
+    check_changelog(env, expected_states)
 
 
 def test_bad_messages_go_to_dead_letters_with_reasons_and_the_partition_keeps_flowing(env_factory):
@@ -378,7 +342,7 @@ def test_poison_messages_among_valid_events_are_dead_lettered_and_the_rest_is_ex
     env.lifecycle("topics", "create")
     env.produce(lines)
     worker = env.start_worker()
-    _check_against_replay(env, expected, expected_states)
+    check_against_replay(env, expected, expected_states)
     letters = env.read(env.config.topics.dead_letters, lambda ms: len(ms) >= poisoned, timeout=60)
     records = [orjson.loads(m.value) for m in letters]
     assert len(records) == poisoned
@@ -466,9 +430,9 @@ def test_a_message_lost_on_its_way_to_the_worker_is_read_again_and_nothing_is_mi
     # offsets 40 and 41 never reach the worker's code the first time, as faust loses a
     # message around a rebalance
     worker = env.start_worker("holes", environ={"LIFECYCLE_FAULT_DROP_ORDERS": "0:40,0:41"})
-    _check_against_replay(env, expected, expected_states)
-    _check_changelog(env, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_changelog(env, expected_states)
+    check_no_offsets_skipped(env)
     assert "offset 42 arrived before 40; reading the partition again from 40" in worker.output()
 
 
@@ -482,9 +446,9 @@ def test_the_last_message_lost_on_its_way_is_read_again_though_nothing_follows_i
     env.lifecycle("send", str(history))
     last = env.end_offsets(env.config.topics.orders)[0] - 1
     worker = env.start_worker("tail", environ={"LIFECYCLE_FAULT_DROP_ORDERS": f"0:{last}"})
-    _check_against_replay(env, expected, expected_states)
-    _check_changelog(env, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_changelog(env, expected_states)
+    check_no_offsets_skipped(env)
     assert f"fetched up to {last + 1}, nothing processed from {last}" in worker.output()
 
 
@@ -501,11 +465,11 @@ def test_offsets_faust_jumped_over_and_the_worker_read_again_are_committed_whole
     end = env.end_offsets(orders)
     skipped = ",".join(f"0:{offset}" for offset in range(40, 140))
     worker = env.start_worker("jump", environ={"LIFECYCLE_FAULT_SKIP_FETCHED": skipped})
-    _check_against_replay(env, expected, expected_states)
+    check_against_replay(env, expected, expected_states)
     # the crawl: 101 commits, near five minutes; whole, the next commit or two
     wait_for(lambda: env.committed_offsets(orders) == end, 30, "the commits at the partition's end")
     assert "offset 140 arrived before 40; reading the partition again from 40" in worker.output()
-    _check_no_offsets_skipped(env)
+    check_no_offsets_skipped(env)
 
 
 def test_orders_committed_but_never_processed_are_read_again_from_where_the_state_stops(env_factory):
@@ -528,8 +492,8 @@ def test_orders_committed_but_never_processed_are_read_again_from_where_the_stat
     env.lifecycle("send", str(env.directory / "second.jsonl"))
     env.commit_offsets(orders, env.end_offsets(orders))
     after = env.start_worker("after")  # its own data dir: the state comes from the changelog
-    _check_against_replay(env, expected, expected_states)
-    _check_changelog(env, expected_states)
+    check_against_replay(env, expected, expected_states)
+    check_changelog(env, expected_states)
     for number, offset in half.items():
         assert f"orders partition {number}: committed offset" in after.output()
         assert f"reading the partition again from {offset}" in after.output()
@@ -546,8 +510,8 @@ def test_a_message_whose_handling_fails_stops_the_worker_before_its_offset_is_co
     assert f"handling {env.config.topics.orders}[0] offset 300 failed; stopping" in failing.output()
     assert env.committed_offsets(env.config.topics.orders).get(0, 0) <= 300
     env.start_worker("fails", port=failing.port)  # the fault gone: handled this time, nothing lost
-    _check_against_replay(env, expected, expected_states)
-    _check_no_offsets_skipped(env)
+    check_against_replay(env, expected, expected_states)
+    check_no_offsets_skipped(env)
 
 
 def test_model_scores_in_live_snapshots_equal_replay(env_factory):
