@@ -149,6 +149,26 @@ def main() -> None:
         f"{changes:,} segment changes, peak {segmented_peak / 2**20:,.0f} MiB"
     )
     print(f"ratio     with segments / without: {with_segments / seconds:.2f}x   (target <= 1.5x)")
+    experiments = out / "experiments.toml"  # the preset, and two experiments
+    experiments.write_text(
+        (ROOT / "deploy" / "segments.example.toml").read_text()
+        + '\n[experiments.welcome]\non = "became_one_timer"\nholdout = 0.1\nwithin = "30d"\n'
+        + '\n[experiments.win_back]\non = "went_inactive"\nholdout = 0.2\nwithin = "60d"\n'
+    )
+    measured, measured_peak = lifecycle(
+        "report",
+        str(path),
+        "--config",
+        str(experiments),
+        "--kpis",
+        str(out / "kpis-x.json"),
+        "-o",
+        str(out / "x.html"),
+    )
+    print(
+        f"report    with the preset and two experiments: {measured:.2f} s, peak {measured_peak / 2**20:,.0f} "
+        f"MiB; {measured / with_segments:.2f}x the replay with the same preset   (target <= 1.5x)"
+    )
     jobs_against_one(path, out, events)
 
 

@@ -9,6 +9,7 @@ import orjson
 
 from ..config import load_config
 from ..lifecycle.instants import DAY_US
+from ..report.experiments import experiment_figures
 from ..report.kpis import kpis
 from ..report.page import collect, render
 from .common import (
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
     )
+    figures["experiments"] = experiment_figures(replay.exposures, replay.customers(), at)
     if model is not None:
         from ..report.model_figures import model_figures  # numpy: only with a model
 

@@ -16,9 +16,11 @@ from typing import Any
 
 from ..lifecycle import Policy, PolicyBook, TimeRules
 from ..lifecycle.customer import Scorer
+from ..lifecycle.experiments import Experiments
 from ..lifecycle.folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT
 from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
+from .experiments import experiments_of
 from .segments import SegmentConfigError, check_model_conditions, segment_rules
 
 ENV_PREFIX = "LIFECYCLE_"
@@ -258,6 +260,7 @@ class Config:
     model: ModelSettings = field(default_factory=ModelSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     segments: SegmentRules = field(default_factory=SegmentRules)
+    experiments: Experiments = field(default_factory=Experiments)
 
     def policy_book(self) -> PolicyBook:
         return PolicyBook(
@@ -332,11 +335,13 @@ def config_from_mapping(document: Mapping[str, Any]) -> Config:
     segment_tables, classes = document.pop("segments", None), document.pop("classes", None)
     try:
         sections["segments"] = segment_rules(segment_tables, classes, _duration)
+        experiment_tables = document.pop("experiments", None)
+        sections["experiments"] = experiments_of(experiment_tables, sections["segments"], _duration)
     except SegmentConfigError as error:
         raise ConfigError(str(error)) from None
     for name, values in document.items():
         if name not in _SECTIONS:
-            known = ", ".join([*_SECTIONS, "segments", "classes"])
+            known = ", ".join([*_SECTIONS, "segments", "classes", "experiments"])
             raise ConfigError(f"config key `{name}`: unknown section; known: {known}")
         if not isinstance(values, Mapping):
             raise ConfigError(f"config key `{name}`: expected a table of settings")

@@ -15,8 +15,9 @@ from .events import (
     OrderRefunded,
     event_type,
 )
-from .partition import EventResult, Outcome, Partition, TimeRules
+from .partition import Partition, TimeRules
 from .policy import Policy, PolicyBook, State, next_deadline, state_at
+from .results import EventResult, Outcome
 from .transitions import (
     CustomerSnapshot,
     Transition,

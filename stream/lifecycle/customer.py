@@ -113,6 +113,10 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False):
     contact_from: tuple[int, str] | None = None
     # the oldest orders, folded into totals once the customer holds too many (folding.py)
     folded: FoldedOrders | None = None
+    # experiments (docs/experiments.md): the instant of the first exposure in each, and the
+    # experiments whose goal was reached within the window after it (counted once)
+    exposures: dict[str, int] | None = None
+    goals: list[str] | None = None
 
 
 def new_customer(customer_id: str, created_at_us: int) -> CustomerState:

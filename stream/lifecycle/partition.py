@@ -7,12 +7,10 @@ deadline on the way in time order. Both return transitions and never send them: 
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol
 
 from .customer import (
@@ -25,26 +23,17 @@ from .customer import (
     record_event,
     snapshot,
 )
+from .erasure import back_after_erasure, erasure_key
 from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
+from .experiments import Experiments, OnGoal
 from .folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT, fold_oldest, folded_reason, refunds_reason
 from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
+from .results import EventResult, Outcome
 from .segment_changes import Move, Stamp, change_events, move_to
 from .segment_windows import matched_keys, note_event, rebuild_windows
 from .segments import SegmentRules, evaluate
 from .transitions import Cause, Change, CustomerSnapshot, SegmentCause, Transition, transition_name
-
-
-def erasure_key(customer_id: str) -> str:
-    """What is kept of an erased customer: a one-way hash of the id, to ignore redeliveries."""
-    return hashlib.blake2b(customer_id.encode(), digest_size=16, person=b"lifecycle-erase").hexdigest()
-
-
-def back_after_erasure(customer: CustomerState, erased_at: int) -> bool:
-    """True when `customer` is a life begun after an erasure at partition clock `erased_at`
-    (events no newer than the erasure cannot begin one, see `Partition._before_erasure`),
-    not the erased life itself."""
-    return customer.created_at > erased_at
 
 
 class Scheduled(Protocol):
@@ -55,25 +44,6 @@ class Scheduled(Protocol):
 
     @property
     def deadline(self) -> int | None: ...
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    LATE = "late"
-    DUPLICATE = "duplicate"
-    ERASED = "erased"
-    REJECTED = "rejected"
-
-
-@dataclass(slots=True)  # not frozen: one per event, and frozen dataclasses build slowly
-class EventResult:
-    outcome: Outcome
-    # transitions and segment changes, in emission order
-    changes: list[Change] = field(default_factory=list)
-    reason: str | None = None
-    erased: bool = False
-    reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent, folded
-    folded: int = 0  # orders the event made the customer fold (see folding.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +71,12 @@ class Partition:
         scorer: Scorer | None = None,
         orders_kept: int = DEFAULT_ORDERS_KEPT,
         refunds_kept: int = DEFAULT_REFUNDS_KEPT,
+        experiments: Experiments | None = None,
+        on_goal: OnGoal | None = None,
     ) -> None:
         self.customers = customers
+        self.experiments = experiments or Experiments()
+        self.on_goal = on_goal  # told of each experiment goal reached (the live metric)
         self.orders_kept = orders_kept
         self.refunds_kept = refunds_kept
         self.scorer = scorer  # the customer-base model's scores in snapshots, when configured
@@ -226,6 +200,10 @@ class Partition:
             return EventResult(Outcome.DUPLICATE, fired)
         if self.segments:
             note_event(self.segments, customer, event, new_order, clock)
+        if new_order and customer.exposures:
+            placed_at = customer.orders[event.order_id].counted_at()
+            if placed_at is not None:
+                self.experiments.ordered(customer, placed_at, self.on_goal)
         folded = fold_oldest(customer, self.orders_kept, self._matched) if new_order else 0
         # On time, the transition's instant is the event's own; reusing its datetime when it
         # is already UTC saves a conversion on the hottest path.
@@ -275,7 +253,7 @@ class Partition:
             changes.append(self._transition(customer, State.PROSPECT, stamp, ERASED_SNAPSHOT))
         moves = move_to(self.segments, customer, [], None)
         changes += change_events(self.segments, customer, moves, stamp, ERASED_SNAPSHOT)
-        return changes
+        return self.experiments.exposed(customer, changes, self.clock_us, self.on_goal)
 
     def _before_erasure(self, customer_id: str, at_us: int) -> bool:
         """True for an event of a customer's life that an erasure ended.
@@ -317,7 +295,7 @@ class Partition:
             customer.state = previous
             changes.append(self._transition(customer, target, stamp, snap))
         changes += change_events(self.segments, customer, moves, stamp, snap)
-        return changes
+        return self.experiments.exposed(customer, changes, at_us, self.on_goal)
 
     def _move_segments(
         self, customer: CustomerState, at_us: int, lifecycle_deadline: int | None, time_only: bool = False
@@ -394,7 +372,10 @@ class Partition:
         if not moves:
             return []
         stamp = Stamp(at, from_us(at), self._detected_at(now_us), True, "configuration", None)
-        return list(change_events(self.segments, customer, moves, stamp, snapshot(customer, at, self.scorer)))
+        changes: list[Change] = list(
+            change_events(self.segments, customer, moves, stamp, snapshot(customer, at, self.scorer))
+        )
+        return self.experiments.exposed(customer, changes, at, self.on_goal)
 
     def _detected_at(self, now_us: int) -> datetime:
         if self._now[0] != now_us:

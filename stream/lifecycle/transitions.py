@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from .events import Item
+from .experiments import ExperimentEntry
 from .policy import State
 
 SCHEMA_VERSION = "v1"
@@ -141,7 +142,14 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     cause: Cause
     cause_event_id: str | None
     customer: CustomerSnapshot
+    # the experiments this change is an exposure of, with the customer's group in each
+    # (docs/experiments.md); a change held out by one is kept off the per-name topic
+    experiments: list[ExperimentEntry] = msgspec.field(default_factory=list)
     schema_version: Literal["v1"] = "v1"
+
+    def exposure_name(self) -> str:
+        """What an experiment's `on` names this change by."""
+        return self.transition
 
 
 SegmentCause = Literal[
@@ -176,7 +184,15 @@ class SegmentChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     cause: SegmentCause
     cause_event_id: str | None
     customer: CustomerSnapshot
+    experiments: list[ExperimentEntry] = msgspec.field(default_factory=list)  # see Transition
     schema_version: Literal["v1"] = "v1"
+
+    def exposure_name(self) -> str:
+        """What an experiment's `on` names this change by: `entered_segment:<segment>`,
+        `left_segment:<segment>`, `class_changed:<class>` (the class moved to)."""
+        if self.change is SegmentChangeKind.CLASS_CHANGED:
+            return f"class_changed:{self.to_class or ''}"
+        return f"{self.change.value}:{self.segment}"
 
 
 Change = Transition | SegmentChange

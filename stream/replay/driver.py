@@ -15,6 +15,7 @@ from ..config import Config
 from ..inputs.messages import InvalidEvent, decode_event
 from ..kafka.partitioning import partition_for
 from ..lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
+from ..lifecycle.experiments import ExposureLog
 from ..lifecycle.transitions import Change
 from ..wallclock import wall_clock_us
 
@@ -55,11 +56,14 @@ class Replay:
                 scorer=scorer,
                 orders_kept=config.limits.orders_kept,
                 refunds_kept=config.limits.refunds_per_order,
+                experiments=config.experiments,
             )
             for _ in range(self.partition_count)
         ]
         self.now_us = now_us
         self.stats = ReplayStats()
+        # first exposures in each experiment, for the report (None: no experiment configured)
+        self.exposures = ExposureLog(config.experiments) if config.experiments else None
         self._partition_of: dict[str, Partition] = {}
         # the customer the last event fed erased, if it did
         self.last_erased: str | None = None
@@ -93,6 +97,8 @@ class Replay:
         if result.erased:
             self._partition_of.pop(event.customer_id, None)
             self.last_erased = event.customer_id
+            if self.exposures is not None:
+                self.exposures.forget(event.customer_id)
         return result.changes
 
     def reject(self) -> None:
@@ -113,6 +119,8 @@ class Replay:
             yield number, fired
 
     def _count(self, changes: list[Change]) -> None:
+        if self.exposures is not None:
+            self.exposures.note(changes)
         for change in changes:
             if isinstance(change, Transition):
                 self.stats.transitions[change.transition] += 1

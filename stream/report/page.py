@@ -133,6 +133,8 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
     ]
     if figures.get("model"):
         sections += _model_sections(figures["model"])
+    for name, measured in figures.get("experiments", {}).items():
+        sections.append(_experiment_section(name, measured))
     if data.segments or data.classes:
         sections.append(
             _section(
@@ -166,6 +168,37 @@ _STYLE = (
 
 def _section(title: str, what: str, svg: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2><p class=what>{html.escape(what)}</p>{svg}</section>"
+
+
+def _experiment_section(name: str, measured: dict[str, Any]) -> str:
+    groups = measured["groups"]
+    rows = "".join(
+        f"<tr><td>{group}</td><td>{g['exposed']:,}</td><td>{g['eligible']:,}</td><td>{g['converted']:,}</td>"
+        f"<td>{_rate(g['rate'])}</td><td>{_rate(g['low'])}–{_rate(g['high'])}</td>"
+        f"<td>{html.escape(_amounts(g['revenue_per_customer']))}</td></tr>"
+        for group, g in groups.items()
+    )
+    table = (
+        "<table><tr><th>group</th><th>exposed</th><th>eligible</th><th>converted</th><th>rate</th>"
+        f"<th>95 % interval</th><th>revenue per customer</th></tr>{rows}</table>"
+        f"<p><b>{html.escape(measured['sentence'][:1].upper() + measured['sentence'][1:])}.</b></p>"
+    )
+    eligible = {group: g["eligible"] for group, g in groups.items()}
+    curves = plots.experiment_curves(measured["converted_by_day"], eligible)
+    what = (
+        f"Customers exposed on {measured['on']}, converted when they reached the goal ({measured['goal']}) "
+        f"within {measured['within_days']:g} days; eligible: exposed at least that long before the report's "
+        "date. Lines: share converted by day since the exposure."
+    )
+    return _section(f"Experiment {name}", what, table + curves)
+
+
+def _rate(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def _amounts(by_currency: dict[str, float]) -> str:
+    return ", ".join(f"{amount:,.2f} {currency}" for currency, amount in by_currency.items()) or "–"
 
 
 def _model_sections(model: dict[str, Any]) -> list[str]:

@@ -276,3 +276,33 @@ def tracking(tracking: dict[str, Any]) -> str:
             f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_h}" stroke="#e6550d" stroke-dasharray="2 3"/>'
         )
     return svg(width, height, body)
+
+
+GROUP_COLOURS = {"treatment": "#3182bd", "holdout": "#969696"}
+
+
+def experiment_curves(converted_by_day: dict[str, list[float | None]], eligible: dict[str, int]) -> str:
+    """Both groups' share converted by day since exposure."""
+    width, height, left, bottom = 900, 240, 40, 24
+    days = len(next(iter(converted_by_day.values()))) - 1
+    plot_w, plot_h = width - left - 110, height - bottom
+    body = axes(width, height, left, bottom, f"days since the exposure (0 to {days})")
+    top = max((s for curve in converted_by_day.values() for s in curve if s is not None), default=0.0) or 1.0
+    for group, curve in converted_by_day.items():
+        points = [
+            (left + day / max(days, 1) * plot_w, plot_h - share / top * (plot_h - 10))
+            for day, share in enumerate(curve)
+            if share is not None
+        ]
+        if len(points) < 2:
+            continue
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        colour = GROUP_COLOURS[group]
+        body += (
+            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2">'
+            f"<title>{group}: {eligible.get(group, 0):,} eligible</title></polyline>"
+        )
+        x, y = points[-1]
+        last = curve[len(points) - 1] or 0.0
+        body += f'<text x="{x + 4:.1f}" y="{y + 4:.1f}" fill="{colour}">{group} {percent(last)}</text>'
+    return svg(width, height, body)

@@ -67,6 +67,8 @@ class PartitionCounts:
         """A message's changes and the customers it wrote, and the partition clock after it."""
         metrics = self.metrics
         for transition in changes:
+            for entry in transition.experiments:
+                metrics.labelled(metrics.experiment_exposures, entry.name, entry.group).inc()
             if isinstance(transition, SegmentChange):
                 self._count_segment_change(transition)
                 continue

@@ -149,6 +149,20 @@ class WorkerMetrics:
             ["direction"],
             registry=registry,
         )
+        self.experiment_exposures = Counter(
+            "lifecycle_experiment_exposures",
+            "Changes emitted that are exposures of an experiment, by experiment and group "
+            "(treatment, holdout); a held-out change is kept off its per-name topic.",
+            ["experiment", "group"],
+            registry=registry,
+        )
+        self.experiment_goals = Counter(
+            "lifecycle_experiment_goals",
+            "Customers who reached an experiment's goal within its window after their first "
+            "exposure, by experiment and group, counted at the instant the goal is reached.",
+            ["experiment", "group"],
+            registry=registry,
+        )
         self.rereads = Counter(
             "lifecycle_orders_rereads",
             "Times an orders partition was read again because a message arrived past offsets "

@@ -13,6 +13,7 @@ from ..config import Config
 from ..inputs.messages import TopicSource, encode, rejection
 from ..kafka.topics import per_name_topic, per_segment_topic
 from ..lifecycle import Transition
+from ..lifecycle.experiments import ExperimentEntry, held_out
 from ..lifecycle.transitions import Change
 from .metrics import WorkerMetrics
 
@@ -49,30 +50,36 @@ class Outputs:
         self.emit(self.topics.customer_state, key, record, number)
 
     def change(self, change: Change, raw: bytes) -> None:
-        """A transition or a segment change, encoded as `raw`."""
+        """A transition or a segment change, encoded as `raw`.
+
+        On its per-name topic (the one email tools subscribe to) only when fresh and held
+        out by no experiment (docs/experiments.md)."""
         key = change.customer_id.encode()
+        to_name = not change.replayed and not held_out(change.experiments)
         if isinstance(change, Transition):
-            self.transition(key, raw, change.transition, fresh=not change.replayed)
+            self.transition(key, raw, change.transition, to_name=to_name)
         else:
-            self.segment_change(key, raw, change.segment, fresh=not change.replayed)
+            self.segment_change(key, raw, change.segment, to_name=to_name)
 
     def change_again(self, key: bytes, raw: bytes) -> None:
         """A change sent before, from its stored encoding: a segment change has a `change`
         kind, a transition none."""
         sent = orjson.loads(raw)
+        entries = [ExperimentEntry(e["name"], e["group"]) for e in sent.get("experiments", ())]
+        to_name = not sent["replayed"] and not held_out(entries)
         if "change" in sent:
-            self.segment_change(key, raw, sent["segment"], fresh=not sent["replayed"])
+            self.segment_change(key, raw, sent["segment"], to_name=to_name)
         else:
-            self.transition(key, raw, sent["transition"], fresh=not sent["replayed"])
+            self.transition(key, raw, sent["transition"], to_name=to_name)
 
-    def transition(self, key: bytes, raw: bytes, name: str, *, fresh: bool) -> None:
+    def transition(self, key: bytes, raw: bytes, name: str, *, to_name: bool) -> None:
         self.emit(self.topics.transitions, key, raw, None)
-        if fresh:
+        if to_name:
             self.emit(per_name_topic(self.config, name), key, raw, None)
 
-    def segment_change(self, key: bytes, raw: bytes, segment: str | None, *, fresh: bool) -> None:
+    def segment_change(self, key: bytes, raw: bytes, segment: str | None, *, to_name: bool) -> None:
         self.emit(self.topics.segment_changes, key, raw, None)
-        if fresh:
+        if to_name:
             self.emit(per_segment_topic(self.config, segment), key, raw, None)
 
     def dead_letter(

@@ -13,6 +13,7 @@ from ..collector import few_collections
 from ..config import Config
 from ..lifecycle import Partition
 from ..lifecycle.customer import Scorer
+from ..lifecycle.experiments import GoalReached
 from ..lifecycle.instants import format_rfc3339
 from ..lifecycle.segments import SegmentRules
 from .counting import PartitionCounts
@@ -168,6 +169,8 @@ class Ownership:
             scorer=self.scorer,
             orders_kept=limits.orders_kept,
             refunds_kept=limits.refunds_per_order,
+            experiments=self.config.experiments,
+            on_goal=self._count_goal,
         )
         core.rebuild_deadline_index(states)
         counts = PartitionCounts(self.metrics, number)
@@ -186,6 +189,10 @@ class Ownership:
 
     def _changelog_writer(self, number: int) -> Callable[[bytes, bytes | None], None]:
         return lambda key, value: self.outputs.changelog(number, key, value)
+
+    def _count_goal(self, reached: GoalReached) -> None:
+        metrics = self.metrics
+        metrics.labelled(metrics.experiment_goals, reached.experiment, reached.group).inc()
 
     def _count_read(self, from_memory: bool) -> None:
         metrics = self.metrics

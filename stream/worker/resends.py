@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from ..inputs.messages import customer_record, encode
 from ..lifecycle import CustomerState
 from ..lifecycle.customer import Scorer
-from ..lifecycle.partition import back_after_erasure
+from ..lifecycle.erasure import back_after_erasure
 from .metrics import WorkerMetrics
 from .outputs import Outputs
 from .state import ERASURES_TABLE, Outbox, PendingErasure, StoredHead, decode_stored

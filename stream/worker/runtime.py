@@ -19,8 +19,8 @@ from ..config import Config
 from ..inputs.messages import InvalidEvent, Tick, customer_record, decode_event, decode_tick, encode
 from ..kafka.partitioning import partition_for
 from ..lifecycle import Outcome, event_type
+from ..lifecycle.erasure import erasure_key
 from ..lifecycle.instants import format_rfc3339, from_us, to_us
-from ..lifecycle.partition import erasure_key
 from ..lifecycle.transitions import Change
 from ..wallclock import wall_clock_us
 from .customer_store import WrittenCustomer

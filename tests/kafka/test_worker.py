@@ -574,3 +574,34 @@ def test_segments_on_the_model_live_equal_replay(env_factory):
             mine["change"],
             mine["occurred_at"],
         )
+
+
+def test_experiment_groups_live_equal_replay_and_held_out_changes_never_reach_a_per_name_topic(env_factory):
+    welcome = {"on": "became_one_timer", "holdout": 0.5, "within": "30d"}
+    env = env_factory(kafka={"partitions": 3}, **{"experiments.welcome": welcome})
+    now = time.time_ns() // 1000  # fresh changes: only they go to per-name topics at all
+    events = [_order(f"c{i}", str(i), now - 60_000_000 + i * 1000) for i in range(80)]
+    events += [_order(f"c{i}", f"{i}b", now - 30_000_000 + i * 1000) for i in range(0, 80, 4)]
+    history = env.directory / "fresh.jsonl"
+    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    expected, _ = env.replay(history)
+    env.lifecycle("send", str(history))
+    worker = env.start_worker()
+    got = env.transitions(lambda ts: len(ts) >= len(expected), timeout=180)
+
+    def groups(transitions: list[dict]) -> dict[tuple[str, int], list[dict]]:
+        return {(t["customer_id"], t["seq"]): t["experiments"] for t in transitions}
+
+    assert groups(got) == groups(expected)
+    exposed = {t["customer_id"]: t["experiments"] for t in got if t["transition"] == "became_one_timer"}
+    assert len(exposed) == 80 and all(len(entries) == 1 for entries in exposed.values())
+    treatment = {c for c, entries in exposed.items() if entries[0]["group"] == "treatment"}
+    assert 10 < len(treatment) < 70
+    # every output is in Kafka once the orders are committed: the per-name topic is complete
+    orders = env.config.topics.orders
+    wait_for(lambda: env.committed_offsets(orders) == env.end_offsets(orders), 120, "the commit")
+    per_name = f"{env.config.topics.transitions}.became_one_timer"
+    mailed = env.read(per_name, lambda ms: len(ms) >= len(treatment), timeout=60)
+    assert sum(env.end_offsets(per_name).values()) == len(treatment)
+    assert {orjson.loads(m.value)["customer_id"] for m in mailed} == treatment
+    assert worker.alive(), worker.output()

@@ -12,8 +12,9 @@ import pytest
 from tests.helpers import lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
-# windows, revenue, P(alive), expected value, the model's tracking, segments and classes
-PLOTS = 11
+# windows, revenue, P(alive), expected value, the model's tracking, an experiment's curves,
+# segments and classes
+PLOTS = 12
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
     "--headless",
@@ -34,7 +35,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = lifecycle("generate", "--customers", "300", "--seed", "5", "--output", str(history))
     assert made.returncode == 0, made.stderr
     out = directory / "report.html"
-    preset = REPO / "deploy" / "segments.example.toml"  # segments and classes: their plot too
+    # segments and classes, and an experiment: their plots too
+    preset = directory / "shop.toml"
+    preset.write_text(
+        (REPO / "deploy" / "segments.example.toml").read_text()
+        + '\n[experiments.welcome]\non = "became_one_timer"\nholdout = 0.2\nwithin = "30d"\n'
+    )
     model = directory / "model.json"  # and the model's three plots
     fitted = lifecycle("model", "fit", str(history), "--calibration-end", "2025-07-01", "-o", str(model))
     assert fitted.returncode == 0, fitted.stderr

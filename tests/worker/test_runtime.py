@@ -475,3 +475,45 @@ def test_a_customer_with_thousands_of_orders_writes_a_bounded_record_and_changel
     # history (keeping every order, the last were 16 times the first)
     assert len(written) == 2000
     assert max(written[1000:]) <= max(written[500:600]) + 32
+
+
+def test_a_change_held_out_by_an_experiment_stays_off_its_per_name_topic_also_when_sent_again():
+    experiment = {"welcome": {"on": "became_one_timer", "holdout": 0.5, "within": "30d"}}
+    config = config_from_mapping({"kafka": {"partitions": 1}, "experiments": experiment})
+    now = at(0, us=10_000)  # every event fresh: a held-out one is the only kind kept off
+    committed: dict[int, int] = {}
+    worker = Worker(
+        config,
+        {},
+        {},
+        {},
+        now_us=lambda: now,
+        owned_partitions=lambda: [0],
+        committed_offset=lambda topic, n: committed.get(n),
+    )
+    orders, per_name = worker.topics.orders, f"{worker.topics.transitions}.became_one_timer"
+    for i in range(100):
+        worker.on_message(orders, 0, i, None, orjson.dumps(placed(f"c{i}", f"o{i}", at(0, us=i))))
+    outputs = worker.drain()
+    everything = [orjson.loads(o.value) for o in outputs if o.topic == worker.topics.transitions]
+    mailed = {orjson.loads(o.value)["customer_id"] for o in outputs if o.topic == per_name}
+    groups = {t["customer_id"]: [e["group"] for e in t["experiments"]] for t in everything}
+    assert len(groups) == 100 and all(len(g) == 1 for g in groups.values())
+    assert mailed == {c for c, g in groups.items() if g == ["treatment"]}
+    assert 20 < len(mailed) < 80
+
+    # a restart with nothing committed sends every outbox again: the holdout still holds
+    worker.flush_store()
+    restarted = Worker(
+        config,
+        worker.ownership.table,
+        worker.ownership.clocks,
+        {},
+        now_us=lambda: now,
+        owned_partitions=lambda: [0],
+        committed_offset=lambda topic, n: committed.get(n),
+    )
+    restarted.take_up([0])
+    again = restarted.drain()
+    assert {orjson.loads(o.value)["customer_id"] for o in again if o.topic == per_name} == mailed
+    assert len([o for o in again if o.topic == worker.topics.transitions]) == 100
