@@ -9,9 +9,11 @@ import orjson
 
 from ..config import load_config
 from ..lifecycle.instants import DAY_US
+from ..report.cohort_value import cohort_value
 from ..report.experiments import experiment_figures
 from ..report.kpis import kpis
 from ..report.page import collect, render
+from ..report.second_orders import second_order_contents
 from .common import (
     UsageError,
     add_arrival_order_option,
@@ -62,11 +64,16 @@ def run(args: argparse.Namespace) -> int:
     figures = kpis(
         replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
     )
+    figures["second_order_contents"] = second_order_contents(replay.customers(), at)
+    figures["cohort_value"] = cohort_value(replay.customers(), at)
     figures["experiments"] = experiment_figures(replay.exposures, replay.customers(), at)
     if model is not None:
         from ..report.model_figures import model_figures  # numpy: only with a model
 
         figures["model"] = model_figures(replay.customers(), at, model)
+        for cohort, expected in figures["model"].pop("expected_value_365d_by_cohort", {}).items():
+            if cohort in figures["cohort_value"]:
+                figures["cohort_value"][cohort]["model_expected_value_365d"] = expected
     if kpis_out is not None:
         kpis_out.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
         kpis_out.flush()

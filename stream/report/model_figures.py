@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..lifecycle import CustomerState
+from ..lifecycle.instants import from_us
 from ..lifecycle.purchase_days import purchase_days
 from ..model.scores import Model
 from .page import month_ends
@@ -24,6 +25,7 @@ def model_figures(customers: Iterable[CustomerState], until_us: int, model: Mode
     values: list[float] = []
     firsts: list[int] = []
     repeats: list[int] = []  # times of every repeat purchase day
+    by_cohort: dict[str, list[float]] = {}  # expected values by month of the first purchase
     for customer in customers:
         days = purchase_days(customer, until_us)
         if not days:
@@ -34,6 +36,7 @@ def model_figures(customers: Iterable[CustomerState], until_us: int, model: Mode
         p_alive.append(scores.p_alive)
         if scores.expected_value_365d is not None:
             values.append(scores.expected_value_365d)
+            by_cohort.setdefault(from_us(days[0][0]).strftime("%Y-%m"), []).append(scores.expected_value_365d)
         firsts.append(days[0][0])
         repeats.extend(day for day, _ in days[1:])
     if not firsts:
@@ -43,6 +46,11 @@ def model_figures(customers: Iterable[CustomerState], until_us: int, model: Mode
         "p_alive": _histogram(p_alive, [i / P_ALIVE_BINS for i in range(P_ALIVE_BINS + 1)]),
         "expected_value_365d": _value_histogram(values, model.currency),
         "tracking": _tracking(firsts, repeats, until_us, model),
+        # the mean per cohort, in the model's currency: `cohort_value` shows it beside the actual
+        "expected_value_365d_by_cohort": {
+            cohort: {"currency": model.currency, "mean": float(np.mean(found))}
+            for cohort, found in sorted(by_cohort.items())
+        },
     }
 
 

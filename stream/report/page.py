@@ -131,6 +131,26 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
             plots.pareto(data.spend),
         ),
     ]
+    if "second_order_contents" in figures:
+        sections.append(
+            _section(
+                "What second purchasers buy",
+                "Bars: share of second orders holding each category and SKU (top 15). Table: rows are "
+                "the first order's main category, columns the second orders' categories; each cell is "
+                "how much likelier that category is in the row's second orders than in all (lift; 1× "
+                "is no difference); grey rows: fewer than 30 second orders.",
+                plots.second_order_contents(figures["second_order_contents"]),
+            )
+        )
+    if "cohort_value" in figures:
+        sections.append(
+            _section(
+                "What a cohort has been worth",
+                "Net revenue per customer of each month's new customers, 1 to 24 months after their "
+                "first order (the most common currency); blank where the whole period is not seen yet.",
+                plots.cohort_value_cells(figures["cohort_value"]),
+            )
+        )
     if figures.get("model"):
         sections += _model_sections(figures["model"])
     for name, measured in figures.get("experiments", {}).items():

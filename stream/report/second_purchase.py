@@ -105,7 +105,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 
 def _group_of(dimension: str, order: OrderRecord, bands: _Bands | None) -> str:
     if dimension == "category":
-        return _main_category(order)
+        return main_category(order)
     if dimension == "coupon":
         return "coupon" if order.coupon else "no coupon"
     if dimension == "value_band":
@@ -114,7 +114,7 @@ def _group_of(dimension: str, order: OrderRecord, bands: _Bands | None) -> str:
     return value or NOT_GIVEN
 
 
-def _main_category(order: OrderRecord) -> str:
+def main_category(order: OrderRecord) -> str:
     """The category of the line the customer spent most on (the first such line on a tie)."""
     best, best_spend = None, -1
     for item in order.items or ():

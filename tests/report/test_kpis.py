@@ -192,8 +192,18 @@ def test_model_figures_count_repeat_purchase_days_as_they_came(tmp_path: Path):
         "report", str(history), "--kpis", str(out), "--until", format_rfc3339(at(60)), "--model", str(model)
     )
     assert result.returncode == 0, result.stderr
-    figures = orjson.loads(out.read_bytes())["model"]
+    everything = orjson.loads(out.read_bytes())
+    figures = everything["model"]
     assert figures["customers"] == 6
+    # the model's expected value per cohort, beside what the cohort has been worth: weighted
+    # by the cohorts' sizes, the means are everybody's
+    cohorts = everything["cohort_value"].values()
+    expected = [c["model_expected_value_365d"] for c in cohorts]
+    assert {e["currency"] for e in expected} == {MODEL["currency"]}
+    weighted = sum(e["mean"] * c["customers"] for e, c in zip(expected, cohorts, strict=True))
+    assert weighted / sum(c["customers"] for c in cohorts) == pytest.approx(
+        figures["expected_value_365d"]["mean"]
+    )
     assert sum(figures["p_alive"]["customers"]) == 6
     tracking = figures["tracking"]
     assert tracking["months"] == ["2025-03", "2025-04"]

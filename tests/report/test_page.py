@@ -12,9 +12,9 @@ import pytest
 from tests.helpers import lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
-# windows, revenue, P(alive), expected value, the model's tracking, an experiment's curves,
-# segments and classes
-PLOTS = 12
+# windows, revenue, second-order contents, cohort value, P(alive), expected value, the
+# model's tracking, an experiment's curves, segments and classes
+PLOTS = 14
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
     "--headless",
