@@ -192,6 +192,8 @@ class Partition:
             if too_many is not None:
                 return EventResult(Outcome.REJECTED, fired, reason=too_many, reason_code="too_many_refunds")
         new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
+        # an order goal of an experiment is reached by a placement that makes an order count
+        goal_order = self._uncounted_placement(customer, event) if customer.exposures else None
         try:
             changed = record_event(customer, event, at, self.keep_contact)
         except RejectedEvent as rejected:
@@ -200,8 +202,8 @@ class Partition:
             return EventResult(Outcome.DUPLICATE, fired)
         if self.segments:
             note_event(self.segments, customer, event, new_order, clock)
-        if new_order and customer.exposures:
-            placed_at = customer.orders[event.order_id].counted_at()
+        if goal_order is not None:
+            placed_at = customer.orders[goal_order].counted_at()
             if placed_at is not None:
                 self.experiments.ordered(customer, placed_at, self.on_goal)
         folded = fold_oldest(customer, self.orders_kept, self._matched) if new_order else 0
@@ -213,6 +215,15 @@ class Partition:
         self._index(customer)
         self.customers[event.customer_id] = customer
         return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired, folded=folded)
+
+    @staticmethod
+    def _uncounted_placement(customer: CustomerState, event: OrderEvent) -> str | None:
+        """The order id of a placement of an order that does not count yet (new, or known
+        only from its cancellation or refunds)."""
+        if not isinstance(event, OrderPlaced):
+            return None
+        known = customer.orders.get(event.order_id)
+        return event.order_id if known is None or known.counted_at() is None else None
 
     def _matched(self, order: OrderRecord) -> set[str]:
         return matched_keys(self.segments, order)
@@ -368,14 +379,13 @@ class Partition:
         rebuild_windows(self.segments, customer, at)
         moves = self._move_segments(customer, at, next_deadline(policy, count, first, last, at))
         self._index(customer)
+        changes: list[Change] = []
+        if moves:
+            stamp = Stamp(at, from_us(at), self._detected_at(now_us), True, "configuration", None)
+            made = change_events(self.segments, customer, moves, stamp, snapshot(customer, at, self.scorer))
+            changes = self.experiments.exposed(customer, list(made), at, self.on_goal)
         self.customers[customer.customer_id] = customer
-        if not moves:
-            return []
-        stamp = Stamp(at, from_us(at), self._detected_at(now_us), True, "configuration", None)
-        changes: list[Change] = list(
-            change_events(self.segments, customer, moves, stamp, snapshot(customer, at, self.scorer))
-        )
-        return self.experiments.exposed(customer, changes, at, self.on_goal)
+        return changes
 
     def _detected_at(self, now_us: int) -> datetime:
         if self._now[0] != now_us:

@@ -67,8 +67,9 @@ def _measure(
                 reached = window[0][0] if window else None
             else:
                 reached = exposure.goal_reached_us
-            seen = min(until_us, t + within) - t
-            waits[group].append((seen // DAY_US, None if reached is None else _day(reached - t)))
+            # days seen, the last one in part: a goal in it counts on it (`_day`)
+            seen = _day(min(until_us, t + within) - t)
+            waits[group].append((seen, None if reached is None else _day(reached - t)))
             if t + within > until_us:
                 continue
             eligible += 1
@@ -105,8 +106,9 @@ def _measure(
 
 
 def _day(elapsed_us: int) -> int:
-    """The day since exposure a goal counts on: 1 for the first 24 hours after it, and so on."""
-    return max(1, math.ceil(elapsed_us / DAY_US))
+    """The day since exposure an instant falls on: 1 for the first 24 hours after it, and so
+    on (0 for the exposure's own instant)."""
+    return -(-elapsed_us // DAY_US)
 
 
 def _comparison(treatment: dict[str, Any], holdout: dict[str, Any]) -> dict[str, Any]:

@@ -135,7 +135,7 @@ class WorkerTables(NamedTuple):
 
     def send_changelog(self, table: str, partition: int, key: bytes, value: bytes | None) -> None:
         """A changelog record of `table` sent again (faust's way: a table write's record)."""
-        chosen = self.customers if table == CUSTOMERS_TABLE else self.erasures
+        chosen = {CUSTOMERS_TABLE: self.customers, ERASURES_TABLE: self.erasures}[table]
         chosen.send_changelog(partition, key, value)
 
 

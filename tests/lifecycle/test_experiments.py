@@ -13,7 +13,7 @@ from stream.lifecycle import Partition, Transition
 from stream.lifecycle.experiments import GoalReached, group_of
 from stream.lifecycle.instants import format_rfc3339
 from stream.lifecycle.transitions import Change, SegmentChange
-from tests.helpers import NOW, at, decoded, placed
+from tests.helpers import NOW, at, decoded, placed, refunded
 
 SEGMENTS: dict[str, Any] = {
     "segments": {"big": {"spend_over": "100 EUR", "spend_within": "365d"}},
@@ -176,3 +176,14 @@ def test_a_goal_is_reached_once_within_the_window_after_the_first_exposure():
         GoalReached("welcome", analysts_group("welcome", "big", 0.5)),
         GoalReached("upsell", analysts_group("upsell", "big", 0.5)),
     ]
+
+
+def test_a_placement_arriving_after_its_refund_reaches_the_order_goal_too():
+    reached: list[GoalReached] = []
+    config = config_from_mapping(
+        {"experiments": {"welcome": {"on": "became_one_timer", "holdout": 0.5, "within": "10d"}}}
+    )
+    p = Partition({}, experiments=config.experiments, on_goal=reached.append)
+    # the refund of x2 comes first (its order known, not counted), then its placement
+    run(p, [placed("x", "x1", at(0)), refunded("x", "x2", at(2), amount=100), placed("x", "x2", at(3))])
+    assert reached == [GoalReached("welcome", analysts_group("welcome", "x", 0.5))]

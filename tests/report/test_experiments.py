@@ -108,3 +108,16 @@ def test_a_simulated_effect_of_ten_points_lies_in_the_interval(tmp_path: Path):
     assert difference["low"] < 0.10 < difference["high"]
     assert difference["low"] > 0  # found: 2,000 a group see ten points
     assert welcome["sentence"].startswith("the action converted")
+
+
+def test_a_goal_in_the_last_part_day_of_a_window_counts_on_the_curve(tmp_path: Path):
+    config = WELCOME.replace('within = "10d"', 'within = "36h"')
+    a, b = TREATMENT[:2]
+    events = [
+        placed(a, "a1", at(0)), placed(a, "a2", at(0, us=30 * 3600 * 10**6)),  # 30 h after: day 2
+        placed(b, "b1", at(0)),
+        placed(HOLDOUT[0], "e1", at(0)),
+    ]  # fmt: skip
+    welcome = report(tmp_path, events, config, until=at(10))["welcome"]
+    assert welcome["groups"]["treatment"]["rate"] == 0.5
+    assert welcome["converted_by_day"]["treatment"] == [0.0, 0.0, 0.5]
