@@ -195,3 +195,42 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 def write_events(path: Path, events: list[dict[str, Any]], extra_lines: Sequence[bytes] = ()) -> Path:
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events) + b"".join(extra_lines))
     return path
+
+
+# -- a page in a real browser (Debian's chromium, headless) --------------------------------
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of `page` as headless Chromium built it; fails on any console message."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/test-tools installs it)"
+    dom = subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "CONSOLE" not in dom.stderr, dom.stderr  # no console message at all, errors included
+    return dom.stdout

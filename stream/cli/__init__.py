@@ -27,6 +27,7 @@ from . import (
     schemas_command,
     send_command,
     tail_command,
+    what_if_command,
     worker_command,
 )
 from .common import UsageError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         rebuild_command,
         tail_command,
         feed_command,
+        what_if_command,
     ):
         module.register(commands)
     return parser

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..lifecycle import CustomerState, Policy, State, state_at
 from ..lifecycle.instants import DAY_US
-from . import plots
+from . import comparison_plots, plots, purchase_plots
 
 
 @dataclass
@@ -139,7 +139,7 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
                 "the first order's main category, columns the second orders' categories; each cell is "
                 "how much likelier that category is in the row's second orders than in all (lift; 1× "
                 "is no difference); grey rows: fewer than 30 second orders.",
-                plots.second_order_contents(figures["second_order_contents"]),
+                purchase_plots.second_order_contents(figures["second_order_contents"]),
             )
         )
     if "cohort_value" in figures:
@@ -148,7 +148,7 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
                 "What a cohort has been worth",
                 "Net revenue per customer of each month's new customers, 1 to 24 months after their "
                 "first order (the most common currency); blank where the whole period is not seen yet.",
-                plots.cohort_value_cells(figures["cohort_value"]),
+                purchase_plots.cohort_value_cells(figures["cohort_value"]),
             )
         )
     if figures.get("model"):
@@ -173,13 +173,13 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Customer lifecycle report</title>"
-        f"<style>{_STYLE}</style></head><body><h1>Customer lifecycle report</h1>{headline}"
+        f"<style>{STYLE}</style></head><body><h1>Customer lifecycle report</h1>{headline}"
         + "".join(sections)
         + "</body></html>\n"
     )
 
 
-_STYLE = (
+STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
     "h2{font-size:1.1em;margin:1.6em 0 .2em}p.what{margin:.2em 0 .6em;color:#555}"
     "p.headline{font-size:1.05em}svg{display:block}text{font-size:11px;fill:#333}"
@@ -204,7 +204,7 @@ def _experiment_section(name: str, measured: dict[str, Any]) -> str:
         f"<p><b>{html.escape(measured['sentence'][:1].upper() + measured['sentence'][1:])}.</b></p>"
     )
     eligible = {group: g["eligible"] for group, g in groups.items()}
-    curves = plots.experiment_curves(measured["converted_by_day"], eligible)
+    curves = comparison_plots.experiment_curves(measured["converted_by_day"], eligible)
     what = (
         f"Customers exposed on {measured['on']}, converted when they reached the goal ({measured['goal']}) "
         f"within {measured['within_days']:g} days; eligible: exposed at least that long before the report's "

@@ -61,6 +61,18 @@ def test_report_and_model(history: Path, tmp_path: Path):
     assert scored.stdout.count(b"\n") > 0
 
 
+def test_what_if(history: Path, tmp_path: Path):
+    current, proposed = tmp_path / "current.toml", tmp_path / "proposed.toml"
+    current.write_text("")
+    proposed.write_text('[policy]\none_timer_window = "60d"\n')
+    out = tmp_path / "diff.json"
+    ran = lifecycle(
+        "what-if", str(history), "--config", str(current), "--config", str(proposed), "--json", str(out)
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert orjson.loads(out.read_bytes())["changes"]["became_one_timer"]["total"][0] > 0
+
+
 def test_schemas_check_and_version():
     assert lifecycle("schemas", "--check").returncode == 0
     version = lifecycle("--version")

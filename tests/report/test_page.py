@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import lifecycle
+from tests.helpers import CHROMIUM_FLAGS, chromium_dom, lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
 # windows, revenue, second-order contents, cohort value, P(alive), expected value, the
 # model's tracking, an experiment's curves, segments and classes
 PLOTS = 14
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -57,22 +47,15 @@ def test_the_page_references_nothing_outside_itself(page: Path):
 
 
 def test_the_page_draws_every_plot_in_a_real_browser(page: Path, tmp_path: Path):
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (scripts/test-tools installs it)"
-    profile = [f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, *profile, "--enable-logging=stderr", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "CONSOLE" not in dom.stderr, dom.stderr  # no console message at all, errors included
-    sections = re.findall(r"<section>(.*?)</section>", dom.stdout, re.DOTALL)
+    dom = chromium_dom(page, tmp_path / "profile")
+    sections = re.findall(r"<section>(.*?)</section>", dom, re.DOTALL)
     assert len(sections) == PLOTS
     for section in sections:  # each plot drew marks, not an "empty" notice
         assert "<svg" in section
         assert re.search(r"<(rect|polyline)\b", section), section[:300]
+    chromium = shutil.which("chromium")
+    assert chromium
+    profile = [f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report.png"
     subprocess.run(
         [
