@@ -10,7 +10,7 @@ from ..lifecycle.experiments import Experiment, Experiments
 from ..lifecycle.instants import parse_rfc3339, to_us
 from ..lifecycle.segments import SegmentRules
 from ..lifecycle.transitions import all_transition_names
-from .segments import SEGMENT_NAME, SegmentConfigError
+from .segments import SegmentConfigError, check_name
 
 _KNOWN = ("on", "holdout", "goal", "within", "starts", "ends")
 
@@ -29,10 +29,7 @@ def _experiment(
     name: str, values: object, segments: SegmentRules, duration: Callable[[object], int]
 ) -> Experiment:
     key = f"experiments.{name}"
-    if not SEGMENT_NAME.fullmatch(name):
-        raise SegmentConfigError(
-            key, "an experiment name is a lower-case letter, then up to 47 lower-case letters, digits or _"
-        )
+    check_name(key, name, "an experiment")
     if not isinstance(values, Mapping):
         raise SegmentConfigError(key, "expected a table with on, holdout, goal and within")
     for unknown in set(values).difference(_KNOWN):

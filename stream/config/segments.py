@@ -37,12 +37,17 @@ def segment_rules(tables: object, classes: object, duration: Callable[[object], 
     return SegmentRules(tuple(segments), order)
 
 
-def _segment(name: str, values: object, duration: Callable[[object], int]) -> Segment:
-    key = f"segments.{name}"
+def check_name(key: str, name: str, what: str) -> None:
+    """Names end up in topic names and metric labels: stop on one that cannot."""
     if not SEGMENT_NAME.fullmatch(name):
         raise SegmentConfigError(
-            key, "a segment name is a lower-case letter, then up to 47 lower-case letters, digits or _"
+            key, f"{what} name is a lower-case letter, then up to 47 lower-case letters, digits or _"
         )
+
+
+def _segment(name: str, values: object, duration: Callable[[object], int]) -> Segment:
+    key = f"segments.{name}"
+    check_name(key, name, "a segment")
     if not isinstance(values, Mapping):
         raise SegmentConfigError(key, "expected a table of conditions")
     values = dict(values)
