@@ -7,9 +7,8 @@ Every problem stops the program at start with a message that names the key, e.g.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,12 @@ from ..lifecycle import Policy, PolicyBook, TimeRules
 from ..lifecycle.customer import Scorer
 from ..lifecycle.experiments import Experiments
 from ..lifecycle.folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT
-from ..lifecycle.instants import DAY_US, HOUR_US, MINUTE_US, SECOND_US
+from ..lifecycle.instants import DAY_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
+from . import values as read
 from .experiments import experiments_of
 from .segments import SegmentConfigError, check_model_conditions, segment_rules
+from .values import parse_duration as parse_duration  # of this package's API
 
 ENV_PREFIX = "LIFECYCLE_"
 
@@ -30,180 +31,86 @@ class ConfigError(ValueError):
     """A configuration the program cannot run with; the message names the key."""
 
 
-_UNITS = {"ms": 1000, "s": SECOND_US, "m": MINUTE_US, "h": HOUR_US, "d": DAY_US, "w": 7 * DAY_US}
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-
-
-def parse_duration(text: str) -> int:
-    """Microseconds of a duration such as `30d`, `12h`, `1d12h`, `500ms`."""
-    compact = text.replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"expected a duration like `30d`, `12h` or `90s`, got `{text}`")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
-
-
-def _duration(value: object) -> int:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration like `30d` (a string), got `{value!r}`")
-    return parse_duration(value)
-
-
-def _positive_int(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"expected a whole number above zero, got `{value!r}`")
-    return value
-
-
-def _whole_number(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"expected a whole number, 0 or more, got `{value!r}`")
-    return value
-
-
-def _session_timeout(value: object) -> int:
-    timeout = _duration(value)
-    # Kafka refuses sessions under 6 s (group.min.session.timeout.ms); faust refuses one longer
-    # than its 90 s request timeout
-    if not 6 * SECOND_US <= timeout <= 90 * SECOND_US:
-        raise ValueError(f"expected a duration from 6s to 90s, got `{value}`")
-    return timeout
-
-
-def _share(value: object) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"expected a share between 0 and 1, like 0.2, got `{value}`") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"expected a share between 0 and 1, like 0.2, got `{value!r}`")
-    return float(value)
-
-
-def _port(value: object) -> int:
-    port = _positive_int(value)
-    if port > 65535:
-        raise ValueError(f"expected a port number up to 65535, got `{port}`")
-    return port
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got `{value!r}`")
-    return value
-
-
-def _existing_file(value: object) -> str:
-    path = _text(value)
-    if not os.path.isfile(path):
-        raise ValueError(f"no such file: `{path}`")
-    return path
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-        return value.lower() in ("true", "1", "yes")
-    raise ValueError(f"expected true or false, got `{value!r}`")
-
-
-def _choice(*allowed: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}, got `{value!r}`")
-        return str(value)
-
-    return parse
-
-
-def _setting(parse: Callable[[object], Any], default: Any) -> Any:
-    return field(default=default, metadata={"parse": parse})
-
-
 @dataclass(frozen=True)
 class PolicySettings:
-    one_timer_window: int = _setting(_duration, 30 * DAY_US)
-    at_risk_after: int = _setting(_duration, 60 * DAY_US)
-    inactive_after: int = _setting(_duration, 90 * DAY_US)
-    churned_after: int = _setting(_duration, 365 * DAY_US)
+    one_timer_window: int = read.setting(read.duration, 30 * DAY_US)
+    at_risk_after: int = read.setting(read.duration, 60 * DAY_US)
+    inactive_after: int = read.setting(read.duration, 90 * DAY_US)
+    churned_after: int = read.setting(read.duration, 365 * DAY_US)
 
 
 @dataclass(frozen=True)
 class TimeSettings:
-    stale_after: int = _setting(_duration, DAY_US)
-    max_future_skew: int = _setting(_duration, 5 * MINUTE_US)
+    stale_after: int = read.setting(read.duration, DAY_US)
+    max_future_skew: int = read.setting(read.duration, 5 * MINUTE_US)
     # a partition whose share of late events, per 1,000, is above this says so in the log
-    late_share_warning: float = _setting(_share, 0.2)
-    tick_interval: int = _setting(_duration, SECOND_US)
-    tick_delay: int = _setting(_duration, SECOND_US)
-    ticks: bool = _setting(_flag, True)
+    late_share_warning: float = read.setting(read.share, 0.2)
+    tick_interval: int = read.setting(read.duration, SECOND_US)
+    tick_delay: int = read.setting(read.duration, SECOND_US)
+    ticks: bool = read.setting(read.flag, True)
 
 
 @dataclass(frozen=True)
 class KafkaSettings:
-    bootstrap_servers: str = _setting(_text, "127.0.0.1:9092")
-    partitions: int = _setting(_positive_int, 6)
-    security_protocol: str = _setting(_choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "PLAINTEXT")
-    sasl_mechanism: str = _setting(_choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "PLAIN")
-    sasl_username: str = _setting(_text, "")
-    sasl_password: str = _setting(_text, "")
-    ssl_cafile: str = _setting(_existing_file, "")
-    ssl_certfile: str = _setting(_existing_file, "")
-    ssl_keyfile: str = _setting(_existing_file, "")
+    bootstrap_servers: str = read.setting(read.text, "127.0.0.1:9092")
+    partitions: int = read.setting(read.positive_int, 6)
+    security_protocol: str = read.setting(
+        read.choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "PLAINTEXT"
+    )
+    sasl_mechanism: str = read.setting(read.choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "PLAIN")
+    sasl_username: str = read.setting(read.text, "")
+    sasl_password: str = read.setting(read.text, "")
+    ssl_cafile: str = read.setting(read.existing_file, "")
+    ssl_certfile: str = read.setting(read.existing_file, "")
+    ssl_keyfile: str = read.setting(read.existing_file, "")
 
 
 @dataclass(frozen=True)
 class TopicSettings:
-    orders: str = _setting(_text, "orders")
-    transitions: str = _setting(_text, "lifecycle.transitions")
-    customer_state: str = _setting(_text, "lifecycle.customer-state")
-    dead_letters: str = _setting(_text, "lifecycle.dead-letters")
-    ticks: str = _setting(_text, "lifecycle.ticks")
-    segment_changes: str = _setting(_text, "lifecycle.segment-changes")
+    orders: str = read.setting(read.text, "orders")
+    transitions: str = read.setting(read.text, "lifecycle.transitions")
+    customer_state: str = read.setting(read.text, "lifecycle.customer-state")
+    dead_letters: str = read.setting(read.text, "lifecycle.dead-letters")
+    ticks: str = read.setting(read.text, "lifecycle.ticks")
+    segment_changes: str = read.setting(read.text, "lifecycle.segment-changes")
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    app_id: str = _setting(_text, "lifecycle")
-    store: str = _setting(_choice("rocksdb", "memory"), "rocksdb")
-    data_dir: str = _setting(_text, "./var/worker")
-    web_port: int = _setting(_port, 6066)
-    web_host: str = _setting(_text, "127.0.0.1")
+    app_id: str = read.setting(read.text, "lifecycle")
+    store: str = read.setting(read.choice("rocksdb", "memory"), "rocksdb")
+    data_dir: str = read.setting(read.text, "./var/worker")
+    web_port: int = read.setting(read.port, 6066)
+    web_host: str = read.setting(read.text, "127.0.0.1")
     # Kafka static membership: a restarted worker gets its partitions back at once instead
     # of after the dead member's session (60 s); a stopped one does not leave the group.
-    static_membership: bool = _setting(_flag, False)
+    static_membership: bool = read.setting(read.flag, False)
     # other workers keep a copy of each partition's tables, read from the changelog as it is
     # written: the worker that takes a dead one's partitions over has (nearly) nothing to
     # restore. 0: none, every take-over restores the whole changelog partition.
-    standby_replicas: int = _setting(_whole_number, 1)
+    standby_replicas: int = read.setting(read.whole_number, 1)
     # how long a worker that stopped answering (SIGKILL, a lost machine) keeps its partitions
     # before the others take them over
-    session_timeout: int = _setting(_session_timeout, 60 * SECOND_US)
+    session_timeout: int = read.setting(read.session_timeout, 60 * SECOND_US)
     # faust's own per-message metrics (faust_*) on /metrics; they cost about a tenth of the
     # worker's time, and the dashboards and alerts use only the lifecycle_* ones
-    faust_metrics: bool = _setting(_flag, False)
+    faust_metrics: bool = read.setting(read.flag, False)
     # customers kept decoded in memory after they were written, over all partitions: a
     # customer read again soon skips the store's read and the decoding. A few KB each (more
     # for customers with many orders); 0: every read goes to the store
-    decoded_customers: int = _setting(_whole_number, 10_000)
+    decoded_customers: int = read.setting(read.whole_number, 10_000)
 
 
 @dataclass(frozen=True)
 class PrivacySettings:
     # email and marketing consent from order events, kept in state and sent with snapshots
     # and state records; false: dropped on arrival, so no output carries them
-    contact_data: bool = _setting(_flag, True)
+    contact_data: bool = read.setting(read.flag, True)
 
 
 def _model_file(value: object) -> str:
     """A model file that loads (`lifecycle model fit`'s output), checked at start."""
-    path = _existing_file(value)
+    path = read.existing_file(value)
     from ..model.scores import ModelFileError, load_model  # numpy and scipy, only when set
 
     try:
@@ -226,7 +133,7 @@ _models: dict[str, Any] = {}
 
 
 def _orders_kept(value: object) -> int:
-    kept = _positive_int(value)
+    kept = read.positive_int(value)
     if kept < 10:
         raise ValueError(f"expected 10 or more (orders a customer keeps in detail), got `{kept}`")
     return kept
@@ -236,16 +143,16 @@ def _orders_kept(value: object) -> int:
 class LimitSettings:
     # orders a customer keeps in detail; beyond them (and a tenth more), the oldest are folded
     # into totals (docs/lifecycle.md, "Customers with many orders")
-    orders_kept: int = _setting(_orders_kept, DEFAULT_ORDERS_KEPT)
+    orders_kept: int = read.setting(_orders_kept, DEFAULT_ORDERS_KEPT)
     # refunds an order keeps (each by event id, so one sent again counts once); one more is
     # rejected
-    refunds_per_order: int = _setting(_positive_int, DEFAULT_REFUNDS_KEPT)
+    refunds_per_order: int = read.setting(read.positive_int, DEFAULT_REFUNDS_KEPT)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     # model.json from `lifecycle model fit`: its scores in every snapshot and state record
-    path: str | None = _setting(_model_file, None)
+    path: str | None = read.setting(_model_file, None)
 
 
 @dataclass(frozen=True)
@@ -334,9 +241,9 @@ def config_from_mapping(document: Mapping[str, Any]) -> Config:
     document = dict(document)
     segment_tables, classes = document.pop("segments", None), document.pop("classes", None)
     try:
-        sections["segments"] = segment_rules(segment_tables, classes, _duration)
+        sections["segments"] = segment_rules(segment_tables, classes, read.duration)
         experiment_tables = document.pop("experiments", None)
-        sections["experiments"] = experiments_of(experiment_tables, sections["segments"], _duration)
+        sections["experiments"] = experiments_of(experiment_tables, sections["segments"], read.duration)
     except SegmentConfigError as error:
         raise ConfigError(str(error)) from None
     for name, values in document.items():
