@@ -12,11 +12,13 @@ demo: venv
 replay-demo: venv
 	@scripts/replay-demo
 
-# tests in TEST_PROCESSES processes side by side, each with its own local broker
-TEST_PROCESSES ?= 4
+# tests in TEST_PROCESSES processes side by side, each with its own local broker; an idle
+# process takes tests from a busy one's queue (worksteal), so the long real-broker tests
+# do not end up queued behind each other
+TEST_PROCESSES ?= 6
 test: venv
 	@scripts/test-tools
-	$(PY) -m pytest -q -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not kafka and not slow" $(PYTEST_ARGS)
