@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from ..config import load_config
-from ..replay.rebuild import GroupActive, RebuildFailed, rebuild
+from ..replay.rebuild import RebuildFailed, rebuild
+from ..replay.worker_group import GroupActive
 from .common import UsageError, add_jobs_option, check_readable, checked_jobs, unreachable
 from .kafka_commands import create_topics_or_explain
 from .send_command import add_sending_options, send_inputs

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from ..collector import few_collections
 from ..config import Config
@@ -47,14 +45,10 @@ from ..worker.state import (
 )
 from .driver import Replay
 from .shared_count import SharedCount
+from .worker_group import ensure_changelog_topics, refuse_if_group_has_members
 
 # records read per fetch
 FETCH_RECORDS = 10_000
-COORDINATOR_ATTEMPTS = 60
-
-
-class GroupActive(RuntimeError):
-    """The worker group has members: a rebuild would race a running worker."""
 
 
 @dataclass
@@ -108,8 +102,8 @@ def rebuild(
 
 async def _prepare(config: Config) -> dict[int, int]:
     """Check that no worker runs, create the changelog topics; the end offsets to read to."""
-    await _refuse_if_group_has_members(config)
-    await _ensure_changelog_topics(config)
+    await refuse_if_group_has_members(config)
+    await ensure_changelog_topics(config)
     consumer = AIOKafkaConsumer(**client_settings(config), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -214,52 +208,6 @@ class _Outputs:
 
     async def flush(self) -> None:
         await self.batches.confirmed()  # a batch that failed for good raises here, before any commit
-
-
-async def _refuse_if_group_has_members(config: Config) -> None:
-    group = config.worker.app_id
-    admin = AIOKafkaAdminClient(**client_settings(config))
-    await admin.start()
-    try:
-        for attempt in range(COORDINATOR_ATTEMPTS):
-            try:
-                described = await admin.describe_consumer_groups([group])
-                break
-            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-                # a new broker creates its offsets topic on the first group request
-                if attempt == COORDINATOR_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
-    for response in described:
-        for _error_code, group_id, state, _protocol_type, _protocol, members, *_ in response.groups:
-            if group_id == group and members:
-                raise GroupActive(
-                    f"the worker group {group} has {len(members)} member(s) ({state}); stop every worker "
-                    "before a rebuild"
-                )
-
-
-async def _ensure_changelog_topics(config: Config) -> None:
-    """The tables' changelog topics, compacted, as faust would create them on first start."""
-    names = [
-        changelog_topic(config.worker.app_id, t) for t in (CUSTOMERS_TABLE, CLOCKS_TABLE, ERASURES_TABLE)
-    ]
-    admin = AIOKafkaAdminClient(**client_settings(config))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(n, config.kafka.partitions, 1, topic_configs={"cleanup.policy": "compact"})
-                    for n in missing
-                ]
-            )
-    finally:
-        await admin.close()
 
 
 async def _read_orders(

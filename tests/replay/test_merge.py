@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.replay import jobs
-from stream.replay.jobs import _FollowingMerge
+from stream.replay import merge as following_merge
+from stream.replay.merge import FollowingMerge
 from stream.replay.run import TAG_WIDTH, line_tag
 
 
@@ -43,13 +43,13 @@ def _job_outputs(draw: st.DrawFn) -> list[list[bytes]]:
 def test_lines_merged_while_written_come_out_in_the_order_of_their_tags(
     tmp_path_factory, monkeypatch, outputs, data
 ):
-    monkeypatch.setattr(jobs, "_AHEAD_BYTES", data.draw(st.sampled_from([60, 200, 1 << 20])))
+    monkeypatch.setattr(following_merge, "AHEAD_BYTES", data.draw(st.sampled_from([60, 200, 1 << 20])))
     directory = tmp_path_factory.mktemp("merge")
     parts = [directory / f"{job}.transitions" for job in range(len(outputs))]
     expected = sorted((line for lines in outputs for line in lines), key=lambda line: line[:TAG_WIDTH])
     whole = b"".join(line[TAG_WIDTH:] for line in expected)
     out = io.BytesIO()
-    merge = _FollowingMerge(parts, out)
+    merge = FollowingMerge(parts, out)
     writers = [open(part, "wb") for part in parts]  # noqa: SIM115 - closed below
     unwritten = [b"".join(lines) for lines in outputs]
     ended = [False] * len(outputs)
@@ -74,7 +74,7 @@ def test_lines_merged_while_written_come_out_in_the_order_of_their_tags(
 def test_a_line_is_held_until_every_running_job_has_written_past_its_tag(tmp_path: Path):
     parts = [tmp_path / "0.transitions", tmp_path / "1.transitions"]
     out = io.BytesIO()
-    merge = _FollowingMerge(parts, out)
+    merge = FollowingMerge(parts, out)
     with open(parts[0], "wb") as first, open(parts[1], "wb") as second:
         first.write(_tagged(1, 0, "a") + _tagged(5, 2, "c"))
         first.flush()
@@ -99,7 +99,7 @@ def test_a_line_is_held_until_every_running_job_has_written_past_its_tag(tmp_pat
 
 def test_a_job_that_ended_in_the_middle_of_a_line_is_an_error(tmp_path: Path):
     part = tmp_path / "0.transitions"
-    merge = _FollowingMerge([part], io.BytesIO())
+    merge = FollowingMerge([part], io.BytesIO())
     part.write_bytes(_tagged(1, 0, "whole") + line_tag(2, 1) + b"cut short")
     with pytest.raises(RuntimeError, match="job 0 ended in the middle of a line"):
         merge.finish()
