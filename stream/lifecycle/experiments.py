@@ -91,6 +91,8 @@ class Experiments:
         reach is told to `on_goal`."""
         if not self.experiments:
             return changes
+        if customer.exposures is not None:
+            self._forget_removed(customer)
         stamped = self.stamp(changes, at_us)
         for change in stamped:
             for entry in change.experiments:
@@ -101,6 +103,14 @@ class Experiments:
             if to_class is not None and on_goal is not None:
                 self._goals(customer, at_us, _reaching_class(to_class), on_goal)
         return stamped
+
+    def _forget_removed(self, customer: CustomerState) -> None:
+        """Drop what the customer's record keeps of experiments no longer configured."""
+        names = {e.name for e in self.experiments}
+        exposures = customer.exposures or {}
+        if not names.issuperset(exposures):
+            customer.exposures = {name: at for name, at in exposures.items() if name in names} or None
+            customer.goals = [name for name in customer.goals or () if name in names] or None
 
     def ordered(self, customer: CustomerState, placed_at: int, on_goal: OnGoal | None) -> None:
         """A counted order placed at `placed_at`: the order goals it reaches."""

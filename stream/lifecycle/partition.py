@@ -27,9 +27,9 @@ from .erasure import back_after_erasure, erasure_key
 from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
 from .experiments import Experiments, OnGoal
 from .folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT, fold_oldest, folded_reason, refunds_reason
-from .instants import DAY_US, MINUTE_US, format_rfc3339, from_us, to_us
+from .instants import DAY_US, MINUTE_US, from_us, to_us
 from .policy import PolicyBook, State, next_deadline, state_at
-from .results import EventResult, Outcome
+from .results import EventResult, Outcome, future_reason
 from .segment_changes import Move, Stamp, change_events, move_to
 from .segment_windows import matched_keys, note_event, rebuild_windows
 from .segments import SegmentRules, evaluate
@@ -172,7 +172,7 @@ class Partition:
         """
         at = to_us(event.occurred_at)
         if at - now_us > self.time_rules.max_future_skew:
-            return EventResult(Outcome.REJECTED, reason=_future_reason(at, now_us), reason_code="future_skew")
+            return EventResult(Outcome.REJECTED, reason=future_reason(at, now_us), reason_code="future_skew")
         clock = self.clock_us
         fired = self.advance(at, now_us) if clock is None or at > clock else []
         clock = self.clock_us
@@ -394,10 +394,3 @@ class Partition:
 
 
 _NEVER = 1 << 62  # CustomerState.segments_until: time alone changes no segment
-
-
-def _future_reason(at_us: int, now_us: int) -> str:
-    return (
-        f"occurred_at {format_rfc3339(at_us)} is more than max_future_skew ahead of the "
-        f"wall clock ({format_rfc3339(now_us)})"
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .instants import format_rfc3339
 from .transitions import Change
 
 
@@ -25,3 +26,11 @@ class EventResult:
     erased: bool = False
     reason_code: str | None = None  # for counting rejections by kind: future_skew, inconsistent, folded
     folded: int = 0  # orders the event made the customer fold (see folding.py)
+
+
+def future_reason(at_us: int, now_us: int) -> str:
+    """Why an event too far ahead of the wall clock is rejected."""
+    return (
+        f"occurred_at {format_rfc3339(at_us)} is more than max_future_skew ahead of the "
+        f"wall clock ({format_rfc3339(now_us)})"
+    )

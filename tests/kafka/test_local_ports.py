@@ -3,6 +3,7 @@ clients' connections (where a probed-free port can be taken a moment later), nev
 
 from __future__ import annotations
 
+import random
 import socket
 
 import pytest
@@ -37,8 +38,10 @@ def test_a_port_is_not_handed_out_twice() -> None:
 
 
 def _bindable_ports(count: int) -> list[int]:
+    """Consecutive bindable ports from a random start: tests in other processes probe too."""
     found = []
-    for port in range(20_000, 30_000):
+    start = random.randrange(20_000, 29_000)
+    for port in range(start, start + 1_000):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -47,11 +50,13 @@ def _bindable_ports(count: int) -> list[int]:
         found.append(port)
         if len(found) == count:
             return found
-    raise AssertionError("no bindable ports between 20000 and 30000")
+    raise AssertionError(f"no {count} bindable ports from {start}")
 
 
 def test_a_port_someone_listens_on_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     taken, free = _bindable_ports(2)
+    # this process's earlier tests may have been handed either port: start afresh
+    monkeypatch.setattr(local, "_handed_out", set())
     candidates = iter([taken, free])
     monkeypatch.setattr(local.random, "randrange", lambda *_: next(candidates))
     with socket.socket() as listener:

@@ -187,3 +187,19 @@ def test_a_placement_arriving_after_its_refund_reaches_the_order_goal_too():
     # the refund of x2 comes first (its order known, not counted), then its placement
     run(p, [placed("x", "x1", at(0)), refunded("x", "x2", at(2), amount=100), placed("x", "x2", at(3))])
     assert reached == [GoalReached("welcome", analysts_group("welcome", "x", 0.5))]
+
+
+def test_a_customer_record_forgets_experiments_no_longer_configured():
+    both = {
+        "old": {"on": "became_one_timer", "holdout": 0.5, "within": "10d"},
+        "new": {"on": "became_repeat", "holdout": 0.5, "within": "10d"},
+    }
+    customers: dict = {}
+    p = Partition(customers, experiments=config_from_mapping({"experiments": both}).experiments)
+    run(p, [placed("x", "x1", at(0))])
+    assert set(customers["x"].exposures) == {"old"}
+    # the same customers under a configuration without "old": its record goes at the next change
+    only_new = config_from_mapping({"experiments": {"new": both["new"]}}).experiments
+    p = Partition(customers, clock_us=at(0), experiments=only_new)
+    run(p, [placed("x", "x2", at(1))])
+    assert set(customers["x"].exposures) == {"new"}
