@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from ..config import Config, load_config
+from ..replay.worker_group import ensure_changelog_topics
 from ..worker.faust_internals.versions import UntestedVersion, check_versions
-from .common import UsageError
+from .common import UsageError, unreachable
 from .kafka_commands import create_topics_or_explain
 
 
@@ -40,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
     except UntestedVersion as error:
         raise UsageError(str(error)) from None
     create_topics_or_explain(config)
+    try:
+        # faust makes them too, but only once running: a table write that came first (an
+        # erasure seconds after a first start) found no changelog partitions and stopped the
+        # worker (exit 70; seen once under load in the real-broker tests)
+        asyncio.run(ensure_changelog_topics(config))
+    except Exception as error:  # aiokafka raises several kinds for an unreachable broker
+        raise unreachable(config, error) from None
     import faust
 
     from ..worker.app import create_app
