@@ -59,6 +59,10 @@ class OrderRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True, gc
             return 0
         return sum(amount for amount, currency in self.refunds.values() if currency == self.currency)
 
+    def net_minor(self) -> int:
+        """What the order is worth, its refunds (in its currency) taken off."""
+        return self.total_minor - self.refunded_minor()
+
     def counts(self) -> bool:
         """A counted order: placed, not cancelled, not refunded up to its total."""
         return self.counted_at() is not None

@@ -195,7 +195,7 @@ def fold_oldest(customer: CustomerState, orders_kept: int, matched: Callable[[Or
         if order.counts():
             counted += 1
             assert order.currency is not None
-            spend[order.currency] = spend.get(order.currency, 0) + order.total_minor - order.refunded_minor()
+            spend[order.currency] = spend.get(order.currency, 0) + order.net_minor()
             latest = placed_at if latest is None else max(latest, placed_at)
     customer.folded = FoldedOrders(
         orders=folded.orders + len(chosen),

@@ -32,6 +32,6 @@ def purchase_days(customer: CustomerState, until_us: int | None = None) -> list[
         elif placed < day[0]:
             day = days[placed // DAY_US] = (placed, day[1])
         if order.currency is not None:
-            net = order.total_minor - order.refunded_minor()
+            net = order.net_minor()
             day[1][order.currency] = day[1].get(order.currency, 0) + net
     return [days[key] for key in sorted(days)]

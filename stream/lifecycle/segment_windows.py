@@ -66,7 +66,7 @@ def rebuild_windows(rules: SegmentRules, customer: CustomerState, clock_us: int)
     horizon, keys = rules.horizon, rules.unwindowed_keys
     counted = [(order_id, order) for order_id, order in customer.orders.items() if order.counts()]
     recent = sorted(
-        (order.placed_at, order.total_minor - order.refunded_minor(), order.currency or "", order_id)
+        (order.placed_at, order.net_minor(), order.currency or "", order_id)
         for order_id, order in counted
         if order.placed_at is not None and horizon and order.placed_at > clock_us - horizon
     )

@@ -21,6 +21,7 @@ from typing import Any
 from ..lifecycle import CustomerState
 from ..lifecycle.instants import from_us, to_us
 from ..lifecycle.money import to_major_units
+from .experiments import counted_orders
 
 HORIZONS = (1, 3, 6, 12, 24)
 
@@ -30,11 +31,7 @@ def cohort_value(customers: Iterable[CustomerState], until_us: int) -> dict[str,
     # cohort -> horizon -> currency -> net revenue
     revenue: dict[str, dict[int, Counter[str]]] = defaultdict(lambda: {k: Counter() for k in HORIZONS})
     for customer in customers:
-        counted = sorted(
-            (at, order.total_minor - order.refunded_minor(), order.currency)
-            for order in customer.orders.values()
-            if (at := order.counted_at()) is not None and at <= until_us and order.currency is not None
-        )
+        counted = counted_orders(customer, until_us)
         if not counted:
             continue
         folded = customer.folded

@@ -28,20 +28,21 @@ def experiment_figures(
     if log is None:
         return {}
     wanted = {cid for exposures in log.first.values() for cid in exposures}
-    orders = {c.customer_id: _counted(c) for c in customers if c.customer_id in wanted}
+    orders = {c.customer_id: counted_orders(c) for c in customers if c.customer_id in wanted}
     return {
         experiment.name: _measure(experiment, log.first[experiment.name], orders, until_us)
         for experiment in log.experiments.experiments
     }
 
 
-def _counted(customer: CustomerState) -> list[tuple[int, int, str]]:
-    """(placed_at, net amount, currency) of the customer's counted orders, by time."""
+def counted_orders(customer: CustomerState, until_us: int | None = None) -> list[tuple[int, int, str]]:
+    """(placed_at, net amount, currency) of the customer's counted orders (placed by
+    `until_us`, if given), by time."""
     found = []
     for order in customer.orders.values():
         at = order.counted_at()
-        if at is not None and order.currency is not None:
-            found.append((at, order.total_minor - order.refunded_minor(), order.currency))
+        if at is not None and order.currency is not None and (until_us is None or at <= until_us):
+            found.append((at, order.net_minor(), order.currency))
     return sorted(found)
 
 

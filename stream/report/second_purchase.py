@@ -134,7 +134,7 @@ class _Bands:
     def label(self, order: OrderRecord) -> str:
         if order.currency != self.currency:
             return "(other currency)"
-        value = _net(order)
+        value = order.net_minor()
         band = sum(value >= cut for cut in self.cuts)
         low = "" if band == 0 else to_major_units(self.cuts[band - 1], self.currency)
         high = "" if band == len(self.cuts) else to_major_units(self.cuts[band], self.currency)
@@ -150,13 +150,9 @@ def _value_bands(first_orders: list[FirstOrder]) -> _Bands | None:
     if not currencies:
         return None
     currency = currencies.most_common(1)[0][0]
-    values = sorted(_net(f.order) for f in first_orders if f.order.currency == currency)
+    values = sorted(f.order.net_minor() for f in first_orders if f.order.currency == currency)
     cuts = sorted({values[len(values) * k // 4] for k in (1, 2, 3)} - {values[0]})
     return _Bands(currency, cuts)
-
-
-def _net(order: OrderRecord) -> int:
-    return order.total_minor - order.refunded_minor()
 
 
 def _largest_groups(groups: dict[str, list[int]], by_band: bool) -> list[dict[str, Any]]:
