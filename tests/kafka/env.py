@@ -146,16 +146,27 @@ class Env:
     ) -> dict[str, T]:
         """The last value of every key of a compacted topic, tombstones removing theirs."""
 
+        # Folded as read, each message decoded once: re-folding everything read at every
+        # fetch was quadratic, and a changelog of 14k records with their orders took most of
+        # a minute under load.
+        latest: dict[str, T] = {}
+        folded = 0
+
         def fold(messages: list[Any]) -> dict[str, T]:
-            latest: dict[str, T] = {}
-            for m in messages:
+            nonlocal folded
+            for m in messages[folded:]:
                 if m.value is None:
                     latest.pop(m.key.decode(), None)
                 else:
                     latest[m.key.decode()] = decode(m.value)
+            folded = len(messages)
             return latest
 
-        return fold(self.read(topic, lambda ms: until(fold(ms)), timeout))
+        try:
+            self.read(topic, lambda ms: until(fold(ms)), timeout)
+        except AssertionError as timeout_error:
+            raise AssertionError(f"{timeout_error}; {len(latest)} keys as last read") from None
+        return latest
 
     def create_topic(self, topic: str, configs: dict[str, str]) -> None:
         async def create() -> None:
@@ -476,7 +487,21 @@ def check_no_offsets_skipped(env):
 def check_changelog(env, expected_states, timeout=60):
     want = {s["customer_id"]: (s["state"], s["order_count"], s["seq"]) for s in expected_states}
 
-    def restored(states):
-        return {cid: (c.state.value, c.order_count, c.seq) for cid, c in states.items()}
+    last: dict = {}
 
-    env.changelog_states(lambda states: restored(states) == want, timeout=timeout)
+    def restored(states):
+        last.clear()
+        last.update({cid: (c.state.value, c.order_count, c.seq) for cid, c in states.items()})
+        return last
+
+    try:
+        env.changelog_states(lambda states: restored(states) == want, timeout=timeout)
+    except AssertionError as timeout_error:
+        missing = sorted(want.keys() - last.keys())
+        extra = sorted(last.keys() - want.keys())
+        differ = sorted(cid for cid in want.keys() & last.keys() if want[cid] != last[cid])
+        examples = [(cid, "want", want[cid], "changelog", last[cid]) for cid in differ[:5]]
+        raise AssertionError(
+            f"{timeout_error}\nmissing {len(missing)} {missing[:5]}, extra {len(extra)} {extra[:5]}, "
+            f"differ {len(differ)} {examples}\n" + "\n".join(w.evidence() for w in env.workers)
+        ) from None
