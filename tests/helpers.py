@@ -76,6 +76,16 @@ def erased(customer: str, when: int, event_id: str | None = None) -> dict[str, A
     return _event("customer.erased", customer, when, event_id)
 
 
+def signed_up(customer: str, when: int, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    return _event("customer.signed_up", customer, when, event_id, **fields)
+
+
+def engaged(
+    customer: str, kind: str, when: int, event_id: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    return {**_event("customer.engaged", customer, when, event_id, **fields), "kind": kind}
+
+
 def decoded(event: dict[str, Any]) -> OrderEvent:
     return decode_event(orjson.dumps(event))
 

@@ -48,6 +48,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--segment-changes", metavar="PATH", help="write segment and class changes here (JSONL)"
     )
+    parser.add_argument("--triggers", metavar="PATH", help="write trigger firings here (JSONL)")
     parser.add_argument("--states", metavar="PATH", help="write final customer states here (JSONL)")
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         open_output("--segment-changes", args.segment_changes),
         open_output("--states", args.states),
         open_output("--rejects", args.rejects),
+        open_output("--triggers", args.triggers),
     )
     jobs = checked_jobs(args, config.kafka.partitions)
     options = replay_options(args, until)
@@ -158,6 +160,9 @@ def _print_summary(result: ReplayResult, seconds: float) -> None:
     if stats.segment_changes:
         by_kind = ", ".join(f"{n} {c}" for n, c in sorted(stats.segment_changes.items()))
         print(f"segment changes: {by_kind}", file=sys.stderr)
+    if stats.firings:
+        by_trigger = ", ".join(f"{n} {c}" for n, c in sorted(stats.firings.items()))
+        print(f"trigger firings: {by_trigger}", file=sys.stderr)
     if stats.folded:
         print(
             f"orders folded into their customers' totals: {stats.folded} (customers with more than "

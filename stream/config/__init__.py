@@ -19,9 +19,11 @@ from ..lifecycle.experiments import Experiments
 from ..lifecycle.folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT
 from ..lifecycle.instants import DAY_US, MINUTE_US, SECOND_US
 from ..lifecycle.segments import SegmentRules
+from ..lifecycle.triggers import TriggerRules
 from . import values as read
 from .experiments import experiments_of
 from .segments import SegmentConfigError, check_model_conditions, segment_rules
+from .triggers import triggers_of
 from .values import parse_duration as parse_duration  # of this package's API
 
 ENV_PREFIX = "LIFECYCLE_"
@@ -73,6 +75,7 @@ class TopicSettings:
     dead_letters: str = read.setting(read.text, "lifecycle.dead-letters")
     ticks: str = read.setting(read.text, "lifecycle.ticks")
     segment_changes: str = read.setting(read.text, "lifecycle.segment-changes")
+    triggers: str = read.setting(read.text, "lifecycle.triggers")
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class Config:
     limits: LimitSettings = field(default_factory=LimitSettings)
     segments: SegmentRules = field(default_factory=SegmentRules)
     experiments: Experiments = field(default_factory=Experiments)
+    triggers: TriggerRules = field(default_factory=TriggerRules)
 
     def policy_book(self) -> PolicyBook:
         return PolicyBook(
@@ -242,13 +246,18 @@ def config_from_mapping(document: Mapping[str, Any]) -> Config:
     segment_tables, classes = document.pop("segments", None), document.pop("classes", None)
     try:
         sections["segments"] = segment_rules(segment_tables, classes, read.duration)
+        sections["triggers"] = triggers_of(
+            document.pop("triggers", None), sections["segments"], read.duration
+        )
         experiment_tables = document.pop("experiments", None)
-        sections["experiments"] = experiments_of(experiment_tables, sections["segments"], read.duration)
+        sections["experiments"] = experiments_of(
+            experiment_tables, sections["segments"], read.duration, sections["triggers"]
+        )
     except SegmentConfigError as error:
         raise ConfigError(str(error)) from None
     for name, values in document.items():
         if name not in _SECTIONS:
-            known = ", ".join([*_SECTIONS, "segments", "classes", "experiments"])
+            known = ", ".join([*_SECTIONS, "segments", "classes", "triggers", "experiments"])
             raise ConfigError(f"config key `{name}`: unknown section; known: {known}")
         if not isinstance(values, Mapping):
             raise ConfigError(f"config key `{name}`: expected a table of settings")

@@ -10,23 +10,36 @@ from ..lifecycle.experiments import Experiment, Experiments
 from ..lifecycle.instants import parse_rfc3339, to_us
 from ..lifecycle.segments import SegmentRules
 from ..lifecycle.transitions import all_transition_names
+from ..lifecycle.triggers import TriggerRules
 from .segments import SegmentConfigError, check_name
 
 _KNOWN = ("on", "holdout", "goal", "within", "starts", "ends")
 
 
-def experiments_of(tables: object, segments: SegmentRules, duration: Callable[[object], int]) -> Experiments:
+def experiments_of(
+    tables: object,
+    segments: SegmentRules,
+    duration: Callable[[object], int],
+    triggers: TriggerRules | None = None,
+) -> Experiments:
     """Experiments from the parsed `experiments` table (None: none), whose `on` and `goal`
-    may name the configured segments and classes."""
+    may name the configured segments, classes and triggers."""
     if tables is None:
         return Experiments()
     if not isinstance(tables, Mapping):
         raise SegmentConfigError("experiments", "expected tables of experiments, e.g. [experiments.win_back]")
-    return Experiments(tuple(_experiment(name, table, segments, duration) for name, table in tables.items()))
+    trigger_names = frozenset(t.name for t in triggers.triggers) if triggers is not None else frozenset()
+    return Experiments(
+        tuple(_experiment(name, table, segments, trigger_names, duration) for name, table in tables.items())
+    )
 
 
 def _experiment(
-    name: str, values: object, segments: SegmentRules, duration: Callable[[object], int]
+    name: str,
+    values: object,
+    segments: SegmentRules,
+    trigger_names: frozenset[str],
+    duration: Callable[[object], int],
 ) -> Experiment:
     key = f"experiments.{name}"
     check_name(key, name, "an experiment")
@@ -37,7 +50,7 @@ def _experiment(
     for required in ("on", "holdout", "within"):
         if required not in values:
             raise SegmentConfigError(f"{key}.{required}", "required")
-    on = _on(values["on"], segments, f"{key}.on")
+    on = _on(values["on"], segments, trigger_names, f"{key}.on")
     holdout = values["holdout"]
     if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 < holdout < 1:
         raise SegmentConfigError(f"{key}.holdout", f"expected a share above 0 and below 1, got `{holdout!r}`")
@@ -55,9 +68,11 @@ def _experiment(
     return Experiment(name, on, float(holdout), goal, within, starts, ends)
 
 
-def _on(value: object, segments: SegmentRules, key: str) -> str:
+def _on(value: object, segments: SegmentRules, trigger_names: frozenset[str], key: str) -> str:
     if not isinstance(value, str):
         raise SegmentConfigError(key, f"expected a string, got `{value!r}`")
+    if value in trigger_names:
+        return value
     kind, _, name = value.partition(":")
     if kind == "entered_segment" and name in {s.name for s in segments.segments}:
         return value
@@ -68,7 +83,8 @@ def _on(value: object, segments: SegmentRules, key: str) -> str:
     raise SegmentConfigError(
         key,
         f"`{value}` names no change: expected a transition name (e.g. went_inactive), "
-        "entered_segment:<a configured segment> or class_changed:<a configured class>",
+        "entered_segment:<a configured segment>, class_changed:<a configured class> or a "
+        "configured trigger",
     )
 
 

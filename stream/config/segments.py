@@ -78,7 +78,11 @@ _KNOWN = (
     "overdue",
     "p_alive_below",
     "expected_value_over",
+    "signed_up_within",
+    "engaged",
+    "engaged_within",
 )
+_ENGAGED_KEY = re.compile(r"[A-Za-z0-9_.-]+(:(sku|category):.+)?")
 
 
 def _conditions(values: Mapping[str, Any], prefix: str, duration: Callable[[object], int]) -> Conditions:
@@ -104,6 +108,7 @@ def _conditions(values: Mapping[str, Any], prefix: str, duration: Callable[[obje
     needs("orders_within", "orders_over")
     needs("spend_within", "spend_over")
     needs("bought_within", "bought")
+    needs("engaged_within", "engaged")
     spend = _spend(values["spend_over"], f"{prefix}.spend_over") if "spend_over" in values else None
     value = (
         _amount(values["expected_value_over"], f"{prefix}.expected_value_over")
@@ -130,6 +135,9 @@ def _conditions(values: Mapping[str, Any], prefix: str, duration: Callable[[obje
         else None,
         expected_value_over=value[0] if value else None,
         expected_value_currency=value[1] if value else None,
+        signed_up_within=window("signed_up_within"),
+        engaged=_engaged(values["engaged"], f"{prefix}.engaged") if "engaged" in values else frozenset(),
+        engaged_within=window("engaged_within"),
     )
     if conditions.is_empty():
         raise SegmentConfigError(prefix, f"a segment needs at least one condition ({', '.join(_KNOWN)})")
@@ -180,6 +188,20 @@ def _bought(value: object, key: str) -> frozenset[str]:
         if not isinstance(entry, str) or not _ITEM_KEY.fullmatch(entry):
             raise SegmentConfigError(
                 key, f'expected entries "sku:<sku>" or "category:<category>", got `{entry!r}`'
+            )
+    return frozenset(value)
+
+
+def _engaged(value: object, key: str) -> frozenset[str]:
+    example = '["added_to_cart", "product_viewed:category:shoes", "email_clicked"]'
+    if not isinstance(value, list) or not value:
+        raise SegmentConfigError(key, f"expected a list of engagement kinds like {example}")
+    for entry in value:
+        if not isinstance(entry, str) or not _ENGAGED_KEY.fullmatch(entry):
+            raise SegmentConfigError(
+                key,
+                'expected entries "<kind>", "<kind>:sku:<sku>" or "<kind>:category:<category>", '
+                f"got `{entry!r}`",
             )
     return frozenset(value)
 

@@ -13,7 +13,7 @@ import msgspec
 import orjson
 
 from ..lifecycle import OrderEvent, Transition
-from ..lifecycle.transitions import SegmentChange
+from ..lifecycle.transitions import SegmentChange, TriggerFired
 from .messages import CustomerRecord, Rejection, Tick
 
 VERSION = "v1"
@@ -21,6 +21,7 @@ MESSAGES: dict[str, tuple[Any, str]] = {
     "order-event": (OrderEvent, "An order event: the engine's input, keyed by customer_id."),
     "transition": (Transition, "A change of a customer's lifecycle state."),
     "segment-change": (SegmentChange, "A customer entering or leaving a segment, or changing class."),
+    "trigger-fired": (TriggerFired, "A trigger fired: its `on` happened and no `unless` followed in time."),
     "customer-state": (CustomerRecord, "A customer's latest lifecycle state (compacted topic)."),
     "rejection": (Rejection, "Input that was not applied (dead letter or replay reject)."),
     "tick": (Tick, "Wall-clock time for one partition (internal ticks topic)."),

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ..config import Config
-from ..lifecycle import all_transition_names
+from ..lifecycle import Transition, all_transition_names
+from ..lifecycle.transitions import Change, SegmentChange
 from .client import client_settings
 
 HOUR_MS = 3_600_000
@@ -43,6 +44,19 @@ def per_segment_topic(config: Config, segment: str | None) -> str:
     return f"{config.topics.segment_changes}.{segment or CLASS_CHANGES}"
 
 
+def change_topic(config: Config, change: Change) -> str:
+    """The topic that carries every change of its kind, fresh or replayed."""
+    if isinstance(change, Transition):
+        return config.topics.transitions
+    if isinstance(change, SegmentChange):
+        return config.topics.segment_changes
+    return config.topics.triggers
+
+
+def per_trigger_topic(config: Config, trigger: str) -> str:
+    return f"{config.topics.triggers}.{trigger}"
+
+
 def required_topics(config: Config) -> list[TopicSpec]:
     n = config.kafka.partitions
     t = config.topics
@@ -63,6 +77,12 @@ def required_topics(config: Config) -> list[TopicSpec]:
         if config.segments.classes:
             names.append(None)
         specs += [TopicSpec(per_segment_topic(config, name), n, co_partitioned=False) for name in names]
+    if config.triggers:
+        specs.append(TopicSpec(t.triggers, n))
+        specs += [
+            TopicSpec(per_trigger_topic(config, trigger.name), n, co_partitioned=False)
+            for trigger in config.triggers.triggers
+        ]
     return specs
 
 

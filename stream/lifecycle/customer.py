@@ -13,11 +13,21 @@ from collections.abc import Callable
 
 import msgspec
 
-from .events import CustomerErased, Item, OrderCancelled, OrderEvent, OrderPlaced, OrderRefunded
+from .events import (
+    CustomerEngaged,
+    CustomerErased,
+    CustomerSignedUp,
+    Item,
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderRefunded,
+)
 from .folding import FoldedOrders
 from .instants import DAY_US, from_us
 from .policy import State
 from .transitions import CustomerScores, CustomerSnapshot, FirstOrder, event_id_prefix
+from .triggers import TriggerBook
 
 
 class RejectedEvent(ValueError):
@@ -121,6 +131,11 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False):
     # experiments whose goal was reached within the window after it (counted once)
     exposures: dict[str, int] | None = None
     goals: list[str] | None = None
+    # before the first order (docs/triggers.md): the latest sign-up's instant, the latest
+    # instant of each engagement key the segments read, and the triggers' bookkeeping
+    signed_up_at: int | None = None
+    engaged: dict[str, int] | None = None
+    triggers: TriggerBook | None = None
 
 
 def new_customer(customer_id: str, created_at_us: int) -> CustomerState:
@@ -137,7 +152,9 @@ def record_event(customer: CustomerState, event: OrderEvent, at_us: int, keep_co
 
     Without `keep_contact`, contact data (email, marketing consent) is not kept at all."""
     if isinstance(event, OrderPlaced):
-        noted = keep_contact and _note_contact(customer, event, at_us)
+        noted = keep_contact and note_contact(
+            customer, event.email, event.accepts_marketing, at_us, event.event_id
+        )
         return _record_placed(customer, event, at_us) or noted
     if isinstance(event, OrderCancelled):
         changed = _record_cancelled(customer, event)
@@ -145,6 +162,8 @@ def record_event(customer: CustomerState, event: OrderEvent, at_us: int, keep_co
         changed = _record_refunded(customer, event)
     elif isinstance(event, CustomerErased):
         raise TypeError("erasure deletes the customer; it is not recorded")
+    elif isinstance(event, CustomerSignedUp | CustomerEngaged):
+        raise TypeError("sign-ups and engagement count no order; see engagement.py")
     else:
         raise TypeError(f"unknown event type {type(event).__name__}")
     if changed:
@@ -152,17 +171,19 @@ def record_event(customer: CustomerState, event: OrderEvent, at_us: int, keep_co
     return changed
 
 
-def _note_contact(customer: CustomerState, event: OrderPlaced, at_us: int) -> bool:
-    """Keep the contact data of the latest placement carrying any: the same whatever the
-    order events arrive in."""
-    if event.email is None and event.accepts_marketing is None:
+def note_contact(
+    customer: CustomerState, email: str | None, accepts_marketing: bool | None, at_us: int, event_id: str
+) -> bool:
+    """Keep the contact data of the latest event (placement or sign-up) carrying any: the
+    same whatever order the events arrive in."""
+    if email is None and accepts_marketing is None:
         return False
-    key = (at_us, event.event_id)
+    key = (at_us, event_id)
     if customer.contact_from is not None and key <= customer.contact_from:
         return False
     customer.contact_from = key
-    changed = (customer.email, customer.accepts_marketing) != (event.email, event.accepts_marketing)
-    customer.email, customer.accepts_marketing = event.email, event.accepts_marketing
+    changed = (customer.email, customer.accepts_marketing) != (email, accepts_marketing)
+    customer.email, customer.accepts_marketing = email, accepts_marketing
     return changed
 
 

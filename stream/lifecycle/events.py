@@ -22,6 +22,7 @@ MinorUnits = Annotated[
     int,
     msgspec.Meta(ge=0, le=MAX_AMOUNT_MINOR, description="amount in the currency's minor unit (cents)"),
 ]
+Email = Annotated[str, msgspec.Meta(max_length=320)]
 Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone; compared in UTC")]
 
 
@@ -54,7 +55,7 @@ class OrderPlaced(_Event, frozen=True, tag="order.placed"):
     coupon: str | None = None
     store_id: str | None = None
     # contact data, optional: the latest placement's is the customer's (docs/lifecycle.md)
-    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    email: Email | None = None
     accepts_marketing: bool | None = None
 
 
@@ -75,15 +76,43 @@ class CustomerErased(_Event, frozen=True, tag="customer.erased"):
     """Right to be forgotten: the customer's state is deleted."""
 
 
-OrderEvent = OrderPlaced | OrderCancelled | OrderRefunded | CustomerErased
+class CustomerSignedUp(_Event, frozen=True, tag="customer.signed_up"):
+    """A person gave the shop their address (newsletter, account, pop-up); it counts no
+    order and changes no lifecycle state (docs/triggers.md)."""
+
+    email: Email | None = None
+    accepts_marketing: bool | None = None
+    source: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
-EventType = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased"]
+class CustomerEngaged(_Event, frozen=True, tag="customer.engaged"):
+    """A sign of interest: a product viewed, a cart filled, a mail clicked. Counts no order."""
+
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")]
+    items: list[Item] | None = None
+    cart_id: NonEmpty | None = None
+
+
+# Every event of the input, orders and before them; the name stays from when there were
+# only orders.
+OrderEvent = (
+    OrderPlaced | OrderCancelled | OrderRefunded | CustomerErased | CustomerSignedUp | CustomerEngaged
+)
+
+
+EventType = Literal[
+    "order.placed",
+    "order.cancelled",
+    "order.refunded",
+    "customer.erased",
+    "customer.signed_up",
+    "customer.engaged",
+]
 
 
 _TYPE_OF: dict[type, EventType] = {
     cls: cast(EventType, cls.__struct_config__.tag)
-    for cls in (OrderPlaced, OrderCancelled, OrderRefunded, CustomerErased)
+    for cls in (OrderPlaced, OrderCancelled, OrderRefunded, CustomerErased, CustomerSignedUp, CustomerEngaged)
 }
 
 

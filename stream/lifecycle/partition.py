@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from .customer import (
     ERASED_SNAPSHOT,
@@ -23,8 +23,9 @@ from .customer import (
     record_event,
     snapshot,
 )
+from .engagement import note_engaged, note_signed_up
 from .erasure import back_after_erasure, erasure_key
-from .events import CustomerErased, OrderEvent, OrderPlaced, event_type
+from .events import CustomerEngaged, CustomerErased, CustomerSignedUp, OrderEvent, OrderPlaced, event_type
 from .experiments import Experiments, OnGoal
 from .folding import DEFAULT_ORDERS_KEPT, DEFAULT_REFUNDS_KEPT, fold_oldest, folded_reason, refunds_reason
 from .instants import DAY_US, MINUTE_US, from_us, to_us
@@ -33,7 +34,27 @@ from .results import EventResult, Outcome, future_reason
 from .segment_changes import Move, Stamp, change_events, move_to
 from .segment_windows import matched_keys, note_event, rebuild_windows
 from .segments import SegmentRules, evaluate
-from .transitions import Cause, Change, CustomerSnapshot, SegmentCause, Transition, transition_name
+from .transitions import (
+    TRANSITION_CAUSES,
+    Cause,
+    Change,
+    CustomerSnapshot,
+    SegmentCause,
+    Transition,
+    transition_name,
+)
+from .triggers import (
+    Occurrence,
+    TriggerRules,
+    arm,
+    disarm,
+    due,
+    event_occurrence,
+    fired_event,
+    forget_removed,
+    may_fire,
+    next_firing,
+)
 
 
 class Scheduled(Protocol):
@@ -73,8 +94,10 @@ class Partition:
         refunds_kept: int = DEFAULT_REFUNDS_KEPT,
         experiments: Experiments | None = None,
         on_goal: OnGoal | None = None,
+        triggers: TriggerRules | None = None,
     ) -> None:
         self.customers = customers
+        self.triggers = triggers or TriggerRules()
         self.experiments = experiments or Experiments()
         self.on_goal = on_goal  # told of each experiment goal reached (the live metric)
         self.orders_kept = orders_kept
@@ -156,7 +179,10 @@ class Partition:
                 continue
             self.clock_us = due
             settled += 1
-            fired += self._settle(customer, due, now_us, "deadline", None)
+            changes = self._settle(customer, due, now_us, "deadline", None)
+            fired += changes
+            if self.triggers:
+                fired += self._fire_triggers(customer, due, now_us, changes, None, None)
             self._index(customer)
             self.customers[customer_id] = customer
         self.clock_us = to_us
@@ -182,6 +208,7 @@ class Partition:
             return self._erase(customer, event, fired, now_us)
         if (customer is None or at < customer.created_at) and self._before_erasure(event.customer_id, at):
             return EventResult(Outcome.ERASED, fired)
+        is_new = customer is None
         if customer is None:
             customer = new_customer(event.customer_id, at)
         else:
@@ -191,9 +218,14 @@ class Partition:
             too_many = refunds_reason(customer, event, self.refunds_kept)
             if too_many is not None:
                 return EventResult(Outcome.REJECTED, fired, reason=too_many, reason_code="too_many_refunds")
+        if isinstance(event, CustomerSignedUp | CustomerEngaged):
+            return self._before_orders(customer, event, at, fired, now_us, is_new)
         new_order = isinstance(event, OrderPlaced) and event.order_id not in customer.orders
-        # an order goal of an experiment is reached by a placement that makes an order count
-        goal_order = self._uncounted_placement(customer, event) if customer.exposures else None
+        # an order goal of an experiment, and a trigger's "order", is a placement that makes
+        # an order count
+        uncounted = (
+            self._uncounted_placement(customer, event) if customer.exposures or self.triggers else None
+        )
         try:
             changed = record_event(customer, event, at, self.keep_contact)
         except RejectedEvent as rejected:
@@ -202,19 +234,95 @@ class Partition:
             return EventResult(Outcome.DUPLICATE, fired)
         if self.segments:
             note_event(self.segments, customer, event, new_order, clock)
-        if goal_order is not None:
-            placed_at = customer.orders[goal_order].counted_at()
-            if placed_at is not None:
-                self.experiments.ordered(customer, placed_at, self.on_goal)
+        placed_at = customer.orders[uncounted].counted_at() if uncounted is not None else None
+        if placed_at is not None and customer.exposures:
+            self.experiments.ordered(customer, placed_at, self.on_goal)
+        occurrence = event_occurrence(event, at, placed_at is not None) if self.triggers else None
         folded = fold_oldest(customer, self.orders_kept, self._matched) if new_order else 0
         # On time, the transition's instant is the event's own; reusing its datetime when it
         # is already UTC saves a conversion on the hottest path.
         on_time = at == clock
         instant = event.occurred_at if on_time and event.occurred_at.tzinfo is UTC else None
-        fired += self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
+        changes = self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
+        fired += changes
+        if self.triggers:
+            fired += self._fire_triggers(customer, clock, now_us, changes, occurrence, occurrence)
         self._index(customer)
         self.customers[event.customer_id] = customer
         return EventResult(Outcome.APPLIED if on_time else Outcome.LATE, fired, folded=folded)
+
+    def _before_orders(
+        self,
+        customer: CustomerState,
+        event: CustomerSignedUp | CustomerEngaged,
+        at: int,
+        fired: list[Change],
+        now_us: int,
+        is_new: bool,
+    ) -> EventResult:
+        """A sign-up or an engagement: noted as far as segments and triggers read it; then
+        the customer is settled (segments on engagement may move) and the triggers run."""
+        clock = self.clock_us
+        assert clock is not None
+        if isinstance(event, CustomerSignedUp):
+            changed = note_signed_up(customer, event, at, self.keep_contact)
+        else:
+            changed = note_engaged(self.segments.engaged_keys, customer, event, at)
+        occurrence = event_occurrence(event, at, False)
+        if self.triggers and occurrence is not None:
+            # armed and disarmed below, after the settling; only whether it would change
+            # anything is needed here
+            changed = (
+                changed
+                or occurrence.name in self.triggers.by_on
+                or occurrence.name in self.triggers.by_unless
+            )
+        if not changed and not is_new:
+            return EventResult(Outcome.DUPLICATE, fired)
+        changes = self._settle(customer, clock, now_us, event_type(event), event.event_id)
+        fired += changes
+        if self.triggers:
+            fired += self._fire_triggers(customer, clock, now_us, changes, occurrence, occurrence)
+        self._index(customer)
+        self.customers[event.customer_id] = customer
+        return EventResult(Outcome.APPLIED if at == clock else Outcome.LATE, fired)
+
+    def _fire_triggers(
+        self,
+        customer: CustomerState,
+        at_us: int,
+        now_us: int,
+        changes: list[Change],
+        on: Occurrence | None,
+        unless: Occurrence | None,
+    ) -> list[Change]:
+        """The triggers at `at_us` (docs/triggers.md): the firings due, after the changes
+        made at this instant, in configuration order; the customer's deadline then includes
+        their next pending firing."""
+        rules = self.triggers
+        forget_removed(rules, customer)
+        if unless is not None:
+            disarm(rules, customer, unless)
+        due_before = due(rules, customer, at_us)
+        for change in changes:
+            name = change.exposure_name()
+            if name in rules.by_on:
+                arm(rules, customer, Occurrence(name, at_us, change.event_id))
+        if on is not None:
+            arm(rules, customer, on)
+        firing = sorted([*due_before, *due(rules, customer, at_us)], key=lambda d: rules.rank[d[0].name])
+        firings: list[Change] = []
+        if firing:
+            stamp = self._stamp(at_us, now_us, "deadline", None)
+            snap = snapshot(customer, at_us, self.scorer)
+            for trigger, armed in firing:
+                if may_fire(trigger, customer):
+                    firings.append(fired_event(trigger, customer, armed, stamp, snap))
+            firings = self.experiments.exposed(customer, firings, at_us, self.on_goal)
+        upcoming = next_firing(customer)
+        if upcoming is not None and (customer.deadline is None or upcoming < customer.deadline):
+            customer.deadline = upcoming
+        return firings
 
     @staticmethod
     def _uncounted_placement(customer: CustomerState, event: OrderEvent) -> str | None:
@@ -282,7 +390,7 @@ class Partition:
         customer: CustomerState,
         at_us: int,
         now_us: int,
-        cause: Cause,
+        cause: SegmentCause,
         cause_event_id: str | None,
         instant: datetime | None = None,
     ) -> list[Change]:
@@ -352,7 +460,8 @@ class Partition:
         customer.state = target
         customer.state_since = stamp.at_us
         cause = stamp.cause
-        assert cause != "configuration", "configuration changes move segments only"
+        # configuration, sign-ups and engagement move segments only
+        assert cause in TRANSITION_CAUSES, cause
         return Transition(
             event_id=f"{customer.id_prefix}{customer.seq:08x}",
             customer_id=customer.customer_id,
@@ -363,7 +472,7 @@ class Partition:
             occurred_at=stamp.occurred_at,
             detected_at=stamp.detected_at,
             replayed=stamp.replayed,
-            cause=cause,
+            cause=cast(Cause, cause),
             cause_event_id=stamp.cause_event_id,
             customer=snap,
         )
@@ -378,6 +487,10 @@ class Partition:
         count, first, last = customer.order_count, customer.first_order_at or 0, customer.last_order_at or 0
         rebuild_windows(self.segments, customer, at)
         moves = self._move_segments(customer, at, next_deadline(policy, count, first, last, at))
+        forget_removed(self.triggers, customer)
+        upcoming = next_firing(customer)
+        if upcoming is not None and (customer.deadline is None or upcoming < customer.deadline):
+            customer.deadline = upcoming
         self._index(customer)
         changes: list[Change] = []
         if moves:

@@ -141,6 +141,10 @@ def _checks(c: Conditions) -> tuple[Check, ...]:
         checks.append(_p_alive_below(c.p_alive_below))
     if c.expected_value_over is not None:
         checks.append(_expected_value_over(c.expected_value_over))
+    if c.signed_up_within is not None:
+        checks.append(_signed_up_within(c.signed_up_within))
+    if c.engaged:
+        checks.append(_engaged(c.engaged, c.engaged_within))
     return tuple(checks)
 
 
@@ -269,5 +273,30 @@ def _expected_value_over(amount: float) -> Check:
         if crossing is None or f.at >= crossing:
             return _NEVER
         return True, crossing
+
+    return check
+
+
+def _signed_up_within(window: int) -> Check:
+    def check(f: Facts) -> tuple[bool, int | None]:
+        signed_up = f.customer.signed_up_at
+        if signed_up is not None and f.at - signed_up < window:
+            return True, signed_up + window
+        return _NEVER
+
+    return check
+
+
+def _engaged(keys: frozenset[str], window: int | None) -> Check:
+    def check(f: Facts) -> tuple[bool, int | None]:
+        engaged = f.customer.engaged
+        latest = max((at for key, at in engaged.items() if key in keys), default=None) if engaged else None
+        if latest is None:
+            return _NEVER
+        if window is None:
+            return True, None
+        if f.at - latest < window:
+            return True, latest + window
+        return _NEVER
 
     return check

@@ -50,6 +50,10 @@ class Conditions:
     p_alive_below: float | None = None
     expected_value_over: float | None = None  # major units of the model's currency
     expected_value_currency: str | None = None
+    # before the first order (docs/triggers.md)
+    signed_up_within: int | None = None
+    engaged: frozenset[str] = frozenset()  # "kind", "kind:sku:<sku>", "kind:category:<category>"
+    engaged_within: int | None = None
 
     def uses_model(self) -> bool:
         return self.p_alive_below is not None or self.expected_value_over is not None
@@ -65,6 +69,8 @@ class Conditions:
             and self.no_order_within is None
             and not self.bought
             and not self.state
+            and self.signed_up_within is None
+            and not self.engaged
         )
 
     def windows(self) -> list[int]:
@@ -117,6 +123,7 @@ class SegmentRules:
     # derived once: the longest window (orders placed longer ago are in no window), the item
     # keys of unwindowed `bought` conditions, and each segment's conditions as checks
     horizon: int = field(init=False, repr=False, compare=False)
+    engaged_keys: frozenset[str] = field(init=False, repr=False, compare=False)
     unwindowed_keys: frozenset[str] = field(init=False, repr=False, compare=False)
     compiled: tuple[tuple[str, Check, dict[str, Check]], ...] = field(init=False, repr=False, compare=False)
     reads_state: bool = field(init=False, repr=False, compare=False)
@@ -127,6 +134,7 @@ class SegmentRules:
             "horizon": max((w for c in every for w in c.windows()), default=0),
             "unwindowed_keys": frozenset(k for c in every if c.bought_within is None for k in c.bought),
             "reads_state": any(c.state for c in every),
+            "engaged_keys": frozenset(k for c in every for k in c.engaged),
             "compiled": tuple(
                 (s.name, segment_check(s.conditions), {st: segment_check(c) for st, c in s.stores.items()})
                 for s in self.segments
@@ -143,6 +151,7 @@ class SegmentRules:
             plain = {f: getattr(c, f) for f in c.__slots__}
             plain["bought"] = sorted(c.bought)
             plain["state"] = sorted(c.state)
+            plain["engaged"] = sorted(c.engaged)
             return repr(sorted(plain.items()))
 
         uses_model = any(c.uses_model() for s in self.segments for c in s.every_conditions())

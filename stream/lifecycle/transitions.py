@@ -86,6 +86,7 @@ def transition_event_id(customer_id: str, created_at_us: int, seq: int) -> str:
 
 
 Cause = Literal["order.placed", "order.cancelled", "order.refunded", "customer.erased", "deadline"]
+TRANSITION_CAUSES: frozenset[str] = frozenset(Cause.__args__)  # type: ignore[attr-defined]
 
 
 class FirstOrder(msgspec.Struct, frozen=True, gc=False):
@@ -153,7 +154,14 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 SegmentCause = Literal[
-    "order.placed", "order.cancelled", "order.refunded", "customer.erased", "deadline", "configuration"
+    "order.placed",
+    "order.cancelled",
+    "order.refunded",
+    "customer.erased",
+    "customer.signed_up",
+    "customer.engaged",
+    "deadline",
+    "configuration",
 ]
 
 
@@ -195,4 +203,37 @@ class SegmentChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return f"{self.change.value}:{self.segment}"
 
 
-Change = Transition | SegmentChange
+def trigger_id_prefix(customer_id: str, created_at_us: int) -> str:
+    """Like `event_id_prefix`, for trigger firings: their own sequence, their own ids."""
+    return event_id_prefix(f"{customer_id}\x1ftriggers", created_at_us)
+
+
+class TriggerFired(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A trigger fired (docs/triggers.md): its `on` happened and no `unless` followed within
+    `after`.
+
+    `seq` counts a customer's firings (1, 2, 3 … without gaps), apart from the transitions'
+    and the segment changes' own; `event_id` derives from the customer, the creation of their
+    state and `seq`, so a firing sent again after a crash has the same id."""
+
+    event_id: str
+    customer_id: str
+    seq: int
+    trigger: str
+    occurred_at: datetime  # the firing instant
+    detected_at: datetime
+    replayed: bool
+    cause_event_id: str  # the `on` occurrence: the event, or the change, that armed it
+    # what the arming engagement carried (an `engaged:<kind>` trigger): the cart to remind of
+    items: list[Item] | None = None
+    cart_id: str | None = None
+    customer: CustomerSnapshot
+    experiments: list[ExperimentEntry] = msgspec.field(default_factory=list)  # see Transition
+    schema_version: Literal["v1"] = "v1"
+
+    def exposure_name(self) -> str:
+        """What an experiment's `on` names this firing by: the trigger's name."""
+        return self.trigger
+
+
+Change = Transition | SegmentChange | TriggerFired

@@ -16,7 +16,7 @@ from ..inputs.messages import InvalidEvent, decode_event
 from ..kafka.partitioning import partition_for
 from ..lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
 from ..lifecycle.experiments import ExposureLog
-from ..lifecycle.transitions import Change
+from ..lifecycle.transitions import Change, SegmentChange
 from ..wallclock import wall_clock_us
 
 
@@ -26,6 +26,7 @@ class ReplayStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     segment_changes: Counter[str] = field(default_factory=Counter)
+    firings: Counter[str] = field(default_factory=Counter)  # by trigger
     folded: int = 0  # orders folded into their customers' totals (limits.orders_kept)
 
     @property
@@ -57,6 +58,7 @@ class Replay:
                 orders_kept=config.limits.orders_kept,
                 refunds_kept=config.limits.refunds_per_order,
                 experiments=config.experiments,
+                triggers=config.triggers,
             )
             for _ in range(self.partition_count)
         ]
@@ -124,8 +126,10 @@ class Replay:
         for change in changes:
             if isinstance(change, Transition):
                 self.stats.transitions[change.transition] += 1
-            else:
+            elif isinstance(change, SegmentChange):
                 self.stats.segment_changes[change.change.value] += 1
+            else:
+                self.stats.firings[change.trigger] += 1
 
     def customers(self) -> Iterator[CustomerState]:
         for _, customer in self.customers_by_partition():

@@ -60,7 +60,7 @@ from .run import (
 )
 from .shared_count import SharedCount, SharedProgress
 
-_KINDS = ("transitions", "segment_changes", "states", "rejects")
+_KINDS = ReplayOutputs._fields  # the jobs' files, one per output
 _HAND_OVER_CHUNK = 4096
 
 
@@ -227,6 +227,7 @@ def _job(
         "outcomes": {str(outcome): n for outcome, n in stats.outcomes.items()},
         "transitions": dict(stats.transitions),
         "segment_changes": dict(stats.segment_changes),
+        "firings": dict(stats.firings),
         "folded": stats.folded,
         "states": dict(result.states),
         "lines": result.lines,
@@ -324,6 +325,7 @@ def _merged(summaries: list[dict[str, Any]]) -> ReplayResult:
         stats.outcomes.update(summary["outcomes"])
         stats.transitions.update(summary["transitions"])
         stats.segment_changes.update(summary["segment_changes"])
+        stats.firings.update(summary["firings"])
         stats.folded += summary["folded"]
         states.update(summary["states"])
     lines = sum(s["lines"] for s in summaries)

@@ -31,7 +31,7 @@ from ..inputs.messages import InvalidEvent, TopicSource, customer_record, decode
 from ..kafka.batches import Batches
 from ..kafka.client import client_settings
 from ..kafka.partitioning import partition_for
-from ..lifecycle.transitions import Transition
+from ..kafka.topics import change_topic
 from ..wallclock import wall_clock_us
 from ..worker.state import (
     CLOCKS_TABLE,
@@ -183,7 +183,7 @@ async def _rebuild_partitions(
         await _read_orders(config, numbers, ends, feed, progress)
         summary.events = replay.stats.read + summary.rerouted
         summary.rejected = replay.stats.rejected
-        summary.transitions = replay.stats.transitions + replay.stats.segment_changes
+        summary.transitions = replay.stats.transitions + replay.stats.segment_changes + replay.stats.firings
         await _write_state(config, replay, numbers, outputs, ends, erased, summary)
         await outputs.flush()
     finally:
@@ -285,11 +285,7 @@ class _Feed:
         if self.emit_transitions:
             for change in changes:
                 # every change of a rebuild is replayed: the fresh per-name topics get none
-                topic = (
-                    config.topics.transitions
-                    if isinstance(change, Transition)
-                    else config.topics.segment_changes
-                )
+                topic = change_topic(config, change)
                 await self.outputs.send(topic, change.customer_id.encode(), encode(change), number)
 
     async def _dead_letter(self, number: int, record: Any, invalid: InvalidEvent) -> None:

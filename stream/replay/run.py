@@ -18,7 +18,7 @@ from ..inputs.messages import FileSource, InvalidEvent, customer_record, encode,
 from ..inputs.sources import InputFiles, read_inputs
 from ..inputs.time_order import OrderedLine, OrderingStats, line_head, ordered_lines
 from ..lifecycle import Transition
-from ..lifecycle.transitions import Change
+from ..lifecycle.transitions import Change, SegmentChange, TriggerFired
 from .driver import Replay, ReplayStats
 
 
@@ -96,6 +96,7 @@ class ReplayOutputs(NamedTuple):
     segment_changes: BinaryIO | None
     states: BinaryIO | None
     rejects: BinaryIO | None
+    triggers: BinaryIO | None = None
 
 
 # lines replayed between two updates of the progress: the replay loop is too hot for a
@@ -127,7 +128,7 @@ def _replay(
     tagged: bool,
     progress: Any,
 ) -> ReplayResult:
-    write_changes = _writer(outputs.transitions, outputs.segment_changes)
+    write_changes = _writer(outputs)
     states_out, rejects_out = outputs.states, outputs.rejects
     for instant, position, (path, line) in lines:
         reason = line.error
@@ -180,17 +181,21 @@ def state_tag(partition: int, index: int) -> bytes:
     return b"3%020d%015d|" % (partition, index)
 
 
-def _writer(transitions_out: BinaryIO | None, segment_changes_out: BinaryIO | None) -> Any:
+def _writer(outputs: ReplayOutputs) -> Any:
     """Writes each change to its file, in emission order, after `tag`; those with no file are
     dropped."""
-    if transitions_out is None and segment_changes_out is None:
+    files = {
+        Transition: outputs.transitions,
+        SegmentChange: outputs.segment_changes,
+        TriggerFired: outputs.triggers,
+    }
+    writes = {kind: handle.write for kind, handle in files.items() if handle is not None}
+    if not writes:
         return lambda changes, tag: None
-    write_transition = transitions_out.write if transitions_out is not None else None
-    write_segment_change = segment_changes_out.write if segment_changes_out is not None else None
 
     def write_changes(changes: list[Change], tag: bytes) -> None:
         for change in changes:
-            write = write_transition if isinstance(change, Transition) else write_segment_change
+            write = writes.get(type(change))
             if write is not None:
                 write(tag + encode(change) + b"\n")
 

@@ -31,7 +31,7 @@ class Emitted:
 
     def note(self, changes: list[Change]) -> None:
         for change in changes:
-            if change.cause == "configuration":
+            if getattr(change, "cause", None) == "configuration":
                 continue
             kind = change.exposure_name()
             year, week, _ = change.occurred_at.isocalendar()

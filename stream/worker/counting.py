@@ -13,11 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..lifecycle import State
-from ..lifecycle.transitions import Change, SegmentChange
+from ..lifecycle import CustomerState, State
+from ..lifecycle.transitions import Change, SegmentChange, TriggerFired
 from .customer_store import WrittenCustomer
 from .metrics import WorkerMetrics, buyers_label
 from .state import CustomerHead
+
+
+def pending_of(customer: CustomerHead | CustomerState) -> int:
+    return len(customer.triggers.pending) if customer.triggers is not None else 0
+
 
 # the one-timer's two ways out of its window, counted as the live second-purchase conversion
 _ONE_TIMER_OUTCOMES = {
@@ -34,6 +39,7 @@ class PartitionCounts:
     segment_members: Counter[str] = field(default_factory=Counter)
     class_members: Counter[str] = field(default_factory=Counter)
     buyers: Counter[str] = field(default_factory=Counter)  # by `buyers_label`
+    pending_firings: int = 0
     clock_gauge: Any = None  # this partition's lifecycle_partition_clock
 
     def took_up(self, heads: list[CustomerHead]) -> None:
@@ -42,6 +48,7 @@ class PartitionCounts:
         self.segment_members.update(name for c in heads for name in c.segments)
         self.class_members.update(c.segment_class for c in heads if c.segment_class is not None)
         self.buyers.update(label for c in heads if (label := buyers_label(c.order_count)) is not None)
+        self.pending_firings = sum(pending_of(c) for c in heads)
         self.add_to_gauges(1)
 
     def add_to_gauges(self, sign: int) -> None:
@@ -55,12 +62,16 @@ class PartitionCounts:
             metrics.class_members.labels(klass).inc(sign * count)
         for label, count in self.buyers.items():
             metrics.buyers.labels(label).inc(sign * count)
+        if sign > 0:
+            metrics.trigger_pending.labels(str(self.number)).set(self.pending_firings)
 
     def let_go(self) -> None:
         """The partition is no longer this worker's: its part leaves the gauges."""
         self.add_to_gauges(-1)
         with contextlib.suppress(KeyError):  # a partition taken up but never clocked
             self.metrics.partition_clock.remove(str(self.number))
+        with contextlib.suppress(KeyError):
+            self.metrics.trigger_pending.remove(str(self.number))
         self.clock_gauge = None
 
     def count(self, changes: list[Change], changed: list[WrittenCustomer], clock_us: int | None) -> None:
@@ -71,6 +82,9 @@ class PartitionCounts:
                 metrics.labelled(metrics.experiment_exposures, entry.name, entry.group).inc()
             if isinstance(transition, SegmentChange):
                 self._count_segment_change(transition)
+                continue
+            if isinstance(transition, TriggerFired):
+                metrics.labelled(metrics.trigger_firings, transition.trigger).inc()
                 continue
             metrics.labelled(metrics.transitions, transition.transition).inc()
             outcome = _ONE_TIMER_OUTCOMES.get((transition.from_state, transition.to_state))
@@ -89,6 +103,10 @@ class PartitionCounts:
                     if state is not None:
                         self.states[state] += step
                         metrics.labelled(metrics.customers, state.value).inc(step)
+            pending_after = pending_of(change.state) if change.state is not None else 0
+            if pending_after != change.pending_before:
+                self.pending_firings += pending_after - change.pending_before
+                metrics.trigger_pending.labels(str(self.number)).set(self.pending_firings)
             buyers_before = buyers_label(change.orders_before)
             buyers_after = buyers_label(change.state.order_count) if change.state is not None else None
             if buyers_before != buyers_after:

@@ -23,6 +23,7 @@ class WrittenCustomer(NamedTuple):
     # for the caller to keep (see PendingErasure)
     outboxes: list[Outbox]
     orders_before: int = 0  # counted orders as stored before this message
+    pending_before: int = 0  # trigger firings pending as stored before this message
 
 
 class _Kept(NamedTuple):
@@ -72,9 +73,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
         self.unwritten: dict[bytes, bytes | None] = {}  # None: deleted
         self.changed: dict[str, CustomerState | None] = {}
         self._outboxes: dict[str, list[Outbox]] = {}
-        # lifecycle state and counted orders of each customer read, as stored before this
-        # message (None: new)
-        self._before: dict[str, tuple[State, int] | None] = {}
+        # lifecycle state, counted orders and pending firings of each customer read, as
+        # stored before this message (None: new)
+        self._before: dict[str, tuple[State, int, int] | None] = {}
 
     def __getitem__(self, customer_id: str) -> CustomerState:
         if customer_id in self.changed:
@@ -94,7 +95,9 @@ class TableCustomers(MutableMapping[str, CustomerState]):
                 raise KeyError(customer_id)
             stored = decode_stored(raw)
         self._outboxes[customer_id] = stored.outboxes
-        self._before.setdefault(customer_id, (stored.state.state, stored.state.order_count))
+        state = stored.state
+        pending = len(state.triggers.pending) if state.triggers is not None else 0
+        self._before.setdefault(customer_id, (state.state, state.order_count, pending))
         return stored.state
 
     def __setitem__(self, customer_id: str, state: CustomerState) -> None:
@@ -133,6 +136,7 @@ class TableCustomers(MutableMapping[str, CustomerState]):
                     state,
                     kept,
                     orders_before=before[1] if before else 0,
+                    pending_before=before[2] if before else 0,
                 )
             )
             key = customer_id.encode()

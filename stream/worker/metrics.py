@@ -156,6 +156,18 @@ class WorkerMetrics:
             ["experiment", "group"],
             registry=registry,
         )
+        self.trigger_firings = Counter(
+            "lifecycle_trigger_firings",
+            "Trigger firings emitted, by trigger (replayed ones and held-out ones included).",
+            ["trigger"],
+            registry=registry,
+        )
+        self.trigger_pending = Gauge(
+            "lifecycle_trigger_pending",
+            "Firings armed and not yet due, in each partition this worker owns.",
+            ["partition"],
+            registry=registry,
+        )
         self.experiment_goals = Counter(
             "lifecycle_experiment_goals",
             "Customers who reached an experiment's goal within its window after their first "

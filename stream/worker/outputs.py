@@ -11,10 +11,10 @@ import orjson
 
 from ..config import Config
 from ..inputs.messages import TopicSource, encode, rejection
-from ..kafka.topics import per_name_topic, per_segment_topic
+from ..kafka.topics import per_name_topic, per_segment_topic, per_trigger_topic
 from ..lifecycle import Transition
 from ..lifecycle.experiments import ExperimentEntry, held_out
-from ..lifecycle.transitions import Change
+from ..lifecycle.transitions import Change, SegmentChange
 from .metrics import WorkerMetrics
 
 
@@ -58,17 +58,21 @@ class Outputs:
         to_name = not change.replayed and not held_out(change.experiments)
         if isinstance(change, Transition):
             self.transition(key, raw, change.transition, to_name=to_name)
-        else:
+        elif isinstance(change, SegmentChange):
             self.segment_change(key, raw, change.segment, to_name=to_name)
+        else:
+            self.firing(key, raw, change.trigger, to_name=to_name)
 
     def change_again(self, key: bytes, raw: bytes) -> None:
         """A change sent before, from its stored encoding: a segment change has a `change`
-        kind, a transition none."""
+        kind, a firing a `trigger`, a transition neither."""
         sent = orjson.loads(raw)
         entries = [ExperimentEntry(e["name"], e["group"]) for e in sent.get("experiments", ())]
         to_name = not sent["replayed"] and not held_out(entries)
         if "change" in sent:
             self.segment_change(key, raw, sent["segment"], to_name=to_name)
+        elif "trigger" in sent:
+            self.firing(key, raw, sent["trigger"], to_name=to_name)
         else:
             self.transition(key, raw, sent["transition"], to_name=to_name)
 
@@ -81,6 +85,11 @@ class Outputs:
         self.emit(self.topics.segment_changes, key, raw, None)
         if to_name:
             self.emit(per_segment_topic(self.config, segment), key, raw, None)
+
+    def firing(self, key: bytes, raw: bytes, trigger: str, *, to_name: bool) -> None:
+        self.emit(self.topics.triggers, key, raw, None)
+        if to_name:
+            self.emit(per_trigger_topic(self.config, trigger), key, raw, None)
 
     def dead_letter(
         self, topic: str, number: int, offset: int, key: bytes | None, raw: bytes, reason: str, kind: str

@@ -171,6 +171,7 @@ class Ownership:
             refunds_kept=limits.refunds_per_order,
             experiments=self.config.experiments,
             on_goal=self._count_goal,
+            triggers=self.config.triggers,
         )
         core.rebuild_deadline_index(states)
         counts = PartitionCounts(self.metrics, number)

@@ -15,6 +15,7 @@ import msgspec
 
 from ..lifecycle import CustomerState, State
 from ..lifecycle.customer import OrderRecord
+from ..lifecycle.triggers import TriggerBook
 
 Head = TypeVar("Head")  # CustomerState or CustomerHead
 Record = TypeVar("Record")  # StoredCustomer or StoredHead
@@ -62,6 +63,7 @@ class CustomerHead(msgspec.Struct, gc=False):
     segments: list[str] = msgspec.field(default_factory=list)
     segment_class: str | None = None
     order_count: int = 0
+    triggers: TriggerBook | None = None
 
 
 class StoredHead(msgspec.Struct, array_like=True, gc=False):
