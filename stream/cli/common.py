@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, overload
 
 from ..inputs import sources
 from ..inputs.csv_text import InputFormatError, checked_encoding
-from ..inputs.files import CSV_OPTIONAL, CSV_REQUIRED, CsvLayout
+from ..inputs.files import CSV_OPTIONAL, CSV_REQUIRED, SIGNUP_OPTIONAL, SIGNUP_REQUIRED, CsvLayout
 from ..inputs.sources import FORMATS, InputFiles
 from ..inputs.time_order import SourcedLine
 from ..lifecycle.instants import parse_rfc3339
@@ -80,7 +80,9 @@ def add_input_options(parser: Any) -> None:
         "--format",
         choices=FORMATS,
         default="jsonl",
-        help="jsonl (default), csv (a flat order export), shopify (Shopify's orders export)",
+        help="jsonl (default), csv (a flat order export), shopify (Shopify's orders export), "
+        "signups (a CSV of sign-ups: customer_id, occurred_at, optional email, accepts_marketing, "
+        "source, event_id)",
     )
     parser.add_argument(
         "--columns",
@@ -106,8 +108,9 @@ def input_layout(args: Any) -> CsvLayout:
     columns: dict[str, str] = {}
     for pair in filter(None, (args.columns or "").split(",")):
         ours, sep, theirs = pair.partition("=")
-        if not sep or ours.strip() not in (*CSV_REQUIRED, *CSV_OPTIONAL) or not theirs.strip():
-            known = ", ".join((*CSV_REQUIRED, *CSV_OPTIONAL))
+        columns_known = dict.fromkeys((*CSV_REQUIRED, *CSV_OPTIONAL, *SIGNUP_REQUIRED, *SIGNUP_OPTIONAL))
+        if not sep or ours.strip() not in columns_known or not theirs.strip():
+            known = ", ".join(columns_known)
             raise UsageError(f"--columns: expected OURS=THEIRS pairs with OURS one of {known}; got `{pair}`")
         columns[ours.strip()] = theirs.strip()
     delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter

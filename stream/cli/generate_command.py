@@ -31,6 +31,15 @@ def register(commands: Any) -> None:
         help="one customer more, `heavy`, with this many orders over the whole span (a wholesale "
         "buyer; guest checkouts under one id); the other customers' events stay the same",
     )
+    parser.add_argument(
+        "--engagement",
+        type=int,
+        default=0,
+        metavar="PER_ORDER",
+        help="add what happens before orders: about this many engagement events an order "
+        "(products viewed, carts, checkouts), sign-ups, abandoned carts, and prospects who never "
+        "order (a third as many as customers); the orders stay the same",
+    )
     parser.add_argument("--output", "-o", default="-", help="path (.gz compresses), default stdout")
     parser.set_defaults(run=run)
 
@@ -44,8 +53,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--customers must not be negative")
     if args.heavy_customer < 0:
         raise UsageError("--heavy-customer must not be negative")
+    if args.engagement < 0:
+        raise UsageError("--engagement must not be negative")
     events = history(
-        args.customers, from_us(start), from_us(end), seed=args.seed, heavy_orders=args.heavy_customer
+        args.customers,
+        from_us(start),
+        from_us(end),
+        seed=args.seed,
+        heavy_orders=args.heavy_customer,
+        engagement=args.engagement,
     )
     try:
         if args.output == "-":

@@ -11,7 +11,7 @@ import gzip
 import itertools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import BinaryIO, NamedTuple
@@ -26,6 +26,10 @@ from .messages import MAX_EVENT_BYTES
 
 CSV_REQUIRED = ("customer_id", "order_id", "occurred_at", "amount", "currency")
 CSV_OPTIONAL = ("type", "event_id", "store_id", "channel", "payment_method", "coupon")
+# a CSV of sign-ups (a newsletter tool's or an account export): `--format signups`
+SIGNUP_REQUIRED = ("customer_id", "occurred_at")
+SIGNUP_OPTIONAL = ("event_id", "email", "accepts_marketing", "source")
+_YES, _NO = ("true", "yes", "y", "1"), ("false", "no", "n", "0")
 
 
 class InputLine(NamedTuple):
@@ -155,10 +159,24 @@ class CsvLayout:
 
 def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[InputLine]:
     """Rows of a flat order export, turned into order-event JSON (see README for columns)."""
-    layout = layout or CsvLayout()
+    return _csv_event_lines(stream, layout or CsvLayout(), CSV_REQUIRED, CSV_OPTIONAL, csv_row_event)
+
+
+def signup_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[InputLine]:
+    """Rows of a CSV of sign-ups, turned into customer.signed_up events (docs/triggers.md)."""
+    return _csv_event_lines(stream, layout or CsvLayout(), SIGNUP_REQUIRED, SIGNUP_OPTIONAL, signup_row_event)
+
+
+def _csv_event_lines(
+    stream: BinaryIO,
+    layout: CsvLayout,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    to_event: Callable[[dict[str, str], CsvLayout, tzinfo | None], dict[str, object]],
+) -> Iterator[InputLine]:
     zone = _zone(layout.timezone)
     header, rows = csv_rows(stream, layout.encoding, layout.delimiter)
-    missing = [layout.column(c) for c in CSV_REQUIRED if layout.column(c) not in header]
+    missing = [layout.column(c) for c in required if layout.column(c) not in header]
     if missing:
         found = shown(", ".join(header)) or "none"
         hint = "" if layout.delimiter != "," else "; a `;`-separated file is read as one column (--delimiter)"
@@ -167,7 +185,7 @@ def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[Inp
         )
     index = {
         ours: header.index(layout.column(ours))
-        for ours in (*CSV_REQUIRED, *CSV_OPTIONAL)
+        for ours in (*required, *optional)
         if layout.column(ours) in header
     }
     for line, values, unreadable in rows:
@@ -178,7 +196,7 @@ def csv_lines(stream: BinaryIO, layout: CsvLayout | None = None) -> Iterator[Inp
             continue
         row = {ours: values[i] if i < len(values) else "" for ours, i in index.items()}
         try:
-            yield InputLine(line, orjson.dumps(csv_row_event(row, layout, zone)))
+            yield InputLine(line, orjson.dumps(to_event(row, layout, zone)))
         except ValueError as error:
             yield InputLine(line, original_bytes(values, layout.delimiter), f"line {line}: {error}")
 
@@ -223,6 +241,34 @@ def csv_row_event(
         for column in ("store_id", "channel", "payment_method", "coupon"):
             if row.get(column):
                 event[column] = row[column]
+    return event
+
+
+def signup_row_event(
+    row: dict[str, str], layout: CsvLayout | None = None, zone: tzinfo | None = None
+) -> dict[str, object]:
+    """One CSV row as a sign-up. Rows without event_id get one derived from the customer and
+    the time, so sending the same export twice signs no one up twice."""
+    layout = layout or CsvLayout()
+    customer_id = row["customer_id"].strip()
+    occurred_at = _csv_instant(row["occurred_at"], layout.column("occurred_at"), zone)
+    event: dict[str, object] = {
+        "type": "customer.signed_up",
+        "event_id": row.get("event_id") or f"csv:customer.signed_up:{customer_id}:{row['occurred_at']}",
+        "customer_id": customer_id,
+        "occurred_at": occurred_at,
+    }
+    for column in ("email", "source"):
+        if row.get(column, "").strip():
+            event[column] = row[column].strip()
+    consent = row.get("accepts_marketing", "").strip().lower()
+    if consent in _YES or consent in _NO:
+        event["accepts_marketing"] = consent in _YES
+    elif consent:
+        raise ValueError(
+            f"column `{layout.column('accepts_marketing')}`: expected yes or no (true/false, 1/0), "
+            f"got `{shown(row['accepts_marketing'])}`"
+        )
     return event
 
 

@@ -58,17 +58,31 @@ def history(
     seed: int = 1,
     shape: HistoryShape | None = None,
     heavy_orders: int = 0,
+    engagement: int = 0,
 ) -> list[bytes]:
     """Order events of `customers` customers between `start` and `end`, in arrival order;
     with `heavy_orders`, one customer more (`heavy`) with that many orders spread over the
-    whole span, and the other customers' events exactly as without it."""
+    whole span, and the other customers' events exactly as without it. With `engagement`,
+    the events before orders too (`_before_orders`): about that many engagement events an
+    order, sign-ups, abandoned carts, and prospects who never order."""
     shape = shape or HistoryShape()
     rng = random.Random(seed)
     start_us, end_us = to_us(start), to_us(end)
     stamped: list[tuple[int, int, bytes]] = []
     for index in range(customers):
-        for arrival_us, event in _customer_events(rng, index, start_us, end_us, shape):
+        mine = list(_customer_events(rng, index, start_us, end_us, shape))
+        for arrival_us, event in mine:
             stamped.append((arrival_us, len(stamped), orjson.dumps(event)))
+        if engagement:
+            ordered = sorted({e["order_id"]: a for a, e in mine if e["type"] == "order.placed"}.values())
+            own = random.Random(f"before-{seed}-{index}")  # its own: the orders stay as they are
+            for at_us, event in _before_orders(own, f"c{index:07d}", ordered, engagement, start_us, end_us):
+                stamped.append((at_us, len(stamped), orjson.dumps(event)))
+    if engagement:
+        for index in range(int(customers * PROSPECT_SHARE)):
+            own = random.Random(f"prospect-{seed}-{index}")
+            for at_us, event in _before_orders(own, f"p{index:07d}", [], engagement, start_us, end_us):
+                stamped.append((at_us, len(stamped), orjson.dumps(event)))
     if heavy_orders:
         for arrival_us, event in _heavy_customer_events(seed, heavy_orders, start_us, end_us, shape):
             stamped.append((arrival_us, len(stamped), orjson.dumps(event)))
@@ -203,3 +217,60 @@ def _order_body(rng: random.Random, currency: str, store_id: str) -> dict[str, A
     if rng.random() < 0.15:
         body["coupon"] = rng.choice(("WELCOME10", "SPRING15", "FREESHIP"))
     return body
+
+
+PROSPECT_SHARE = 0.3  # prospects who never order, per customer who does
+SIGN_UP_SOURCES = ["newsletter", "newsletter", "account", "popup"]
+
+
+def _before_orders(
+    rng: random.Random, customer_id: str, orders_at: list[int], per_order: int, start_us: int, end_us: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """What a customer does besides ordering: a sign-up (most before their first order),
+    `per_order` engagement events in the session before each order (products viewed, then
+    the cart and the checkout), and sessions that end in a cart left behind."""
+    counter = 0
+
+    def event(event_type: str, at_us: int, **fields: Any) -> tuple[int, dict[str, Any]]:
+        nonlocal counter
+        counter += 1
+        body = {
+            "event_id": f"{customer_id}-g{counter}",
+            "type": event_type,
+            "customer_id": customer_id,
+            "occurred_at": from_us(at_us).isoformat().replace("+00:00", "Z"),
+            **fields,
+        }
+        return at_us, body
+
+    first = orders_at[0] if orders_at else start_us + int(rng.random() * (end_us - start_us))
+    if rng.random() < (0.6 if orders_at else 0.8):
+        signed_at = max(start_us, first - int(rng.random() * 20 * DAY_US))
+        yield event(
+            "customer.signed_up",
+            signed_at,
+            email=f"{customer_id}@example.com",
+            accepts_marketing=rng.random() < 0.7,
+            source=rng.choice(SIGN_UP_SOURCES),
+        )
+    sessions = [(at, "ordered") for at in orders_at]
+    # a cart left, or products looked at and nothing more: before the first order, or not
+    # followed by one at all
+    for ending, chance in (("cart", 0.3), ("browse", 0.3)):
+        if not orders_at or rng.random() < chance:
+            left_at = first - int((1 + rng.random()) * DAY_US * (2 if ending == "browse" else 1))
+            sessions.append((max(start_us, min(left_at if orders_at else first, end_us - 1)), ending))
+    for number, (ends_at, ending) in enumerate(sessions, start=1):
+        sku, category, price = rng.choice(CATALOG)
+        item = [{"sku": sku, "category": category, "qty": 1, "unit_minor": price}]
+        cart = f"cart-{customer_id}-{number}"
+        kinds = ["product_viewed"] * max(1, per_order - 2) + ["added_to_cart", "checkout_started"]
+        if ending != "ordered":
+            kinds = kinds[:-1] if ending == "cart" else kinds[:-2]
+        at = ends_at - (len(kinds) + 1) * MINUTE_US
+        for kind in kinds:
+            at = max(start_us, at + int((0.5 + rng.random()) * MINUTE_US))
+            if kind == "product_viewed":
+                yield event("customer.engaged", min(at, ends_at - 1), kind=kind, items=item)
+            else:
+                yield event("customer.engaged", min(at, ends_at - 1), kind=kind, items=item, cart_id=cart)

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from .csv_text import InputFormatError
-from .files import CsvLayout, InputLine, csv_lines, jsonl_lines, open_input
+from .files import CsvLayout, InputLine, csv_lines, jsonl_lines, open_input, signup_lines
 from .shopify import shopify_lines
 from .time_order import SourcedLine
 
-FORMATS = ("jsonl", "csv", "shopify")
+FORMATS = ("jsonl", "csv", "shopify", "signups")
 
 
 class UnreadableInput(InputFormatError):
@@ -33,6 +33,8 @@ def format_lines(stream: BinaryIO, input_format: str, layout: CsvLayout | None =
     """The lines of an input in one of FORMATS."""
     if input_format == "csv":
         return csv_lines(stream, layout)
+    if input_format == "signups":
+        return signup_lines(stream, layout)
     if input_format == "shopify":
         return shopify_lines(stream, (layout or CsvLayout()).encoding)
     return jsonl_lines(stream)

@@ -15,7 +15,16 @@ import orjson
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from tests.helpers import NOW, cancelled, erased, placed, refunded
+from tests.helpers import NOW, cancelled, engaged, erased, placed, refunded, signed_up
+
+# segments and triggers that read sign-ups and engagement, so that the fuzzed paths run them
+BEFORE_ORDERS: dict[str, Any] = {
+    "segments": {"leads": {"state": ["prospect"], "engaged": ["added_to_cart"], "engaged_within": "30d"}},
+    "triggers": {
+        "welcome": {"on": "signed_up", "only_state": ["prospect"], "once": True},
+        "cart": {"on": "engaged:added_to_cart", "after": "1h", "unless": ["order", "signed_up"]},
+    },
+}
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_FUZZ_EXAMPLES", "150"))
 # every fuzz test runs under these: no deadline (a 1 MB input takes its time) and no
@@ -94,7 +103,9 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     order = draw(st.sampled_from(["o1", "o2", "o3"]))
     when = NOW - draw(st.integers(min_value=0, max_value=3 * 365 * 86_400_000_000))
     amount = draw(st.integers(min_value=0, max_value=10**6))
-    kind = draw(st.sampled_from(["placed", "placed", "cancelled", "refunded", "erased"]))
+    kind = draw(
+        st.sampled_from(["placed", "placed", "cancelled", "refunded", "erased", "signed_up", "engaged"])
+    )
     # drawn, not the helpers' counter: an example must be the same bytes when replayed
     event_id = draw(st.sampled_from(["e1", "e2", "e3", "e4"]))
     if kind == "placed":
@@ -109,6 +120,14 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         return cancelled(customer, order, when, event_id=event_id)
     if kind == "refunded":
         return refunded(customer, order, when, amount, event_id=event_id)
+    if kind == "signed_up":
+        contact = {"email": "a@example.com", "accepts_marketing": draw(st.booleans()), "source": "popup"}
+        return signed_up(customer, when, event_id=event_id, **(contact if draw(st.booleans()) else {}))
+    if kind == "engaged":
+        what = draw(st.sampled_from(["added_to_cart", "product_viewed", "email_clicked"]))
+        items = [{"sku": "s1", "qty": 1, "unit_minor": amount, "category": "shoes"}]
+        cart = {"items": items, "cart_id": "k1"} if draw(st.booleans()) else {}
+        return engaged(customer, what, when, event_id=event_id, **cart)
     return erased(customer, when, event_id=event_id)
 
 
@@ -241,6 +260,30 @@ def csv_files(draw: st.DrawFn) -> bytes:
         rows.append(",".join(values))
     text = "\r\n".join([CSV_HEADER, *rows])
     raw = text.encode(draw(st.sampled_from(ENCODINGS)), "replace")
+    return draw(mutated_bytes(st.just(raw))) if draw(st.booleans()) else raw
+
+
+SIGNUP_HEADER = "customer_id,occurred_at,email,accepts_marketing,source,event_id"
+
+
+@st.composite
+def signup_files(draw: st.DrawFn) -> bytes:
+    """A CSV of sign-ups: valid rows, rows with fields replaced, the bytes mutated, in one
+    of the encodings shops save in."""
+    rows = []
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        values = [
+            draw(st.sampled_from(["c1", "Zoë", "a@example.com"])),
+            draw(st.sampled_from(["2025-03-01T10:00:00Z", "2025-03-01 10:00:00", "01/03/2025"])),
+            draw(st.sampled_from(["", "a@example.com", "x" * 400])),
+            draw(st.sampled_from(["", "yes", "FALSE", "1", "ja"])),
+            draw(st.sampled_from(["", "popup", "newsletter"])),
+            draw(st.sampled_from(["", "s1"])),
+        ]
+        if draw(st.booleans()):
+            values[draw(st.integers(0, len(values) - 1))] = draw(_field_texts)
+        rows.append(",".join(values))
+    raw = "\r\n".join([SIGNUP_HEADER, *rows]).encode(draw(st.sampled_from(ENCODINGS)), "replace")
     return draw(mutated_bytes(st.just(raw))) if draw(st.booleans()) else raw
 
 

@@ -22,7 +22,7 @@ from stream.inputs.time_order import line_head
 from stream.lifecycle import OrderEvent
 from stream.replay.driver import Replay
 from stream.worker.runtime import Worker
-from tests.fuzz.strategies import event_bytes, fuzz_settings, nested
+from tests.fuzz.strategies import BEFORE_ORDERS, event_bytes, fuzz_settings, nested
 from tests.helpers import NOW, T0, placed
 
 POISON = [
@@ -66,7 +66,9 @@ def test_the_time_order_head_of_a_line_never_raises(raw):
     assert customer_id is None or isinstance(customer_id, str)
 
 
-_replay = Replay(load_config(None, environ={}, overrides={"kafka": {"partitions": 2}}), now_us=lambda: NOW)
+_replay = Replay(
+    load_config(None, environ={}, overrides={"kafka": {"partitions": 2}, **BEFORE_ORDERS}), now_us=lambda: NOW
+)
 
 
 @fuzz_settings
@@ -83,7 +85,7 @@ class _WorkerUnderFire:
     earlier ones (a cancellation of a huge order, a refund in another currency …)."""
 
     def __init__(self) -> None:
-        config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+        config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}, **BEFORE_ORDERS})
         self.worker = Worker(config, {}, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0])
         self.offsets = itertools.count()
 

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from stream.inputs.files import CsvLayout, InputFormatError
 from stream.inputs.messages import InvalidEvent, decode_event
 from stream.inputs.sources import format_lines
-from tests.fuzz.strategies import ENCODINGS, csv_files, event_bytes, fuzz_settings, shopify_files
+from tests.fuzz.strategies import (
+    ENCODINGS,
+    csv_files,
+    event_bytes,
+    fuzz_settings,
+    shopify_files,
+    signup_files,
+)
 
 SHOPIFY_EXAMPLE = (Path(__file__).parents[1] / "data" / "shopify-orders.csv").read_bytes()
 
@@ -45,6 +52,12 @@ def test_a_csv_export_is_read_as_events_and_rejections_whatever_its_bytes(raw, e
 
 
 @fuzz_settings
+@given(signup_files(), st.sampled_from(ENCODINGS), st.sampled_from([None, "Europe/Berlin"]))
+def test_a_csv_of_sign_ups_is_read_as_events_and_rejections_whatever_its_bytes(raw, encoding, zone):
+    _read_all(raw, "signups", CsvLayout(encoding=encoding, timezone=zone))
+
+
+@fuzz_settings
 @given(shopify_files(SHOPIFY_EXAMPLE), st.sampled_from(ENCODINGS))
 def test_a_shopify_export_is_read_as_events_and_rejections_whatever_its_bytes(raw, encoding):
     _read_all(raw, "shopify", CsvLayout(encoding=encoding))
@@ -58,6 +71,6 @@ def test_a_jsonl_file_is_read_line_by_line_whatever_its_bytes(lines):
 
 
 @fuzz_settings
-@given(st.binary(max_size=300), st.sampled_from(["csv", "shopify"]), st.sampled_from(ENCODINGS))
+@given(st.binary(max_size=300), st.sampled_from(["csv", "shopify", "signups"]), st.sampled_from(ENCODINGS))
 def test_any_bytes_as_a_csv_file_are_lines_or_a_header_error(raw, input_format, encoding):
     _read_all(raw, input_format, CsvLayout(encoding=encoding))

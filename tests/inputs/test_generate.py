@@ -33,3 +33,22 @@ def test_history_has_the_shapes_the_engine_must_handle():
     refunds = [e for e in events if e["type"] == "order.refunded"]
     assert len({e["amount"]["amount_minor"] > 0 for e in refunds}) == 1
     assert sum(1 for e in events if not e["occurred_at"].endswith("Z")) > 0  # zone offsets
+
+
+def test_engagement_adds_what_happens_before_orders_and_leaves_the_orders_as_they_were():
+    plain = history(300, START, END, seed=5)
+    raw = history(300, START, END, seed=5, engagement=10)
+    events = [orjson.loads(r) for r in raw]
+    ordered_only = [r for r, e in zip(raw, events, strict=True) if not e["type"].startswith("customer.s")]
+    ordered_only = [r for r in ordered_only if orjson.loads(r)["type"] != "customer.engaged"]
+    assert ordered_only == plain
+    for line in raw[:2000]:
+        decode_event(line)
+    kinds = Counter(e.get("kind") or e["type"] for e in events)
+    orders = kinds["order.placed"]
+    assert 8 * orders < kinds["product_viewed"] + kinds["added_to_cart"] + kinds["checkout_started"]
+    assert kinds["customer.signed_up"] > 0
+    assert kinds["added_to_cart"] > kinds["checkout_started"]  # carts left behind
+    buyers = {e["customer_id"] for e in events if e["type"] == "order.placed"}
+    prospects = {e["customer_id"] for e in events} - buyers
+    assert len(prospects) >= 0.25 * len(buyers)  # people who never order

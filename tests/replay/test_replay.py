@@ -15,7 +15,19 @@ from jsonschema import Draft202012Validator
 
 from stream.inputs.schemas import load_schema
 from stream.lifecycle.instants import format_rfc3339
-from tests.helpers import at, cancelled, erased, jsonl, placed, refunded, run_cli, run_replay, write_events
+from tests.helpers import (
+    at,
+    cancelled,
+    engaged,
+    erased,
+    jsonl,
+    placed,
+    refunded,
+    run_cli,
+    run_replay,
+    signed_up,
+    write_events,
+)
 
 HAND_WRITTEN = [
     placed(
@@ -259,6 +271,37 @@ def test_segment_changes_go_to_their_own_file_and_validate_against_the_schema(tm
     assert bob == [("entered_segment", "buyers"), ("entered_segment", "big")]  # 10.00, then 25.00 EUR
 
 
+def test_trigger_firings_go_to_their_own_file_and_validate_against_the_schema(tmp_path):
+    config = tmp_path / "triggers.toml"
+    config.write_text(
+        '[triggers.cart_abandoned]\non = "engaged:added_to_cart"\nafter = "1h"\nunless = ["order"]\n'
+    )
+    items = [{"sku": "S1", "category": "shoes", "qty": 1, "unit_minor": 100}]
+    events = [
+        signed_up("ann", at(0), email="ann@example.com"),
+        engaged("ann", "added_to_cart", at(0, us=1), items=items, cart_id="k1"),
+        engaged("bob", "added_to_cart", at(0)),
+        placed("bob", "b1", at(0, us=5)),
+    ]
+    source = write_events(tmp_path / "events.jsonl", events)
+    out = {kind: tmp_path / f"{kind}.jsonl" for kind in ("triggers", "transitions")}
+    result = run_replay(
+        str(source),
+        "--config",
+        str(config),
+        "--until",
+        format_rfc3339(at(1)),
+        *("--triggers", str(out["triggers"]), "--transitions", str(out["transitions"])),
+    )
+    assert result.returncode == 0, result.stderr
+    [firing] = jsonl(out["triggers"])
+    Draft202012Validator(load_schema("trigger-fired")).validate(firing)
+    assert (firing["trigger"], firing["customer_id"], firing["cart_id"]) == ("cart_abandoned", "ann", "k1")
+    assert firing["customer"]["email"] == "ann@example.com"
+    assert [t["customer_id"] for t in jsonl(out["transitions"])] == ["bob"]
+    assert "trigger firings: cart_abandoned 1" in result.stderr.decode()
+
+
 def test_a_csv_whose_header_lacks_required_columns_stops_with_exit_2_naming_them(tmp_path):
     semicolons = tmp_path / "orders.csv"
     semicolons.write_text(
@@ -322,7 +365,10 @@ def test_a_time_without_a_zone_and_no_timezone_given_is_rejected_naming_the_colu
 
 def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(tmp_path):
     history = tmp_path / "history.jsonl"
-    assert run_cli("generate", "--customers", "400", "--seed", "8", "-o", str(history)).returncode == 0
+    generated = run_cli(
+        "generate", "--customers", "400", "--seed", "8", "--engagement", "4", "-o", str(history)
+    )
+    assert generated.returncode == 0
     with open(history, "ab") as extra:
         extra.write(b"not json\n" + orjson.dumps(placed("zed", "z1", at(100))) + b"\n")
         # rejected, whichever job reads them: a customer id that is not a string, no instant
@@ -331,7 +377,11 @@ def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(t
         del no_instant["occurred_at"]
         extra.write(orjson.dumps(no_instant) + b"\n")
     config = tmp_path / "c.toml"
-    config.write_text('[kafka]\npartitions = 5\n[segments.two]\norders_over = 1\norders_within = "90d"\n')
+    config.write_text(
+        '[kafka]\npartitions = 5\n[segments.two]\norders_over = 1\norders_within = "90d"\n'
+        '[triggers.cart]\non = "engaged:added_to_cart"\nafter = "1h"\nunless = ["order"]\n'
+        '[triggers.welcome]\non = "signed_up"\nonly_state = ["prospect"]\nonce = true\n'
+    )
     outputs = {jobs: _replayed_in_jobs(tmp_path, [history], config, jobs) for jobs in ("1", "3")}
     assert outputs["3"] == outputs["1"]
     assert all(outputs["1"][0])  # every kind of output has lines
@@ -389,12 +439,12 @@ def _replayed_in_jobs(
         "--until",
         "2027-01-01T00:00:00Z",
         *("--transitions", f"{out}.t", "--segment-changes", f"{out}.c"),
-        *("--states", f"{out}.s", "--rejects", f"{out}.r"),
+        *("--states", f"{out}.s", "--rejects", f"{out}.r", "--triggers", f"{out}.g"),
     )
     assert result.returncode == 0, result.stderr
     records = [
         [{k: v for k, v in r.items() if k != "detected_at"} for r in jsonl(Path(f"{out}.{kind}"))]
-        for kind in "tcsr"
+        for kind in "tcsrg"
     ]
     summary = [
         line.split(" in ")[0] + line.split(")")[-1] if line.startswith("read") else line
