@@ -449,9 +449,10 @@ def state_key(s: dict) -> tuple:
     return (s["state"], s["order_count"], s["seq"], s["first_order_at"], s["last_order_at"], s["spend"])
 
 
-def generated(env, customers: int, seed: int = 5) -> Path:
-    path = env.directory / f"history-{customers}-{seed}.jsonl"
-    env.lifecycle("generate", "--customers", str(customers), "--seed", str(seed), "--output", str(path))
+def generated(env, customers: int, seed: int = 5, engagement: int = 0) -> Path:
+    path = env.directory / f"history-{customers}-{seed}-{engagement}.jsonl"
+    options = ("--customers", str(customers), "--seed", str(seed), "--engagement", str(engagement))
+    env.lifecycle("generate", *options, "--output", str(path))
     return path
 
 
