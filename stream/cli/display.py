@@ -33,9 +33,23 @@ def segment_change_line(change: dict[str, Any]) -> str:
     return f"{change['occurred_at']:<27} {change['customer_id']:>16}  {change['change']:<22} {what}{flag}"
 
 
+def firing_line(firing: dict[str, Any]) -> str:
+    flag = " (replayed)" if firing.get("replayed") else ""
+    held = any(e.get("group") == "holdout" for e in firing.get("experiments") or ())
+    cart = f" cart={firing['cart_id']}" if firing.get("cart_id") else ""
+    items = ", ".join(i["sku"] for i in firing.get("items") or ())
+    what = f"{firing['trigger']}{cart}" + (f" items={items}" if items else "")
+    return (
+        f"{firing['occurred_at']:<27} {firing['customer_id']:>16}  {'trigger_fired':<22} {what}"
+        f"{' (held out)' if held else ''}{flag}"
+    )
+
+
 def change_line(message: dict[str, Any]) -> str:
-    """A transition's or a segment change's line, whichever `message` is."""
-    return segment_change_line(message) if "change" in message else transition_line(message)
+    """A transition's, a segment change's or a trigger firing's line, whichever `message` is."""
+    if "change" in message:
+        return segment_change_line(message)
+    return firing_line(message) if "trigger" in message else transition_line(message)
 
 
 def main() -> None:

@@ -17,13 +17,15 @@ from .display import change_line
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("tail", help="print transitions and segment changes as they arrive")
+    parser = commands.add_parser(
+        "tail", help="print transitions, segment changes and trigger firings as they arrive"
+    )
     parser.add_argument("--config", metavar="PATH")
     parser.add_argument(
         "--topic",
         action="append",
         help="a topic to read (repeatable); default: the transitions topic, and the segment "
-        "changes topic when segments are configured",
+        "changes and trigger firings topics when segments and triggers are configured",
     )
     parser.add_argument("--from-beginning", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the raw JSON lines")
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         topics = args.topic or [config.topics.transitions]
         if not args.topic and config.segments:
             topics.append(config.topics.segment_changes)
+        if not args.topic and config.triggers:
+            topics.append(config.topics.triggers)
         asyncio.run(tail(config, topics, args.from_beginning, args.json))
     except BrokenPipeError:
         sys.stderr.close()

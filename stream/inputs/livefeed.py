@@ -1,7 +1,8 @@
-"""A live stream of order events stamped with the current time, for the demo.
+"""A live stream of events stamped with the current time, for the demo.
 
-New customers place a first order; some come back after a while; a few orders are cancelled
-or refunded. With the demo's short windows, every kind of transition shows within a minute.
+New customers often sign up first and put something in their cart; most then place a first
+order, some leave the cart; some come back after a while; a few orders are cancelled. With
+the demo's short windows, every kind of transition and trigger shows within a minute.
 """
 
 from __future__ import annotations
@@ -36,12 +37,25 @@ def live_orders(seed: int | None = None, returning_share: float = 0.35) -> Itera
                 "order_id": order_id,
             }
             continue
+        sku, category, price = rng.choice(CATALOG)
+        item = {"sku": sku, "category": category, "qty": 1, "unit_minor": price}
         if customers and roll < 0.04 + returning_share:
             customer = rng.choice(customers)
         else:
             customer = f"demo-{run}-{len(customers) + 1:04d}"
             customers.append(customer)
-        sku, category, price = rng.choice(CATALOG)
+            if rng.random() < 0.6:
+                yield _before_order(customer, "customer.signed_up", f"s{run}-{serial}", source="popup")
+            yield _before_order(
+                customer,
+                "customer.engaged",
+                f"g{run}-{serial}",
+                kind="added_to_cart",
+                items=[item],
+                cart_id=f"cart-{run}-{serial}",
+            )
+            if rng.random() < 0.3:  # the cart left behind
+                continue
         order_id = f"o{run}-{serial}"
         orders.append((customer, order_id, price))
         yield {
@@ -51,9 +65,19 @@ def live_orders(seed: int | None = None, returning_share: float = 0.35) -> Itera
             "occurred_at": now,
             "order_id": order_id,
             "total": {"amount_minor": price, "currency": "EUR"},
-            "items": [{"sku": sku, "category": category, "qty": 1, "unit_minor": price}],
+            "items": [item],
             "channel": rng.choice(CHANNELS),
             "payment_method": rng.choice(PAYMENTS),
             "coupon": "WELCOME10" if rng.random() < 0.2 else None,
             "store_id": "demo",
         }
+
+
+def _before_order(customer: str, event_type: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "event_id": event_id,
+        "customer_id": customer,
+        "occurred_at": format_rfc3339(time.time_ns() // 1000),
+        **fields,
+    }
