@@ -125,4 +125,7 @@ def test_a_firing_due_with_no_event_arriving_comes_and_only_fresh_treatment_reac
     mailed = env.read(per_trigger, lambda ms: len(ms) >= len(treatment), timeout=60)
     assert sum(env.end_offsets(per_trigger).values()) == len(treatment)
     assert {orjson.loads(m.value)["customer_id"] for m in mailed} == treatment
+    assert worker.metric("lifecycle_trigger_firings_total") == {'{trigger="cart_abandoned"}': 30.0}
+    pending = worker.metric("lifecycle_trigger_pending")
+    assert len(pending) == 3 and sum(pending.values()) == 0  # every partition's, none left
     assert worker.alive(), worker.output()
