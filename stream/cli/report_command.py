@@ -11,6 +11,7 @@ from ..config import load_config
 from ..lifecycle.instants import DAY_US
 from ..report.cohort_value import cohort_value
 from ..report.experiments import experiment_figures
+from ..report.funnel import funnel_figures
 from ..report.kpis import kpis
 from ..report.page import collect, render
 from ..report.second_orders import second_order_contents
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     figures["second_order_contents"] = second_order_contents(replay.customers(), at)
     figures["cohort_value"] = cohort_value(replay.customers(), at)
     figures["experiments"] = experiment_figures(replay.exposures, replay.customers(), at)
+    figures["funnel"] = funnel_figures(replay.funnel, replay.customers(), at)
     if model is not None:
         from ..report.model_figures import model_figures  # numpy: only with a model
 

@@ -15,9 +15,11 @@ from ..config import Config
 from ..inputs.messages import InvalidEvent, decode_event
 from ..kafka.partitioning import partition_for
 from ..lifecycle import CustomerState, OrderEvent, Outcome, Partition, Transition
+from ..lifecycle.events import CustomerSignedUp
 from ..lifecycle.experiments import ExposureLog
 from ..lifecycle.transitions import Change, SegmentChange
 from ..wallclock import wall_clock_us
+from .funnel_log import FunnelLog
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Replay:
         self.stats = ReplayStats()
         # first exposures in each experiment, for the report (None: no experiment configured)
         self.exposures = ExposureLog(config.experiments) if config.experiments else None
+        # sign-ups and firings, for the report's funnel
+        self.funnel = FunnelLog()
         self._partition_of: dict[str, Partition] = {}
         # the customer the last event fed erased, if it did
         self.last_erased: str | None = None
@@ -91,6 +95,8 @@ class Replay:
         self.stats.read += 1
         self.last_erased = None
         result = self._partition(event.customer_id).apply(event, self.now_us())
+        if isinstance(event, CustomerSignedUp) and result.outcome in (Outcome.APPLIED, Outcome.LATE):
+            self.funnel.signed_up(event)
         self.stats.outcomes[result.outcome] += 1
         self.stats.folded += result.folded
         self._count(result.changes)
@@ -101,6 +107,7 @@ class Replay:
             self.last_erased = event.customer_id
             if self.exposures is not None:
                 self.exposures.forget(event.customer_id)
+            self.funnel.forget(event.customer_id)
         return result.changes
 
     def reject(self) -> None:
@@ -130,6 +137,7 @@ class Replay:
                 self.stats.segment_changes[change.change.value] += 1
             else:
                 self.stats.firings[change.trigger] += 1
+                self.funnel.fired(change)
 
     def customers(self) -> Iterator[CustomerState]:
         for _, customer in self.customers_by_partition():

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..lifecycle import CustomerState, Policy, State, state_at
 from ..lifecycle.instants import DAY_US
-from . import comparison_plots, plots, purchase_plots
+from . import comparison_plots, funnel_plots, plots, purchase_plots
+from .funnel import HORIZONS_DAYS
 
 
 @dataclass
@@ -155,6 +156,8 @@ def render(figures: dict[str, Any], data: PlotData, window_days: float) -> str:
         sections += _model_sections(figures["model"])
     for name, measured in figures.get("experiments", {}).items():
         sections.append(_experiment_section(name, measured))
+    if figures.get("funnel"):
+        sections += _funnel_sections(figures["funnel"])
     if data.segments or data.classes:
         sections.append(
             _section(
@@ -211,6 +214,45 @@ def _experiment_section(name: str, measured: dict[str, Any]) -> str:
         "date. Lines: share converted by day since the exposure."
     )
     return _section(f"Experiment {name}", what, table + curves)
+
+
+def _funnel_sections(funnel: dict[str, Any]) -> list[str]:
+    sections = []
+    if funnel["sign_ups_by_month"]:
+        sections.append(
+            _section(
+                "Sign-ups by month and source",
+                "Customers by the month of their first sign-up, stacked by its source.",
+                funnel_plots.sign_up_bars(funnel["sign_ups_by_month"]),
+            )
+        )
+        sections.append(
+            _section(
+                "From sign-up to first order",
+                "Of the customers who signed up before any order, the share whose first counted order "
+                "came within 7, 30 and 90 days, by source (Kaplan-Meier: those signed up more recently "
+                "count for the days seen); lines: 95 % intervals.",
+                funnel_plots.first_order_shares(funnel["first_order_after_sign_up"], HORIZONS_DAYS),
+            )
+        )
+    for trigger, figures in funnel["triggers"].items():
+        share = figures["share"]
+        ordered = (
+            f"{figures['ordered_within_7d']:,} of the {figures['eligible']:,} fired for at least 7 days "
+            f"before the report ordered within 7 days after their first firing: {_rate(share)} "
+            f"(95 % {_rate(figures['low'])}–{_rate(figures['high'])})."
+            if share is not None
+            else "No customer was fired for at least 7 days before the report yet."
+        )
+        sections.append(
+            _section(
+                f"Trigger {trigger}",
+                f"{figures['firings']:,} firings for {figures['customers']:,} customers; bars: firings per "
+                f"ISO week. {ordered}",
+                funnel_plots.week_bars(figures["firings_by_week"]),
+            )
+        )
+    return sections
 
 
 def _rate(share: float | None) -> str:

@@ -13,8 +13,9 @@ from tests.helpers import CHROMIUM_FLAGS, chromium_dom, lifecycle
 
 # states by month, cohort retention, time to second purchase, curves by cohort, drivers,
 # windows, revenue, second-order contents, cohort value, P(alive), expected value, the
-# model's tracking, an experiment's curves, segments and classes
-PLOTS = 14
+# model's tracking, an experiment's curves, segments and classes; the funnel: sign-ups by
+# month, first orders after signing up, and the preset's three triggers
+PLOTS = 19
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,7 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("report")
     history = directory / "history.jsonl"
-    made = lifecycle("generate", "--customers", "300", "--seed", "5", "--output", str(history))
+    made = lifecycle(
+        "generate", "--customers", "300", "--seed", "5", "--engagement", "3", "--output", str(history)
+    )
     assert made.returncode == 0, made.stderr
     out = directory / "report.html"
     # segments and classes, and an experiment: their plots too
