@@ -33,6 +33,7 @@ fuzz: venv
 bench: venv
 	$(PY) bench/replay_bench.py
 	$(PY) bench/heavy_customer_bench.py
+	$(PY) bench/engagement_bench.py
 
 # the published CDNOW fits reproduced, and the time to fit 100k customers
 bench-model: venv
