@@ -17,7 +17,10 @@ Prints, from one run:
    first, so its partitions go to one that never owned them: with standby replicas it holds
    copies, without it restores them from the changelog;
 6. rebuild (--only rebuild): a worker consuming the history from offset 0, against
-   `lifecycle rebuild` then a worker, each until the worker serves with nothing left to read.
+   `lifecycle rebuild` then a worker, each until the worker serves with nothing left to read;
+7. engagement (--only engagement): the worker with the preset's segments and triggers on the
+   same orders without and with 20 engagement events an order (--events / 130 customers), in
+   turns: an engagement event's rate against an order's.
 
     .venv/bin/python bench/worker_bench.py [--events 200000] [--rounds 3] [--rate 500] [--customers 1000000]
 """
@@ -179,6 +182,44 @@ def throughput(
         f"{rounds} rounds  (target >= 50%); worker / bare consumer {rate / bare:.1%}; "
         f"worker / agent producing 3 {rate / producing:.1%}"
     )
+
+
+def engagement(bootstrap: str, customers: int, rounds: int) -> None:
+    """The worker (RocksDB tables, the preset with its leads segment and three triggers) on
+    two topics of the same customers and orders: orders only, and with 20 engagement events an
+    order beside them (`lifecycle generate --engagement 20`), in turns; the events the second
+    adds over the time they add, against the first's events/s."""
+    preset = (ROOT / "deploy" / "segments.example.toml").read_text()
+    sides = {}
+    for name, per_order in (("orders", 0), ("engaged", 20)):
+        tag = f"en{uuid.uuid4().hex[:6]}"
+        config = write_config(tag, bootstrap, ticks=False)
+        topics = f'triggers = "{tag}.triggers"\nsegment_changes = "{tag}.segment-changes"\n[time]'
+        config.write_text(config.read_text().replace("[time]", topics) + preset)
+        history = WORK / f"history-{customers}-engagement-{per_order}.jsonl"
+        if not history.exists():
+            options = ("--customers", str(customers), "--engagement", str(per_order))
+            lifecycle("generate", *options, "--output", str(history))
+        lifecycle("send", str(history), "--config", str(config))
+        sides[name] = (tag, config, history.read_bytes().count(b"\n"))
+    ratios = []
+    for round_ in range(rounds):
+        order = ["orders", "engaged"] if round_ % 2 == 0 else ["engaged", "orders"]
+        seconds = {}
+        for name in order:
+            tag, config, lines = sides[name]
+            seconds[name] = lines / _worker_rate(bootstrap, config, tag, f"r{round_}", lines)
+        orders, engaged = sides["orders"][2], sides["engaged"][2]
+        order_rate = orders / seconds["orders"]
+        engagement_rate = (engaged - orders) / (seconds["engaged"] - seconds["orders"])
+        ratios.append(engagement_rate / order_rate)
+        print(
+            f"engagement  round {round_ + 1}: orders only {orders:,} events, {order_rate:,.0f} events/s; "
+            f"the {engaged - orders:,} engagement events {engagement_rate:,.0f} events/s: "
+            f"{ratios[-1]:.2f}x an order",
+            flush=True,
+        )
+    print(f"engagement  median {statistics.median(ratios):.2f}x the rate of an order (target >= 1)")
 
 
 def _against_baseline(
@@ -616,7 +657,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--customers", type=int, default=1_000_000, help="for the recovery benchmark")
     parser.add_argument(
-        "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild")
+        "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild", "engagement")
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="throughput: worker and agent in turns; scale: rounds of each"
@@ -655,6 +696,8 @@ def main() -> None:
             failover(broker.bootstrap, args.customers, tuple(args.standby or (1, 0)))
         if args.only == "rebuild":
             rebuild(broker.bootstrap, args.events)
+        if args.only == "engagement":
+            engagement(broker.bootstrap, args.events // 130, args.rounds)
     finally:
         if started:
             broker.stop()

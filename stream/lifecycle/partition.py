@@ -181,7 +181,7 @@ class Partition:
             settled += 1
             changes = self._settle(customer, due, now_us, "deadline", None)
             fired += changes
-            if self.triggers:
+            if self.triggers or customer.triggers is not None:
                 fired += self._fire_triggers(customer, due, now_us, changes, None, None)
             self._index(customer)
             self.customers[customer_id] = customer
@@ -237,7 +237,9 @@ class Partition:
         placed_at = customer.orders[uncounted].counted_at() if uncounted is not None else None
         if placed_at is not None and customer.exposures:
             self.experiments.ordered(customer, placed_at, self.on_goal)
-        occurrence = event_occurrence(event, at, placed_at is not None) if self.triggers else None
+        # a trigger's "order": an order_id not seen before, counted once recorded
+        counted_new = new_order and placed_at is not None
+        occurrence = event_occurrence(event, at, counted_new) if self.triggers else None
         folded = fold_oldest(customer, self.orders_kept, self._matched) if new_order else 0
         # On time, the transition's instant is the event's own; reusing its datetime when it
         # is already UTC saves a conversion on the hottest path.
@@ -245,7 +247,7 @@ class Partition:
         instant = event.occurred_at if on_time and event.occurred_at.tzinfo is UTC else None
         changes = self._settle(customer, clock, now_us, event_type(event), event.event_id, instant)
         fired += changes
-        if self.triggers:
+        if self.triggers or customer.triggers is not None:
             fired += self._fire_triggers(customer, clock, now_us, changes, occurrence, occurrence)
         self._index(customer)
         self.customers[event.customer_id] = customer
@@ -281,7 +283,7 @@ class Partition:
             return EventResult(Outcome.DUPLICATE, fired)
         changes = self._settle(customer, clock, now_us, event_type(event), event.event_id)
         fired += changes
-        if self.triggers:
+        if self.triggers or customer.triggers is not None:
             fired += self._fire_triggers(customer, clock, now_us, changes, occurrence, occurrence)
         self._index(customer)
         self.customers[event.customer_id] = customer
@@ -307,7 +309,8 @@ class Partition:
         for change in changes:
             name = change.exposure_name()
             if name in rules.by_on:
-                arm(rules, customer, Occurrence(name, at_us, change.event_id))
+                cause = change.cause_event_id
+                arm(rules, customer, Occurrence(name, at_us, change.event_id, source_event_id=cause))
         if on is not None:
             arm(rules, customer, on)
         firing = sorted([*due_before, *due(rules, customer, at_us)], key=lambda d: rules.rank[d[0].name])
@@ -460,8 +463,12 @@ class Partition:
         customer.state = target
         customer.state_since = stamp.at_us
         cause = stamp.cause
-        # configuration, sign-ups and engagement move segments only
-        assert cause in TRANSITION_CAUSES, cause
+        assert cause != "configuration", "configuration changes move segments only"
+        cause_event_id = stamp.cause_event_id
+        if cause not in TRANSITION_CAUSES:
+            # a sign-up or an engagement moves no state; a state it finds out of date (the
+            # policy's windows changed since the customer was settled) moves by time
+            cause, cause_event_id = "deadline", None
         return Transition(
             event_id=f"{customer.id_prefix}{customer.seq:08x}",
             customer_id=customer.customer_id,
@@ -473,7 +480,7 @@ class Partition:
             detected_at=stamp.detected_at,
             replayed=stamp.replayed,
             cause=cast(Cause, cause),
-            cause_event_id=stamp.cause_event_id,
+            cause_event_id=cause_event_id,
             customer=snap,
         )
 

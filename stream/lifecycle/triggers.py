@@ -78,6 +78,9 @@ class Occurrence(NamedTuple):
     event_id: str  # the event, or the change (a transition, a segment entry)
     items: list[Item] | None = None
     cart_id: str | None = None
+    # the input event it comes from: the event itself, or the one that caused the change
+    # (None: time alone). It is never an `unless` of what it arms.
+    source_event_id: str | None = None
 
 
 class Armed(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -97,20 +100,28 @@ class TriggerBook(msgspec.Struct, array_like=True, gc=False):
     pending: dict[str, Armed] = msgspec.field(default_factory=dict)
     last_on: dict[str, tuple[int, str]] = msgspec.field(default_factory=dict)
     fired_once: list[str] = msgspec.field(default_factory=list)
-    # "signed_up" or "engaged:<kind>" named by an `unless`: its latest instants, oldest first
-    seen: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    # "signed_up" or "engaged:<kind>" named by an `unless`: its latest occurrences (instant,
+    # event id), oldest first
+    seen: dict[str, list[tuple[int, str]]] = msgspec.field(default_factory=dict)
 
 
 def event_occurrence(event: OrderEvent, at_us: int, counted_placement: bool) -> Occurrence | None:
     """What `event` is an occurrence of: a sign-up, an engagement of its kind, or (when
     `counted_placement`: the first placement of an order that counts) an order."""
+    name = event_name(event, counted_placement)
+    if name is None:
+        return None
     if isinstance(event, CustomerEngaged):
-        return Occurrence(f"engaged:{event.kind}", at_us, event.event_id, event.items, event.cart_id)
+        return Occurrence(name, at_us, event.event_id, event.items, event.cart_id, event.event_id)
+    return Occurrence(name, at_us, event.event_id, source_event_id=event.event_id)
+
+
+def event_name(event: OrderEvent, counted_placement: bool) -> str | None:
+    if isinstance(event, CustomerEngaged):
+        return f"engaged:{event.kind}"
     if isinstance(event, CustomerSignedUp):
-        return Occurrence("signed_up", at_us, event.event_id)
-    if counted_placement:
-        return Occurrence("order", at_us, event.event_id)
-    return None
+        return "signed_up"
+    return "order" if counted_placement else None
 
 
 def disarm(rules: TriggerRules, customer: CustomerState, occurrence: Occurrence) -> bool:
@@ -125,8 +136,9 @@ def disarm(rules: TriggerRules, customer: CustomerState, occurrence: Occurrence)
     if occurrence.name != "order":
         book = _book(customer)
         seen = book.seen.setdefault(occurrence.name, [])
-        if u not in seen:
-            bisect.insort(seen, u)
+        noted = (u, occurrence.event_id)
+        if noted not in seen:
+            bisect.insort(seen, noted)
             del seen[:-UNLESS_KEPT]
             changed = True
     if book is None:
@@ -161,7 +173,7 @@ def arm(rules: TriggerRules, customer: CustomerState, occurrence: Occurrence) ->
         book.last_on[trigger.name] = key
         changed = True
         fires_at = occurrence.at_us + trigger.after_us
-        if _unless_known(trigger, customer, book, occurrence.at_us, fires_at):
+        if _unless_known(trigger, customer, book, occurrence.at_us, fires_at, occurrence.source_event_id):
             book.pending.pop(trigger.name, None)
             continue
         book.pending[trigger.name] = Armed(
@@ -170,8 +182,11 @@ def arm(rules: TriggerRules, customer: CustomerState, occurrence: Occurrence) ->
     return changed
 
 
-def _unless_known(trigger: Trigger, customer: CustomerState, book: TriggerBook, start: int, end: int) -> bool:
-    """An `unless` occurrence of `trigger` already known in `[start, end)`."""
+def _unless_known(
+    trigger: Trigger, customer: CustomerState, book: TriggerBook, start: int, end: int, arming: str | None
+) -> bool:
+    """An `unless` occurrence of `trigger` already known in `[start, end)`, other than the
+    event `arming` (what armed it, or caused the change that did)."""
     for kind in trigger.unless:
         if kind == "order":
             # no order counted at or after `start`: the orders need no look (the common case)
@@ -179,14 +194,15 @@ def _unless_known(trigger: Trigger, customer: CustomerState, book: TriggerBook, 
             if (
                 last is not None
                 and last >= start
-                and any(start <= (o.counted_at() or -1) < end for o in customer.orders.values())
+                and any(
+                    start <= (o.counted_at() or -1) < end and o.placed_event_id != arming
+                    for o in customer.orders.values()
+                )
             ):
                 return True
             continue
-        seen = book.seen.get(kind)
-        if seen:
-            index = bisect.bisect_left(seen, start)
-            if index < len(seen) and seen[index] < end:
+        for at, event_id in book.seen.get(kind, ()):
+            if start <= at < end and event_id != arming:
                 return True
     return False
 
@@ -244,16 +260,15 @@ def next_firing(customer: CustomerState) -> int | None:
 
 
 def forget_removed(rules: TriggerRules, customer: CustomerState) -> None:
-    """Drop what the customer's record keeps of triggers no longer configured."""
+    """Drop the pending firings of triggers no longer configured (a removed trigger never
+    fires), and the `unless` occurrences no trigger names. A trigger's name is its identity:
+    what it fired `once` and its last `on` occurrence are kept, so a trigger removed and
+    added back does not fire twice."""
     book = customer.triggers
     if book is None:
         return
-    names = rules.rank
-    for kept in (book.pending, book.last_on):
-        for name in [n for n in kept if n not in names]:
-            del kept[name]
-    if any(name not in names for name in book.fired_once):
-        book.fired_once = [name for name in book.fired_once if name in names]
+    for name in [n for n in book.pending if n not in rules.rank]:
+        del book.pending[name]
     for kind in [k for k in book.seen if k not in rules.by_unless]:
         del book.seen[kind]
 

@@ -36,6 +36,11 @@ class ReplayStats:
         return self.outcomes[Outcome.REJECTED.value]
 
 
+# a sign-up that changed nothing in the customer's record (an earlier one without contact
+# data, arriving later) is still one for the funnel; erased and rejected ones are not
+_NOTED = (Outcome.APPLIED, Outcome.LATE, Outcome.DUPLICATE)
+
+
 class Replay:
     """Feeds raw events to per-partition cores and keeps the counts a summary needs."""
 
@@ -95,7 +100,7 @@ class Replay:
         self.stats.read += 1
         self.last_erased = None
         result = self._partition(event.customer_id).apply(event, self.now_us())
-        if isinstance(event, CustomerSignedUp) and result.outcome in (Outcome.APPLIED, Outcome.LATE):
+        if isinstance(event, CustomerSignedUp) and result.outcome in _NOTED:
             self.funnel.signed_up(event)
         self.stats.outcomes[result.outcome] += 1
         self.stats.folded += result.folded

@@ -3,7 +3,6 @@ customer's first sign-up and its source, and each trigger's firings, as they hap
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import NamedTuple
 
 from ..lifecycle.events import CustomerSignedUp
@@ -22,7 +21,7 @@ class FunnelLog:
         self.sign_ups: dict[str, SignUp] = {}  # customer -> their first sign-up
         # trigger -> customer -> the instant of their first firing
         self.first_firings: dict[str, dict[str, int]] = {}
-        self.firings_by_week: dict[str, Counter[str]] = {}  # trigger -> ISO week -> firings
+        self.firings: dict[str, list[int]] = {}  # trigger -> the instant of every firing
 
     def signed_up(self, event: CustomerSignedUp) -> None:
         noted = SignUp(to_us(event.occurred_at), event.event_id, event.source)
@@ -31,15 +30,12 @@ class FunnelLog:
             self.sign_ups[event.customer_id] = noted
 
     def fired(self, firing: TriggerFired) -> None:
-        year, week, _ = firing.occurred_at.isocalendar()
-        weeks = self.firings_by_week.setdefault(firing.trigger, Counter())
-        weeks[f"{year}-W{week:02d}"] += 1
-        self.first_firings.setdefault(firing.trigger, {}).setdefault(
-            firing.customer_id, to_us(firing.occurred_at)
-        )
+        at = to_us(firing.occurred_at)
+        self.firings.setdefault(firing.trigger, []).append(at)
+        self.first_firings.setdefault(firing.trigger, {}).setdefault(firing.customer_id, at)
 
     def forget(self, customer_id: str) -> None:
-        """An erased customer leaves the funnel (the counts of firings per week stay)."""
+        """An erased customer leaves the funnel (their firings stay counted)."""
         self.sign_ups.pop(customer_id, None)
         for firings in self.first_firings.values():
             firings.pop(customer_id, None)

@@ -29,15 +29,17 @@ def funnel_figures(log: FunnelLog, customers: Iterable[CustomerState], until_us:
     wanted = set(log.sign_ups).union(*log.first_firings.values())
     held = {c.customer_id: c for c in customers if c.customer_id in wanted}
     return {
-        "sign_ups_by_month": _sign_ups_by_month(log),
+        "sign_ups_by_month": _sign_ups_by_month(log, until_us),
         "first_order_after_sign_up": _first_orders(log, held, until_us),
         "triggers": _triggers(log, held, until_us),
     }
 
 
-def _sign_ups_by_month(log: FunnelLog) -> dict[str, dict[str, int]]:
+def _sign_ups_by_month(log: FunnelLog, until_us: int) -> dict[str, dict[str, int]]:
     months: dict[str, Counter[str]] = defaultdict(Counter)
     for sign_up in log.sign_ups.values():
+        if sign_up.at_us > until_us:
+            continue
         months[from_us(sign_up.at_us).astimezone(UTC).strftime("%Y-%m")][sign_up.source or NO_SOURCE] += 1
     return {month: dict(sorted(months[month].items())) for month in sorted(months)}
 
@@ -49,6 +51,8 @@ def _first_orders(
     whose first counted order came within it, its interval, and how many were seen that long."""
     waits: dict[str, list[tuple[int, int | None]]] = defaultdict(list)  # (seen, first order), µs
     for customer_id, sign_up in log.sign_ups.items():
+        if sign_up.at_us > until_us:
+            continue
         customer = customers.get(customer_id)
         first = customer.first_order_at if customer is not None else None
         if first is not None and first <= sign_up.at_us:
@@ -94,20 +98,25 @@ def kaplan_meier_share(
             leaving[min(seen, horizon + 1)] += 1
     at_risk = len(waits)
     survival, greenwood = 1.0, 0.0
+    last_at_risk = at_risk
     for instant in sorted(leaving):
         if instant > horizon:
             break
         died = events[instant]
         if died and at_risk:
+            last_at_risk = at_risk
             survival *= 1 - died / at_risk
             if at_risk > died:
                 greenwood += died / (at_risk * (at_risk - died))
         at_risk -= leaving[instant]
     if survival >= 1.0:
-        # no event yet: the exact upper bound for none in the customers at the start
-        return 0.0, 0.0, 1 - 0.025 ** (1 / len(waits))
+        # no order yet: the exact upper bound for none among those seen the whole horizon
+        # (none seen that long: nothing is known)
+        seen_whole = sum(1 for seen, _ in waits if seen >= horizon)
+        return 0.0, 0.0, 1 - 0.025 ** (1 / seen_whole) if seen_whole else 1.0
     if survival <= 0.0:
-        return 1.0, 1.0, 1.0
+        # everyone left at the last order ordered: the mirror of that bound, for those
+        return 1.0, 0.025 ** (1 / last_at_risk), 1.0
     spread = Z * math.sqrt(greenwood) / abs(math.log(survival))
     low_survival, high_survival = survival ** math.exp(spread), survival ** math.exp(-spread)
     return 1 - survival, 1 - high_survival, 1 - low_survival
@@ -118,8 +127,12 @@ def _triggers(
 ) -> dict[str, dict[str, Any]]:
     after = AFTER_FIRING_DAYS * DAY_US
     figures: dict[str, dict[str, Any]] = {}
-    for trigger in sorted(log.firings_by_week):
-        first = log.first_firings.get(trigger, {})
+    for trigger in sorted(log.firings):
+        instants = [at for at in log.firings[trigger] if at <= until_us]
+        if not instants:
+            continue
+        weeks = Counter(_iso_week(at) for at in instants)
+        first = {cid: at for cid, at in log.first_firings.get(trigger, {}).items() if at <= until_us}
         eligible = ordered = 0
         for customer_id, fired_at in first.items():
             if fired_at + after > until_us:
@@ -129,7 +142,6 @@ def _triggers(
             orders = counted_orders(customer) if customer is not None else []
             ordered += any(fired_at < at <= fired_at + after for at, _, _ in orders)
         low, high = wilson_interval(ordered, eligible)
-        weeks = log.firings_by_week[trigger]
         figures[trigger] = {
             "firings": sum(weeks.values()),
             "firings_by_week": dict(sorted(weeks.items())),
@@ -141,3 +153,8 @@ def _triggers(
             "high": high if eligible else None,
         }
     return figures
+
+
+def _iso_week(at_us: int) -> str:
+    year, week, _ = from_us(at_us).isocalendar()
+    return f"{year}-W{week:02d}"

@@ -12,7 +12,7 @@ from stream.config import ConfigError, config_from_mapping
 from stream.lifecycle import Partition, Transition
 from stream.lifecycle.instants import HOUR_US, format_rfc3339, to_us
 from stream.lifecycle.transitions import Change, SegmentChange, TriggerFired
-from tests.helpers import NOW, at, cancelled, decoded, engaged, erased, placed, signed_up
+from tests.helpers import NOW, at, cancelled, decoded, engaged, erased, placed, refunded, signed_up
 
 CART = {"cart_abandoned": {"on": "engaged:added_to_cart", "after": "1h", "unless": ["order"]}}
 
@@ -314,3 +314,55 @@ def test_engagement_no_segment_or_trigger_reads_leaves_nothing_in_the_record():
 def test_every_engagement_condition_mistake_names_its_key(segment, key):
     with pytest.raises(ConfigError, match=f"config key `{key}`"):
         config_from_mapping({"segments": {"x": segment}})
+
+
+def test_the_event_that_arms_a_trigger_is_not_its_own_unless():
+    # "no second order within 14 days of becoming a one-timer": the first order armed it
+    p = partition({"nudge": {"on": "became_one_timer", "after": "14d", "unless": ["order"]}})
+    assert fired_at(run(p, [placed("c1", "o1", at(0))], until=at(20))) == [("nudge", "c1", at(14))]
+    p = partition({"nudge": {"on": "became_one_timer", "after": "14d", "unless": ["order"]}})
+    changes = run(p, [placed("c1", "o1", at(0)), placed("c1", "o2", at(5))], until=at(20))
+    assert fired_at(changes) == []
+    # "no further order within 30 days of an order": each order re-arms, the last one fires
+    p = partition({"again": {"on": "order", "after": "30d", "unless": ["order"]}})
+    changes = run(p, [placed("c1", "o1", at(0)), placed("c1", "o2", at(10))], until=at(60))
+    assert fired_at(changes) == [("again", "c1", at(40))]
+    # the same event kind as on and unless: the last view fires, an hour after it
+    p = partition(
+        {"looked": {"on": "engaged:product_viewed", "after": "1h", "unless": ["engaged:product_viewed"]}}
+    )
+    views = [engaged("c1", "product_viewed", at(0) + n * 60_000_000) for n in range(3)]
+    assert fired_at(run(p, views, until=at(1))) == [("looked", "c1", at(0) + 120_000_000 + HOUR_US)]
+
+
+def test_a_sign_up_finding_the_state_out_of_date_moves_it_by_time_and_does_not_stop():
+    before = partition({}, policy={"one_timer_window": "90d"})
+    run(before, [placed("c1", "o1", at(0)), placed("other", "x", at(40))])
+    after = partition({"welcome": {"on": "signed_up"}}, policy={"one_timer_window": "30d"})
+    after.customers, after.clock_us = before.customers, before.clock_us
+    after.rebuild_deadline_index()
+    changes = run(after, [signed_up("c1", at(40))])
+    [went] = [c for c in changes if isinstance(c, Transition)]
+    assert (went.transition, went.cause, went.cause_event_id) == ("went_inactive", "deadline", None)
+    assert fired_at(changes) == [("welcome", "c1", at(40))]
+
+
+def test_a_worker_without_triggers_strands_no_firing_and_once_stays_once():
+    p = partition({**CART, "welcome": {"on": "signed_up", "once": True}})
+    run(p, [signed_up("c1", at(0)), engaged("c1", "added_to_cart", at(0))])
+    bare = partition({})  # a rolling deploy: a worker with no triggers configured for a while
+    bare.customers, bare.clock_us = p.customers, p.clock_us
+    bare.rebuild_deadline_index()
+    assert firings(run(bare, [placed("other", "x", at(1))])) == []
+    assert not p.customers["c1"].triggers.pending
+    back = partition({**CART, "welcome": {"on": "signed_up", "once": True}})
+    back.customers, back.clock_us = bare.customers, bare.clock_us
+    back.rebuild_deadline_index()
+    changes = run(back, [placed("c1", "o1", at(40)), signed_up("c1", at(41))], until=at(50))
+    assert fired_at(changes) == []  # no stale cart reminder, and the welcome fired once ever
+
+
+def test_a_placement_of_an_order_known_from_a_refund_is_no_order_occurrence():
+    p = partition({"thanks": {"on": "order"}})
+    changes = run(p, [refunded("c1", "o1", at(0), 100), placed("c1", "o1", at(1)), placed("c1", "o2", at(2))])
+    assert fired_at(changes) == [("thanks", "c1", at(2))]

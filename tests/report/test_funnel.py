@@ -9,9 +9,11 @@ import math
 import orjson
 import pytest
 
+from stream.config import load_config
 from stream.lifecycle.instants import DAY_US, format_rfc3339
+from stream.replay.driver import Replay
 from stream.report.funnel import kaplan_meier_share
-from tests.helpers import at, lifecycle, placed, signed_up, write_events
+from tests.helpers import at, decoded, lifecycle, placed, signed_up, write_events
 
 
 def test_kaplan_meier_counts_the_customers_not_seen_that_long_for_the_days_seen():
@@ -67,3 +69,20 @@ def test_the_funnel_of_a_hand_written_history(tmp_path):
     assert welcome["ordered_within_7d"] == 1  # ann, on day 3
     assert welcome["share"] == pytest.approx(1 / 4)
     assert sum(welcome["firings_by_week"].values()) == 4
+
+
+def test_the_intervals_at_the_edges_say_what_is_known():
+    d = DAY_US
+    # a hundred prospects seen one day, none ordered: nothing is known of 90 days
+    assert kaplan_meier_share([(1 * d, None)] * 100, 90 * d) == (0.0, 0.0, 1.0)
+    # one ordered on day 2, fifty left after a day unseen: everyone still there ordered
+    share, low, high = kaplan_meier_share([(10 * d, 2 * d)] + [(1 * d, None)] * 50, 7 * d)
+    assert (share, high) == (1.0, 1.0)
+    assert low == pytest.approx(0.025)  # the exact lower bound for one of one
+
+
+def test_a_sign_up_without_contact_arriving_after_a_later_one_is_still_the_first():
+    replay = Replay(load_config(None, environ={}))
+    replay.apply(decoded(signed_up("ann", at(5), email="ann@example.com", source="account")))
+    replay.apply(decoded(signed_up("ann", at(1), source="popup")))
+    assert replay.funnel.sign_ups["ann"].source == "popup"
