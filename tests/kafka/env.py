@@ -72,6 +72,7 @@ class Env:
                 "dead_letters": f"{tag}.dead-letters",
                 "ticks": f"{tag}.ticks",
                 "segment_changes": f"{tag}.segment-changes",
+                "triggers": f"{tag}.triggers",
             },
             "time": {"ticks": False},
         }
