@@ -14,6 +14,7 @@ from ..inputs.messages import InvalidEvent
 from ..inputs.time_order import in_time_order
 from ..lifecycle import Transition
 from ..lifecycle.instants import format_rfc3339
+from ..lifecycle.transitions import Change, TriggerFired
 from ..replay.driver import Replay
 from .common import add_arrival_order_option, add_input_options, check_readable, instant_argument, read_inputs
 
@@ -50,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         changes = _feed(replay, line.raw)
         event = _event_of(wanted, line.raw)
         if event is not None:
+            what = event.get("order_id") or event.get("kind") or event.get("source") or ""
             print(
-                f"{event.get('occurred_at')}  event       {event.get('type')} {event.get('order_id', '')} "
-                f"({path}:{line.line})",
+                f"{event.get('occurred_at')}  event       {event.get('type')} {what} ({path}:{line.line})",
                 file=out,
             )
         _print_changes(out, wanted, changes)
@@ -73,18 +74,22 @@ def _event_of(customer_id: str, raw: bytes) -> dict[str, Any] | None:
     return event if isinstance(event, dict) and event.get("customer_id") == customer_id else None
 
 
-def _feed(replay: Replay, raw: bytes) -> list[Any]:
+def _feed(replay: Replay, raw: bytes) -> list[Change]:
     try:
         return replay.feed(raw)
     except InvalidEvent:
         return []
 
 
-def _print_changes(out: Any, wanted: str, changes: list[Any]) -> None:
+def _print_changes(out: Any, wanted: str, changes: list[Change]) -> None:
     for change in changes:
         if change.customer_id != wanted:
             continue
         when = change.occurred_at.isoformat().replace("+00:00", "Z")
+        if isinstance(change, TriggerFired):
+            fired = f"trigger     {change.trigger} fired, seq {change.seq}, armed by {change.cause_event_id}"
+            print(f"{when}  {fired}", file=out)
+            continue
         cause = change.cause + (f" {change.cause_event_id}" if change.cause_event_id else "")
         if isinstance(change, Transition):
             what = f"transition  {change.transition} ({change.from_state} -> {change.to_state})"
@@ -108,3 +113,9 @@ def _print_standing(out: Any, replay: Replay, wanted: str) -> None:
         f"next deadline {deadline}",
         file=out,
     )
+    pending = customer.triggers.pending if customer.triggers is not None else {}
+    for trigger, armed in pending.items():
+        print(
+            f"pending: {trigger} fires at {format_rfc3339(armed.fires_at)} (armed by {armed.cause_event_id})",
+            file=out,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stream.lifecycle.instants import format_rfc3339
 from tests.helpers import at, lifecycle, placed, write_events
 
 
@@ -89,6 +90,26 @@ def test_explain_tells_one_customers_events_changes_and_standing(tmp_path: Path)
     assert "bob" not in result.stdout
     assert lines[-1].startswith("now: inactive since 2025-03-31T10:00:00Z, 1 counted orders")
     assert "next deadline 2026-03-01T10:00:00Z" in lines[-1]
+
+
+def test_explain_tells_a_prospects_sign_up_engagement_firings_and_pending_ones(tmp_path: Path):
+    from tests.helpers import engaged, signed_up
+
+    config = tmp_path / "triggers.toml"
+    config.write_text(
+        '[triggers.welcome]\non = "signed_up"\n'
+        '[triggers.cart_abandoned]\non = "engaged:added_to_cart"\nafter = "1h"\nunless = ["order"]\n'
+    )
+    events = [signed_up("cy", at(0), event_id="s1", source="popup"), engaged("cy", "added_to_cart", at(1))]
+    source = write_events(tmp_path / "events.jsonl", events)
+    result = lifecycle("explain", "cy", str(source), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "event       customer.signed_up popup" in lines[0]
+    assert "trigger     welcome fired, seq 1, armed by s1" in lines[1]
+    assert "event       customer.engaged added_to_cart" in lines[2]
+    assert lines[3].startswith("now: prospect")
+    assert lines[4].startswith(f"pending: cart_abandoned fires at {format_rfc3339(at(1) + 3_600_000_000)}")
 
 
 def test_export_segment_writes_the_members_of_a_state_segment_or_class_as_csv(tmp_path: Path):
