@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from .events import Item
+from .events import EventType, Item
 from .experiments import ExperimentEntry
 from .policy import State
 
@@ -153,16 +153,9 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return self.transition
 
 
-SegmentCause = Literal[
-    "order.placed",
-    "order.cancelled",
-    "order.refunded",
-    "customer.erased",
-    "customer.signed_up",
-    "customer.engaged",
-    "deadline",
-    "configuration",
-]
+# every event type (sign-ups and engagement move segments, never states), time, and a
+# change of segment definitions
+SegmentCause = Literal[EventType, "deadline", "configuration"]
 
 
 class SegmentChangeKind(StrEnum):
