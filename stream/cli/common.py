@@ -148,6 +148,26 @@ def add_jobs_option(parser: argparse.ArgumentParser, doing: str) -> None:
     )
 
 
+def add_memory_option(parser: argparse.ArgumentParser, doing: str) -> None:
+    parser.add_argument(
+        "--memory",
+        metavar="LIMIT",
+        help=f"the most memory {doing} may use, like 2G or 512M (default: half of the machine's); "
+        "beyond it the partitions are done in groups, one after another, with the same result",
+    )
+
+
+def memory_budget(args: argparse.Namespace) -> int:
+    from ..replay.memory import default_budget, parse_memory
+
+    if args.memory is None:
+        return default_budget()
+    try:
+        return parse_memory(args.memory)
+    except ValueError as error:
+        raise UsageError(f"--memory: {error}") from None
+
+
 def checked_jobs(args: argparse.Namespace, partitions: int) -> int:
     """--jobs, checked, and no more than there are partitions to share."""
     if args.jobs < 1:

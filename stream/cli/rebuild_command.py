@@ -9,7 +9,15 @@ from typing import Any
 from ..config import load_config
 from ..replay.rebuild import RebuildFailed, rebuild
 from ..replay.worker_group import GroupActive
-from .common import UsageError, add_jobs_option, check_readable, checked_jobs, unreachable
+from .common import (
+    UsageError,
+    add_jobs_option,
+    add_memory_option,
+    check_readable,
+    checked_jobs,
+    memory_budget,
+    unreachable,
+)
 from .kafka_commands import create_topics_or_explain
 from .send_command import add_sending_options, send_inputs
 
@@ -27,6 +35,7 @@ def register(commands: Any) -> None:
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files to send first (JSONL/CSV, .gz ok)")
     add_sending_options(parser)
     add_jobs_option(parser, "rebuilding")
+    add_memory_option(parser, "the rebuild")
     parser.add_argument(
         "--emit-transitions",
         action="store_true",
@@ -38,6 +47,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     jobs = checked_jobs(args, config.kafka.partitions)
+    budget = memory_budget(args)
     check_readable(args.inputs)
     create_topics_or_explain(config)
     if args.inputs:
@@ -48,7 +58,14 @@ def run(args: argparse.Namespace) -> int:
 
         progress = tqdm(unit="events", desc="rebuild", file=sys.stderr)
     try:
-        summary = rebuild(config, emit_transitions=args.emit_transitions, jobs=jobs, progress=progress)
+        summary = rebuild(
+            config,
+            emit_transitions=args.emit_transitions,
+            jobs=jobs,
+            progress=progress,
+            memory=budget,
+            note=lambda text: print(f"rebuild: {text}", file=sys.stderr),
+        )
     except (GroupActive, RebuildFailed) as refused:
         raise UsageError(str(refused)) from None
     except OSError as error:

@@ -13,15 +13,18 @@ from typing import Any
 from ..config import Config, load_config
 from ..lifecycle import State
 from ..replay.driver import Replay
+from ..replay.memory import input_estimate, passes, plan_note
 from ..replay.run import ReplayOutputs, ReplayResult, replay_here, replayed_history
 from .common import (
     UsageError,
     add_arrival_order_option,
     add_input_options,
     add_jobs_option,
+    add_memory_option,
     check_readable,
     checked_jobs,
     instant_argument,
+    memory_budget,
     open_output,
     replay_options,
 )
@@ -53,6 +56,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--rejects", metavar="PATH", help="write rejected input lines here (JSONL)")
     parser.add_argument("--config", metavar="PATH", help="TOML config (policy, partitions)")
     add_jobs_option(parser, "replaying")
+    add_memory_option(parser, "the replay")
     parser.add_argument(
         "--no-pii",
         action="store_true",
@@ -77,13 +81,27 @@ def run(args: argparse.Namespace) -> int:
         open_output("--triggers", args.triggers),
     )
     jobs = checked_jobs(args, config.kafka.partitions)
+    budget = memory_budget(args)
     options = replay_options(args, until)
     # stdin and pipes are read once, by one process: jobs open and read their inputs themselves
-    if jobs > 1 and all(path != "-" and os.path.isfile(path) for path in args.inputs):
+    files = all(path != "-" and os.path.isfile(path) for path in args.inputs)
+    groups = jobs
+    if files:
+        estimate = input_estimate(args.inputs, args.format)
+        plan = passes(estimate, budget, jobs, config.kafka.partitions)
+        note = plan_note(plan, budget, jobs, "replaying")
+        if note is not None:
+            print(f"replay: {note}", file=sys.stderr)
+        groups = plan.groups
+    elif args.memory is not None:
+        print(
+            "replay: --memory is not kept to for stdin or a pipe, read once by one process", file=sys.stderr
+        )
+    if files and groups > 1:
         from stream.replay.jobs import replay_in_jobs
 
         new_progress = (lambda: progress_bar(args)) if shows_progress() else None
-        result = replay_in_jobs(options, config, outputs, jobs, new_progress)
+        result = replay_in_jobs(options, config, outputs, jobs, new_progress, groups=groups)
     else:
         result = replay_here(options, config, outputs, progress=progress_bar(args))
     _close(outputs)

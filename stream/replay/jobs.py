@@ -70,36 +70,42 @@ def replay_in_jobs(
     outputs: ReplayOutputs,
     jobs: int,
     new_progress: Callable[[], Any] | None = None,
+    groups: int | None = None,
 ) -> ReplayResult:
     """Replay in `jobs` processes, the outputs as one process writes them; `new_progress`
-    makes what shows the progress (a `ReplayProgress`; None: nothing shown)."""
+    makes what shows the progress (a `ReplayProgress`; None: nothing shown).
+
+    With `groups` (more than `jobs`: a memory budget, `stream.replay.memory`), the partitions
+    are shared among that many processes, `jobs` of them at once, each reading every line and
+    keeping its own."""
     _check_formats(options)
+    groups = max(groups or jobs, jobs)
     directory = Path(tempfile.mkdtemp(prefix="lifecycle-replay-"))
     try:
         context = multiprocessing.get_context("fork")
         paths = options.inputs.paths
-        shares = split_inputs(paths, jobs) if _shareable(options) else None
-        meeting = _Meeting(context, jobs) if shares is not None else None
-        counts = SharedProgress(context, jobs, shown=new_progress is not None)
+        # shares of the input are handed over among jobs running together: all of them
+        shares = split_inputs(paths, groups) if _shareable(options) and groups == jobs else None
+        meeting = _Meeting(context, groups) if shares is not None else None
+        counts = SharedProgress(context, groups, shown=new_progress is not None)
         processes = [
             context.Process(
                 target=_job,
-                args=(options, config, job, jobs, directory, outputs, shares, meeting, counts),
+                args=(options, config, job, groups, directory, outputs, shares, meeting, counts),
             )
-            for job in range(jobs)
+            for job in range(groups)
         ]
         merges = [
-            FollowingMerge([directory / f"{job}.{kind}" for job in range(jobs)], handle)
+            FollowingMerge([directory / f"{job}.{kind}" for job in range(groups)], handle)
             for kind, handle in zip(_KINDS, outputs, strict=True)
             if handle is not None
         ]
-        for process in processes:
-            process.start()
+        starting = _Starting(processes, at_once=jobs)
         progress = (
             new_progress() if new_progress is not None else None
         )  # after the forks: a bar starts a thread
         try:
-            failed = _wait_for(processes, meeting, merges, lambda: counts.show(progress))
+            failed = _wait_for(starting, meeting, merges, lambda: counts.show(progress))
         finally:
             for merge in merges:
                 merge.close()
@@ -107,29 +113,49 @@ def replay_in_jobs(
                 progress.close()
         if failed:
             raise ReplayError(f"replay job(s) {', '.join(map(str, failed))} failed; see the messages above")
-        return _merged([orjson.loads((directory / f"{job}.json").read_bytes()) for job in range(jobs)])
+        return _merged([orjson.loads((directory / f"{job}.json").read_bytes()) for job in range(groups)])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+class _Starting:
+    """The jobs' processes, started `at_once` at a time: the next as one ends."""
+
+    def __init__(self, processes: list[Any], at_once: int) -> None:
+        self.processes = processes
+        self.waiting = list(processes)
+        self.running: dict[Any, Any] = {}
+        self.at_once = at_once
+        self.more()
+
+    def more(self) -> None:
+        while self.waiting and len(self.running) < self.at_once:
+            process = self.waiting.pop(0)
+            process.start()
+            self.running[process.sentinel] = process
+
+
 def _wait_for(
-    processes: list[Any],
+    starting: _Starting,
     meeting: _Meeting | None,
     merges: list[FollowingMerge],
     on_wake: Callable[[], None] = lambda: None,
 ) -> list[int]:
     """The jobs that failed, their outputs merged as they come while they run. The first to
     fail breaks the meeting: the others, which would wait there for its share forever, fail
-    too."""
-    running = {process.sentinel: process for process in processes}
+    too; and no job waiting to start starts."""
+    processes, running = starting.processes, starting.running
     ended = [False] * len(processes)
     while running:
         for sentinel in multiprocessing.connection.wait(list(running), timeout=_FOLLOW_SECONDS):
             process = running.pop(sentinel)
             process.join()
             ended[processes.index(process)] = True
-            if process.exitcode != 0 and meeting is not None:
-                meeting.barrier.abort()
+            if process.exitcode != 0:
+                starting.waiting.clear()
+                if meeting is not None:
+                    meeting.barrier.abort()
+        starting.more()
         for merge in merges:
             merge.step(ended)
         on_wake()

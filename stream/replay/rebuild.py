@@ -44,6 +44,7 @@ from ..worker.state import (
     encode_stored,
 )
 from .driver import Replay
+from .memory import MEMORY_PER_EVENT, passes, plan_note
 from .shared_count import SharedCount
 from .worker_group import ensure_changelog_topics, refuse_if_group_has_members
 
@@ -80,20 +81,32 @@ def rebuild(
     jobs: int = 1,
     now_us: Callable[[], int] = wall_clock_us,
     progress: Any = None,
+    memory: int | None = None,
+    note: Callable[[str], None] = lambda text: None,
 ) -> RebuildSummary:
     """Rebuild the worker's state from the orders topic; see the module's docstring.
 
     `jobs` processes share the partitions (partition p goes to job p % jobs): partitions
-    are independent, each with its own clock and customers."""
+    are independent, each with its own clock and customers. Within a `memory` budget
+    (bytes), the partitions are shared among more processes than `jobs`, `jobs` at a time
+    (`stream.replay.memory`); `note` is told when that changes how the work runs."""
     started = time.monotonic()
     ends = asyncio.run(_prepare(config))
-    shares = [share for job in range(jobs) if (share := list(range(job, config.kafka.partitions, jobs)))]
+    groups = jobs
+    if memory is not None:
+        plan = passes(sum(ends.values()) * MEMORY_PER_EVENT, memory, jobs, config.kafka.partitions)
+        told = plan_note(plan, memory, jobs, "rebuilding")
+        if told is not None:
+            note(told)
+        groups = plan.groups
+    partitions = config.kafka.partitions
+    shares = [share for group in range(groups) if (share := list(range(group, partitions, groups)))]
     if len(shares) <= 1:
         summary = asyncio.run(
             _rebuild_partitions(config, list(ends), ends, emit_transitions, now_us, progress)
         )
     else:
-        summary = _in_processes(config, shares, ends, emit_transitions, now_us, progress)
+        summary = _in_processes(config, shares, ends, emit_transitions, now_us, progress, jobs)
     asyncio.run(_commit(config, ends))
     summary.end_offsets = ends
     summary.seconds = time.monotonic() - started
@@ -121,6 +134,7 @@ def _in_processes(
     emit_transitions: bool,
     now_us: Callable[[], int],
     progress: Any,
+    at_once: int,
 ) -> RebuildSummary:
     context = multiprocessing.get_context("fork")  # the children share the parsed config
     results = context.SimpleQueue()
@@ -131,9 +145,13 @@ def _in_processes(
         )
         for share in shares
     ]
-    for process in processes:
-        process.start()
-    while any(process.is_alive() for process in processes):
+    waiting = list(processes)
+    while waiting or any(process.is_alive() for process in processes):
+        # the next share's process once fewer than `at_once` run; none after one failed
+        if any(process.exitcode not in (None, 0) for process in processes):
+            waiting.clear()
+        while waiting and sum(process.is_alive() for process in processes) < at_once:
+            waiting.pop(0).start()
         time.sleep(0.2)
         read.show(progress)
     read.show(progress)

@@ -75,7 +75,7 @@ def test_shares_are_of_about_equal_bytes_and_cover_the_files_end_to_end(tmp_path
 def test_a_job_that_fails_before_the_meeting_fails_the_jobs_waiting_there_instead_of_hanging():
     import multiprocessing
 
-    from stream.replay.jobs import _Meeting, _wait_for
+    from stream.replay.jobs import _Meeting, _Starting, _wait_for
 
     context = multiprocessing.get_context("fork")
     meeting = _Meeting(context, 2)
@@ -83,10 +83,21 @@ def test_a_job_that_fails_before_the_meeting_fails_the_jobs_waiting_there_instea
     # waits at most two minutes, failing then too: the meeting broken ends it long before
     waiting = context.Process(target=meeting.barrier.wait, args=(120,))
     started = time.monotonic()
-    for process in (waiting, failing):
-        process.start()
-    assert _wait_for([failing, waiting], meeting, merges=[]) == [0, 1]
+    assert _wait_for(_Starting([failing, waiting], at_once=2), meeting, merges=[]) == [0, 1]
     assert time.monotonic() - started < 60
+
+
+def test_jobs_started_a_few_at_a_time_do_not_start_after_one_failed():
+    import multiprocessing
+
+    from stream.replay.jobs import _Starting, _wait_for
+
+    context = multiprocessing.get_context("fork")
+    failing = context.Process(target=_exit_with, args=(3,))
+    never = context.Process(target=_exit_with, args=(0,))
+    starting = _Starting([failing, never], at_once=1)
+    assert _wait_for(starting, None, merges=[]) == [0, 1]
+    assert never.exitcode is None  # never started
 
 
 def _exit_with(status: int) -> None:

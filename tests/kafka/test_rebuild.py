@@ -16,8 +16,10 @@ from tests.kafka.env import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_itself(env_factory, jobs):
+@pytest.mark.parametrize(("jobs", "memory"), [(1, None), (2, None), (1, "1M")])
+def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_itself(
+    env_factory, jobs, memory
+):
     env = env_factory(kafka={"partitions": 3})
     history = generated(env, 400, seed=43)
     expected, expected_states = env.replay(history)
@@ -25,8 +27,11 @@ def test_a_worker_after_a_rebuild_goes_on_as_if_it_had_processed_the_history_its
     (env.directory / "history.jsonl").write_bytes(b"".join(lines[: len(lines) * 2 // 3]))
     (env.directory / "later.jsonl").write_bytes(b"".join(lines[len(lines) * 2 // 3 :]))
     history_part = str(env.directory / "history.jsonl")
-    done = env.lifecycle("rebuild", "--emit-transitions", f"--jobs={jobs}", history_part)
+    budget = ("--memory", memory) if memory else ()
+    done = env.lifecycle("rebuild", "--emit-transitions", f"--jobs={jobs}", *budget, history_part)
     assert f"with {jobs} job(s)" in done.stderr.decode(), done.stderr
+    if memory:  # too small for one process: the three partitions one after another
+        assert "rebuild: rebuilding in 3 groups of partitions, 1 at a time" in done.stderr.decode()
     orders = env.config.topics.orders
     ends = env.end_offsets(orders)
     assert env.committed_offsets(orders) == ends  # the worker group goes on from the end

@@ -385,6 +385,11 @@ def test_replay_in_jobs_writes_the_same_lines_in_the_same_order_as_one_process(t
     outputs = {jobs: _replayed_in_jobs(tmp_path, [history], config, jobs) for jobs in ("1", "3")}
     assert outputs["3"] == outputs["1"]
     assert all(outputs["1"][0])  # every kind of output has lines
+    # a memory budget too small for one process: the partitions one after another, the same
+    records, summary = _replayed_in_jobs(tmp_path, [history], config, "1", "--memory", "1M")
+    assert records == outputs["1"][0]
+    assert summary[0].startswith("replay: replaying in 5 groups of partitions, 1 at a time")
+    assert summary[1:] == outputs["1"][1]
     # gzip is not cut into shares: every job reads every line and keeps its own
     packed = tmp_path / "history.jsonl.gz"
     packed.write_bytes(gzip.compress(history.read_bytes()))
