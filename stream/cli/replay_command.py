@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Config, load_config
 from ..lifecycle import State
 from ..replay.driver import Replay
-from ..replay.memory import input_estimate, passes, plan_note
+from ..replay.memory import PROCESS_BASE, default_budget, input_estimate, passes, plan_note, shown
 from ..replay.run import ReplayOutputs, ReplayResult, replay_here, replayed_history
 from .common import (
     UsageError,
@@ -123,6 +123,16 @@ def replayed(args: argparse.Namespace, config: Config, until: int | None) -> tup
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
+    files = [path for path in args.inputs if path != "-" and os.path.isfile(path)]
+    estimate = PROCESS_BASE + input_estimate(files, args.format)
+    if estimate > default_budget():
+        # these read every customer at once: no groups of partitions for them (yet)
+        print(
+            f"{args.command}: the history is estimated to need {shown(estimate)} in this one process, "
+            "more than half the machine's memory; `lifecycle replay --memory` can split a replay, "
+            "this command cannot",
+            file=sys.stderr,
+        )
     return replayed_history(replay_options(args, until), config, progress_bar(args))
 
 

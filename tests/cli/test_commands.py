@@ -142,3 +142,14 @@ def test_export_segment_writes_the_members_of_a_state_segment_or_class_as_csv(tm
     assert [r["customer_id"] for r in export("class:big")] == ["ann"]
     assert sorted(r["customer_id"] for r in export("one_timer")) == ["ann", "bob", "jun"]
     assert [r["spend"] for r in export("one_timer") if r["customer_id"] == "jun"] == ["5000 JPY"]
+
+
+def test_a_report_over_half_the_machines_memory_says_it_cannot_split_the_history(tmp_path, monkeypatch):
+    import stream.cli.replay_command as replay_command
+
+    source = write_events(tmp_path / "orders.jsonl", [placed("ann", "a1", at(0))])
+    monkeypatch.setattr(replay_command, "default_budget", lambda: 1)
+    result = lifecycle("report", str(source), "--kpis", str(tmp_path / "k.json"))
+    assert result.returncode == 0, result.stderr
+    assert "report: the history is estimated to need" in result.stderr
+    assert "`lifecycle replay --memory` can split a replay, this command cannot" in result.stderr
