@@ -32,6 +32,7 @@ from replay_bench import lifecycle as timed  # noqa: E402
 from stream.kafka.local import Broker  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "memory"
+# every topic under the run's own names: the broker may hold an earlier run's of other sizes
 TOPIC_KEYS = (
     "orders",
     "transitions",
@@ -92,18 +93,7 @@ def rebuilds(history: Path, base_config: str, budget: str, events: int) -> None:
         config.write_text(
             base_config.replace("[kafka]\n", f'[kafka]\nbootstrap_servers = "{broker.bootstrap}"\n')
             + "[topics]\n"
-            + "".join(
-                f'{key} = "{tag}.{key}"\n'
-                for key in (
-                    "orders",
-                    "transitions",
-                    "customer_state",
-                    "dead_letters",
-                    "ticks",
-                    "segment_changes",
-                    "triggers",
-                )
-            )
+            + "".join(f'{key} = "{tag}.{key}"\n' for key in TOPIC_KEYS)
         )
         sent_at = time.perf_counter()
         timed("send", str(history), "--config", str(config), echo=False)
