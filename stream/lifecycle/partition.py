@@ -279,15 +279,19 @@ class Partition:
                 or occurrence.name in self.triggers.by_on
                 or occurrence.name in self.triggers.by_unless
             )
+        outcome = Outcome.APPLIED if at == clock else Outcome.LATE
         if not changed and not is_new:
-            return EventResult(Outcome.DUPLICATE, fired)
+            # nothing configured reads it: nothing to write. Applied all the same: they are
+            # not deduplicated by event_id (that would keep every id), so "duplicate" would
+            # say what is not known
+            return EventResult(outcome, fired)
         changes = self._settle(customer, clock, now_us, event_type(event), event.event_id)
         fired += changes
         if self.triggers or customer.triggers is not None:
             fired += self._fire_triggers(customer, clock, now_us, changes, occurrence, occurrence)
         self._index(customer)
         self.customers[event.customer_id] = customer
-        return EventResult(Outcome.APPLIED if at == clock else Outcome.LATE, fired)
+        return EventResult(outcome, fired)
 
     def _fire_triggers(
         self,
