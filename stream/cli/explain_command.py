@@ -17,6 +17,7 @@ from ..lifecycle.instants import format_rfc3339
 from ..lifecycle.transitions import Change, TriggerFired
 from ..replay.driver import Replay
 from .common import add_arrival_order_option, add_input_options, check_readable, instant_argument, read_inputs
+from .replay_command import say_if_over_memory
 
 
 def register(commands: Any) -> None:
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     until = instant_argument("--until", args.until) if args.until else None
     check_readable(args.inputs)
+    say_if_over_memory(args)
     replay = Replay(config)
     wanted = args.customer_id
     lines: Any = read_inputs(args)

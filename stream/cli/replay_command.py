@@ -123,17 +123,23 @@ def replayed(args: argparse.Namespace, config: Config, until: int | None) -> tup
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
+    say_if_over_memory(args)
+    return replayed_history(replay_options(args, until), config, progress_bar(args))
+
+
+def say_if_over_memory(args: argparse.Namespace, copies: int = 1) -> None:
+    """Tell when a command that reads every customer at once in one process (`copies` times
+    over: what-if replays twice) is estimated over half the machine's memory."""
     files = [path for path in args.inputs if path != "-" and os.path.isfile(path)]
-    estimate = PROCESS_BASE + input_estimate(files, args.format)
+    estimate = PROCESS_BASE + copies * input_estimate(files, args.format)
     if estimate > default_budget():
-        # these read every customer at once: no groups of partitions for them (yet)
+        # no groups of partitions for these (yet): `replay --memory` has them
         print(
             f"{args.command}: the history is estimated to need {shown(estimate)} in this one process, "
             "more than half the machine's memory; `lifecycle replay --memory` can split a replay, "
             "this command cannot",
             file=sys.stderr,
         )
-    return replayed_history(replay_options(args, until), config, progress_bar(args))
 
 
 def shows_progress() -> bool:

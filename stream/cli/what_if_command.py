@@ -18,6 +18,7 @@ from .common import (
     open_output,
     replay_options,
 )
+from .replay_command import say_if_over_memory
 
 
 def register(commands: Any) -> None:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if "-" in args.inputs:
         raise UsageError("what-if reads its input once for both configurations: give files, not stdin")
     check_readable(args.inputs)
+    say_if_over_memory(args, copies=2)
     configs = (load_config(args.config[0]), load_config(args.config[1]))
     until = instant_argument("--until", args.until) if args.until else None
     page_out = open_output("--output", args.output)
