@@ -153,3 +153,26 @@ def test_a_report_over_half_the_machines_memory_says_it_cannot_split_the_history
     assert result.returncode == 0, result.stderr
     assert "report: the history is estimated to need" in result.stderr
     assert "`lifecycle replay --memory` can split a replay, this command cannot" in result.stderr
+
+
+def test_explain_tells_the_transitions_a_full_replay_gives_the_customer(tmp_path: Path):
+    import orjson
+
+    history = tmp_path / "h.jsonl"
+    assert lifecycle("generate", "--customers", "300", "--seed", "4", "-o", str(history)).returncode == 0
+    out = tmp_path / "t.jsonl"
+    assert lifecycle("replay", str(history), "--transitions", str(out)).returncode == 0
+    replayed = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    counts: dict[str, int] = {}
+    for t in replayed:
+        counts[t["customer_id"]] = counts.get(t["customer_id"], 0) + 1
+    customer = max(counts, key=lambda c: (counts[c], c))  # the most transitions
+    result = lifecycle("explain", customer, str(history))
+    assert result.returncode == 0, result.stderr
+    told = [
+        (line.split()[0], line.split()[2])
+        for line in result.stdout.splitlines()
+        if line.split()[1] == "transition"
+    ]
+    assert told == [(t["occurred_at"], t["transition"]) for t in replayed if t["customer_id"] == customer]
+    assert len(told) == counts[customer] >= 4
