@@ -472,7 +472,11 @@ def check_against_replay(env, expected, expected_states, timeout=240):
     ids: dict[tuple[str, int], set[str]] = {}
     for t in got:
         ids.setdefault((t["customer_id"], t["seq"]), set()).add(t["event_id"])
-    assert set(ids) == set(want_ids)
+    extra = sorted(set(ids) - set(want_ids))
+    extra_shown = [(key, [t for t in got if (t["customer_id"], t["seq"]) == key]) for key in extra[:3]]
+    assert not extra, f"{len(extra)} (customer, seq) the replay has not: {extra_shown}\n" + "\n".join(
+        w.evidence() for w in env.workers
+    )
     assert all(found == {want_ids[key]} for key, found in ids.items())
     want = {s["customer_id"]: state_key(s) for s in expected_states}
     env.latest_states(lambda latest: {k: state_key(v) for k, v in latest.items()} == want, timeout=90)
