@@ -40,6 +40,12 @@ def format_rfc3339(instant_us: int) -> str:
     return text[:-6] + "Z"
 
 
+def iso_week(instant: datetime) -> str:
+    """The ISO week an instant falls in, as the report and what-if label weeks: `2026-W05`."""
+    year, week, _ = instant.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def parse_rfc3339(text: str) -> int:
     """Epoch microseconds of an RFC 3339 timestamp that carries a zone."""
     try:

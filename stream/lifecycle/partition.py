@@ -52,8 +52,8 @@ from .triggers import (
     event_occurrence,
     fired_event,
     forget_removed,
+    include_next_firing,
     may_fire,
-    next_firing,
 )
 
 
@@ -326,9 +326,7 @@ class Partition:
                 if may_fire(trigger, customer):
                     firings.append(fired_event(trigger, customer, armed, stamp, snap))
             firings = self.experiments.exposed(customer, firings, at_us, self.on_goal)
-        upcoming = next_firing(customer)
-        if upcoming is not None and (customer.deadline is None or upcoming < customer.deadline):
-            customer.deadline = upcoming
+        include_next_firing(customer)
         return firings
 
     @staticmethod
@@ -499,9 +497,7 @@ class Partition:
         rebuild_windows(self.segments, customer, at)
         moves = self._move_segments(customer, at, next_deadline(policy, count, first, last, at))
         forget_removed(self.triggers, customer)
-        upcoming = next_firing(customer)
-        if upcoming is not None and (customer.deadline is None or upcoming < customer.deadline):
-            customer.deadline = upcoming
+        include_next_firing(customer)
         self._index(customer)
         changes: list[Change] = []
         if moves:

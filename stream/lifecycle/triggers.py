@@ -252,11 +252,15 @@ def fired_event(
     )
 
 
-def next_firing(customer: CustomerState) -> int | None:
+def include_next_firing(customer: CustomerState) -> None:
+    """The customer's deadline (lifecycle and segments) brought forward to their next
+    pending firing, if that comes first."""
     book = customer.triggers
     if book is None or not book.pending:
-        return None
-    return min(armed.fires_at for armed in book.pending.values())
+        return
+    upcoming = min(armed.fires_at for armed in book.pending.values())
+    if customer.deadline is None or upcoming < customer.deadline:
+        customer.deadline = upcoming
 
 
 def forget_removed(rules: TriggerRules, customer: CustomerState) -> None:

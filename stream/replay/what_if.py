@@ -15,6 +15,7 @@ from ..config import Config
 from ..inputs.messages import InvalidEvent
 from ..inputs.sources import read_inputs
 from ..inputs.time_order import OrderingStats, ordered_lines
+from ..lifecycle.instants import iso_week
 from ..lifecycle.transitions import Change
 from .driver import Replay
 from .run import ReplayError, ReplayOptions
@@ -34,8 +35,7 @@ class Emitted:
             if getattr(change, "cause", None) == "configuration":
                 continue
             kind = change.exposure_name()
-            year, week, _ = change.occurred_at.isocalendar()
-            self.by_week[kind][f"{year}-W{week:02d}"] += 1
+            self.by_week[kind][iso_week(change.occurred_at)] += 1
             self.customers[kind].add(change.customer_id)
 
 

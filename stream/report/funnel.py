@@ -13,7 +13,7 @@ from datetime import UTC
 from typing import Any
 
 from ..lifecycle import CustomerState
-from ..lifecycle.instants import DAY_US, from_us
+from ..lifecycle.instants import DAY_US, from_us, iso_week
 from ..replay.funnel_log import FunnelLog
 from .experiments import counted_orders
 from .second_purchase import wilson_interval
@@ -131,7 +131,7 @@ def _triggers(
         instants = [at for at in log.firings[trigger] if at <= until_us]
         if not instants:
             continue
-        weeks = Counter(_iso_week(at) for at in instants)
+        weeks = Counter(iso_week(from_us(at)) for at in instants)
         first = {cid: at for cid, at in log.first_firings.get(trigger, {}).items() if at <= until_us}
         eligible = ordered = 0
         for customer_id, fired_at in first.items():
@@ -153,8 +153,3 @@ def _triggers(
             "high": high if eligible else None,
         }
     return figures
-
-
-def _iso_week(at_us: int) -> str:
-    year, week, _ = from_us(at_us).isocalendar()
-    return f"{year}-W{week:02d}"
