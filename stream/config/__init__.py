@@ -102,6 +102,18 @@ class WorkerSettings:
     # customer read again soon skips the store's read and the decoding. A few KB each (more
     # for customers with many orders); 0: every read goes to the store
     decoded_customers: int = read.setting(read.whole_number, 10_000)
+    # at_least_once: a crash sends again what followed the last commit, and subscribers see
+    # those messages twice (same ids); exactly_once: what a message causes leaves in one Kafka
+    # transaction with its offset, and read_committed readers see each message once
+    # (docs/exactly-once.md)
+    processing_guarantee: str = read.setting(read.choice("at_least_once", "exactly_once"), "at_least_once")
+    # exactly_once: how often each partition's transaction is committed; a read_committed
+    # reader sees a transaction's messages at its commit, not before
+    transaction_interval: int = read.setting(read.transaction_interval, 100_000)
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,15 @@ def session_timeout(value: object) -> int:
     return timeout
 
 
+def transaction_interval(value: object) -> int:
+    interval = duration(value)
+    # under 10 ms the commits alone would be the worker's work; over 10 s a read_committed
+    # subscriber waits that long for every transition
+    if not 10 * _UNITS["ms"] <= interval <= 10 * SECOND_US:
+        raise ValueError(f"expected a duration from 10ms to 10s, got `{value}`")
+    return interval
+
+
 def share(value: object) -> float:
     if isinstance(value, str):
         try:

@@ -23,6 +23,9 @@ from typing import Any
 
 from .partitioning import partition_for
 
+# (topic, key, value, partition, ...): what follows the partition is the caller's, not sent
+Message = tuple[str, bytes | None, bytes | None, int | None, *tuple[Any, ...]]
+
 
 class HandOverFailed(Exception):
     """aiokafka refused a batch before sending it (a timeout, a closed producer)."""
@@ -51,12 +54,14 @@ class Batches:
         self._open: dict[tuple[str, int], Any] = {}
         self._lock = asyncio.Lock()
 
-    async def send(self, messages: Sequence[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
-        """Add (topic, key, value, partition) messages, in order, to their partitions'
-        batches; a message without a partition goes where Kafka's default partitioner puts
-        its key. Batches that fill are handed over."""
+    async def send(
+        self, messages: Sequence[tuple[str, bytes | None, bytes | None, int | None, *tuple[Any, ...]]]
+    ) -> None:
+        """Add (topic, key, value, partition, ...) messages, in order, to their partitions'
+        batches (what follows the partition is not sent); a message without a partition goes
+        where Kafka's default partitioner puts its key. Batches that fill are handed over."""
         async with self._lock:
-            for topic, key, value, partition in messages:
+            for topic, key, value, partition, *_ in messages:
                 if partition is None:
                     partition = await self._keyed_partition(topic, key)
                 await self._add(topic, partition, key, value)

@@ -61,3 +61,33 @@ def faust_credentials(config: Config) -> Any:
 
 def faust_broker_url(config: Config) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in config.kafka.bootstrap_servers.split(","))
+
+
+def transactional_producer(config: Config, transactional_id: str) -> Any:
+    """An aiokafka producer for exactly-once output: one transaction at a time under
+    `transactional_id`; starting it fences any older producer of that id and aborts what
+    that producer left open."""
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        **client_settings(config),
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+        # the worker's settings for faust's producer (stream/worker/app.py says why)
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+    )
+
+
+async def group_offsets(config: Config, group_id: str, partitions: list[Any]) -> dict[Any, int]:
+    """The offsets `group_id` has committed for `partitions` (TopicPartitions), -1 for none."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_settings(config))
+    await admin.start()
+    try:
+        stored = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+    finally:
+        await admin.close()
+    return {tp: stored[tp].offset if tp in stored else -1 for tp in partitions}

@@ -21,10 +21,10 @@ from faust.types import TP
 
 from ..config import Config
 from ..kafka.batches import Batches
-from ..kafka.client import faust_broker_url, faust_credentials
-from .commit_protocol import CommitProtocol, stop_unprocessed
-from .faults import Process, install_faults
-from .faust_internals.consumer import ConsumerBook, Transport
+from ..kafka.client import faust_broker_url, faust_credentials, group_offsets, transactional_producer
+from .commit_protocol import AtLeastOnce, CommitProtocol, Transactions, stop_unprocessed
+from .faults import Process, install_faults, install_transaction_faults
+from .faust_internals.consumer import ConsumerBook, Transport, read_committed_only
 from .faust_internals.producer import DrainingBuffer, aiokafka_producer
 from .faust_internals.tables import restore_resolving
 from .metrics import WorkerMetrics
@@ -74,10 +74,12 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         metrics=metrics,
     )
     protocol = CommitProtocol.install(app, config.topics.orders, worker.processed_through)
+    transactions = _transactions(app, config, worker, protocol) if config.worker.exactly_once else None
     process = install_faults(app, config.topics.orders, protocol, partial(_process, worker))
-    send_outputs = _outputs(app, worker, protocol, tables.customers)
+    send_outputs = _outputs(app, worker, protocol, tables.customers, transactions)
     assert protocol.buffer is not None
-    _agent(app, config, worker, protocol, protocol.buffer, send_outputs, process, metrics)
+    scope = transactions or AtLeastOnce()
+    _agent(app, config, worker, protocol, scope, protocol.buffer, send_outputs, process, metrics)
     Upkeep(app, config, worker, metrics, send_outputs).install()
 
     app.task(_quiet_client_logs)
@@ -159,10 +161,56 @@ def _declare_tables(app: faust.App, config: Config) -> WorkerTables:
     return WorkerTables(customers, clocks, bytes_table(ERASURES_TABLE))
 
 
-def _outputs(app: faust.App, worker: Worker, protocol: CommitProtocol, customers: Any) -> Callable[[], Any]:
+def _transactions(app: faust.App, config: Config, worker: Worker, protocol: CommitProtocol) -> Transactions:
+    """Exactly-once mode: a transaction per owned orders partition, committed on a timer, at a
+    revocation and at shutdown."""
+    read_committed_only(app.consumer)
+    topics = config.topics
+    app_id = config.worker.app_id
+    transactions = Transactions(
+        app,
+        protocol,
+        (topics.orders, topics.ticks),
+        open_producer=lambda number: transactional_producer(config, f"{app_id}-{topics.orders}-{number}"),
+        committed_offsets=lambda tps: group_offsets(config, app_id, tps),
+        give_up=worker.give_up,
+    )
+    install_transaction_faults(transactions)
+
+    async def commit_transactions() -> None:
+        await transactions.commit()
+
+    app.timer(interval=config.worker.transaction_interval / 1_000_000, name="commit_transactions")(
+        commit_transactions
+    )
+
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        await transactions.close({tp.partition for tp in revoked if tp.topic == topics.orders})
+
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        transactions.assigned({tp.partition for tp in assigned if tp.topic == topics.orders})
+
+    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await transactions.stop()
+
+    signals: Any = app  # mode's signal types do not take coroutine receivers
+    signals.on_partitions_revoked.connect(on_revoked)
+    signals.on_partitions_assigned.connect(on_assigned)
+    signals.on_before_shutdown.connect(on_shutdown)
+    return transactions
+
+
+def _outputs(
+    app: faust.App,
+    worker: Worker,
+    protocol: CommitProtocol,
+    customers: Any,
+    transactions: Transactions | None,
+) -> Callable[[], Any]:
     """The way out for the worker's outputs: batches handed to aiokafka in the order they were
-    made, after the store is written, each confirmed before the next commit; returns the
-    agent's `send_outputs`."""
+    made, after the store is written, each confirmed before the next commit (in exactly-once
+    mode, those readers outside the engine see: into their partition's transaction); returns
+    the agent's `send_outputs`."""
     protocol.install_flush(app.producer)
 
     def note_persisted(last: int, ack: asyncio.Future[Any]) -> None:
@@ -188,7 +236,23 @@ def _outputs(app: faust.App, worker: Worker, protocol: CommitProtocol, customers
     async def send_outputs() -> None:
         await protocol.hand_over(batches.send(worker.drain()))
 
-    return send_outputs
+    if transactions is None:
+        return send_outputs
+    outside = worker.outputs.outside_transactions
+
+    async def send_outputs_transacted() -> None:
+        outputs = worker.drain()
+        if not outputs:
+            return
+        await protocol.hand_over(batches.send([o for o in outputs if o.topic in outside]))
+        by_source: dict[int, list[Any]] = {}
+        for output in outputs:
+            if output.topic not in outside:
+                by_source.setdefault(output.source, []).append(output)
+        for source, transacted in by_source.items():
+            await transactions.send(source, transacted)
+
+    return send_outputs_transacted
 
 
 async def _quiet_client_logs() -> None:
@@ -206,13 +270,15 @@ def _agent(
     config: Config,
     worker: Worker,
     protocol: CommitProtocol,
+    scope: AtLeastOnce | Transactions,
     buffer: DrainingBuffer,
     send_outputs: Callable[[], Any],
     process: Process,
     metrics: WorkerMetrics,
 ) -> None:
     """The agent over orders and ticks: one message processed, its outputs handed over, then
-    the next (whose request acks this one: commit protocol, invariant 2)."""
+    the next (whose request acks this one: commit protocol, invariant 2); in exactly-once
+    mode each message in its partition's transaction, whole (invariant 12)."""
     source = app.topic(
         config.topics.orders, config.topics.ticks, key_serializer="raw", value_serializer="raw"
     )
@@ -221,36 +287,44 @@ def _agent(
     async def lifecycle(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                with metrics.processing.time():
-                    reread_from = process(message)
-            except Exception:
-                stop_unprocessed(message)
-            if reread_from is not None:
-                # not processed: its ack must not count, and the partition is read again
-                # from the first offset missing. seek_wait runs in the consumer's thread
-                # (faust's plain `seek` calls aiokafka from this one, and the fetcher never
-                # woke up: a stall)
-                protocol.refuse(message)
-                try:
-                    await app.consumer.seek_wait({message.tp: reread_from})
-                except Exception as error:  # the next message past the hole asks again
-                    log.warning(
-                        "orders partition %d: seek to %d failed: %r", message.partition, reread_from, error
-                    )
-                continue
-            await send_outputs()
-            while worker.catching_up(message.partition):
-                # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
-                # health checks and the send buffer running in between
-                await asyncio.sleep(0)
-                await buffer.wait_until_ebb()
+            async with scope.handling(message) as handling:
+                if not handling.go:  # exactly-once: committed already, or the partition given up
+                    protocol.refuse(message)
+                    continue
                 try:
                     with metrics.processing.time():
-                        worker.catch_up(message.partition)
+                        reread_from = process(message)
                 except Exception:
                     stop_unprocessed(message)
+                if reread_from is not None:
+                    # not processed: its ack must not count, and the partition is read again
+                    # from the first offset missing. seek_wait runs in the consumer's thread
+                    # (faust's plain `seek` calls aiokafka from this one, and the fetcher never
+                    # woke up: a stall)
+                    protocol.refuse(message)
+                    try:
+                        await app.consumer.seek_wait({message.tp: reread_from})
+                    except Exception as error:  # the next message past the hole asks again
+                        log.warning(
+                            "orders partition %d: seek to %d failed: %r",
+                            message.partition,
+                            reread_from,
+                            error,
+                        )
+                    continue
                 await send_outputs()
+                while worker.catching_up(message.partition):
+                    # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
+                    # health checks and the send buffer running in between
+                    await asyncio.sleep(0)
+                    await buffer.wait_until_ebb()
+                    try:
+                        with metrics.processing.time():
+                            worker.catch_up(message.partition)
+                    except Exception:
+                        stop_unprocessed(message)
+                    await send_outputs()
+                handling.done(message.topic, message.offset)
 
 
 def _group_instance_id(config: Config) -> str:

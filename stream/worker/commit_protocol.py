@@ -33,9 +33,30 @@ Invariants, each enforced where named (docs/architecture.md draws the path of an
 10. **A message whose handling raised is never committed**: the process stops before any
     commit (`stop_unprocessed`, exit 70).
 
-Invariants 3 and 8 assume at-least-once processing: with Kafka transactions faust's commit
-skips the producer's flush. The faust and aiokafka parts these rules correct are reached
-through `faust_internals` only.
+The faust and aiokafka parts these rules correct are reached through `faust_internals` only.
+
+**Exactly-once mode** (`worker.processing_guarantee = "exactly_once"`, `Transactions` below)
+keeps every rule above and commits transactions instead of offsets:
+
+11. **One transaction per orders partition, its own producer** (a fixed transactional id per
+    partition: aiokafka has no KIP-447). Everything a message of the partition causes that
+    readers outside the engine see (transitions, segment changes, firings, on every topic;
+    customer states; dead letters) goes through it, and the orders and ticks offsets of the
+    messages handled are sent to it (`Transactions.commit`). faust commits nothing.
+12. **A transaction commits whole messages**: a message is handled under its partition's lock,
+    which a commit takes too; the offsets committed are those of the messages handled whole.
+13. **Nothing outside a transaction is behind it**: the changelogs and the orders sent on to
+    their customer's partition, which leave outside transactions (`Outputs.outside_transactions`
+    says why), are handed over and confirmed before a transaction commits (invariant 3's flush).
+14. **What is sent again waits for its message**: after a take-up, the outputs of messages past
+    the committed offset leave with that message's redelivery, in the transaction committing
+    its offset (`Resends.release`).
+15. **No message below the committed offset is handled**, and none handled twice in one
+    ownership: a zombie's transaction or a seek back would otherwise send its outputs twice.
+16. **Fencing gives a partition up, it does not stop the worker**: a producer fenced by the
+    partition's new owner is closed and the partition's messages refused until an assignment
+    gives it back. Any other failure of a transaction stops the process (exit 74): a restart
+    begins at the last committed transaction.
 
 Why each rule, found by which failure (faust-streaming 0.15.3):
 
@@ -65,14 +86,17 @@ Why each rule, found by which failure (faust-streaming 0.15.3):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+from aiokafka.structs import TopicPartition
 from faust.types import TP, Message
 
-from ..kafka.batches import HandOverFailed
+from ..kafka.batches import Batches, HandOverFailed
 from .faust_internals.consumer import Ack, CommitOffsets, ConsumerBook, NewOffset, correct
 from .faust_internals.producer import DrainingBuffer, replace_buffer, wrap_flush
 
@@ -103,6 +127,8 @@ class CommitProtocol:
         self.buffer: DrainingBuffer | None = None
         # hands over what the worker holds unsent, before each commit
         self.before_flush: Callable[[], Awaitable[None]] | None = None
+        # exactly-once mode: the topics whose offsets transactions commit, not faust
+        self.transactional: frozenset[str] = frozenset()
 
     @classmethod
     def install(
@@ -173,6 +199,11 @@ class CommitProtocol:
         return faust_new_offset(tp)
 
     async def commit_offsets(self, offsets: dict[TP, int], faust_commit: CommitOffsets) -> bool:
+        if self.transactional:
+            # the partitions' transactions commit these (11)
+            offsets = {tp: offset for tp, offset in offsets.items() if tp.topic not in self.transactional}
+            if not offsets:
+                return True
         if self.orders_topic is not None:
             offsets = self.processed_only(offsets)
         return await faust_commit(offsets)
@@ -286,6 +317,242 @@ class CommitProtocol:
         ]
         if failures:
             stop_before_commit(failures)
+
+
+FENCED = (ProducerFenced, InvalidProducerEpoch)
+
+
+class PartitionTransaction:
+    """The open transaction of one orders partition: its producer, its batches, and the last
+    offset of each input topic whose message it holds the outputs of."""
+
+    def __init__(self, number: int, producer: Any, batches: Batches) -> None:
+        self.number = number
+        self.producer = producer
+        self.batches = batches
+        # held while a message of the partition is handled and while the transaction commits (12)
+        self.lock = asyncio.Lock()
+        self.through: dict[str, int] = {}
+
+
+class Handling:
+    """One message's turn: `go` says whether to handle it; `done()` once it was, whole."""
+
+    def __init__(self, go: bool, transaction: PartitionTransaction | None = None) -> None:
+        self.go = go
+        self.transaction = transaction
+        self.handled: tuple[str, int] | None = None
+
+    def done(self, topic: str, offset: int) -> None:
+        self.handled = (topic, offset)
+
+
+class AtLeastOnce:
+    """The scope of a message without transactions: every message is handled."""
+
+    @contextlib.asynccontextmanager
+    async def handling(self, message: Message) -> AsyncIterator[Handling]:
+        yield Handling(True)
+
+
+OpenProducer = Callable[[int], Any]
+CommittedOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
+
+
+class Transactions:
+    """Exactly-once mode (invariants 11-16): a transaction per owned orders partition,
+    committed every `interval` seconds with the offsets of the messages it holds."""
+
+    def __init__(
+        self,
+        app: Any,
+        protocol: CommitProtocol,
+        input_topics: tuple[str, ...],
+        open_producer: OpenProducer,
+        committed_offsets: CommittedOffsets,
+        give_up: Callable[[int], None],
+    ) -> None:
+        """`open_producer(number)`: a new transactional producer for orders partition
+        `number`; `committed_offsets(tps)`: the group's committed offsets, read from Kafka;
+        `give_up(number)`: the worker forgets the partition (its producer was fenced)."""
+        self.app = app
+        self.protocol = protocol
+        self.book = protocol.book
+        self.input_topics = input_topics
+        self.open_producer = open_producer
+        self.committed_offsets = committed_offsets
+        self.give_up = give_up
+        self.group_id: str = app.conf.id
+        self.open: dict[int, PartitionTransaction] = {}
+        self.given_up: set[int] = set()
+        self._opening = asyncio.Lock()
+        self._stopping: set[asyncio.Future[None]] = set()
+        # tests only (`faults`): runs as a transaction is about to commit
+        self.before_commit: Callable[[int], None] = lambda number: None
+        protocol.transactional = frozenset(input_topics)
+
+    # -- a message's turn (12, 15) -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def handling(self, message: Message) -> AsyncIterator[Handling]:
+        transaction = await self._ready(message.partition)
+        if transaction is None or self._below_committed(message):
+            yield Handling(False)
+            return
+        async with transaction.lock:
+            if self.open.get(message.partition) is not transaction:  # given up meanwhile
+                yield Handling(False)
+                return
+            handling = Handling(True, transaction)
+            yield handling
+            if handling.handled is not None:
+                topic, offset = handling.handled
+                transaction.through[topic] = max(offset, transaction.through.get(topic, -1))
+
+    def _below_committed(self, message: Message) -> bool:
+        committed = self.book.committed(message.tp)
+        return committed is not None and message.offset < committed
+
+    async def ready(self, numbers: set[int]) -> None:
+        """Open the transactions of `numbers` (before outputs of theirs are sent)."""
+        for number in sorted(numbers):
+            await self._ready(number)
+
+    async def _ready(self, number: int) -> PartitionTransaction | None:
+        transaction = self.open.get(number)
+        if transaction is not None or number in self.given_up:
+            return transaction
+        async with self._opening:
+            transaction = self.open.get(number)
+            if transaction is None and number not in self.given_up:
+                transaction = await self._open(number)
+            return transaction
+
+    async def _open(self, number: int) -> PartitionTransaction:
+        producer = self.open_producer(number)
+        # fences the partition's previous producer; its open transaction is aborted
+        await producer.start()
+        await producer.begin_transaction()
+        batches = Batches(lambda: producer, on_handed=_acks_in_commit)
+        transaction = PartitionTransaction(number, producer, batches)
+        self.open[number] = transaction
+        await self._catch_up_with_committed(number)
+        return transaction
+
+    async def _catch_up_with_committed(self, number: int) -> None:
+        """A previous owner may have committed after faust read the committed offsets at the
+        assignment and before the start above fenced it: begin where it ended (15)."""
+        tps = [TopicPartition(topic, number) for topic in self.input_topics]
+        stored = await self.committed_offsets(tps)
+        moved = {}
+        for tp in tps:
+            committed = stored.get(tp, -1)
+            faust_tp = TP(tp.topic, tp.partition)
+            known = self.book.committed(faust_tp)
+            if committed >= 0 and (known is None or committed > known):
+                moved[faust_tp] = committed
+        if moved:
+            log.warning(
+                "partition %d: committed while it changed hands, now %s; reading on from there", number, moved
+            )
+            self.book.set_committed(moved)
+            await self.app.consumer.seek_wait(moved)
+
+    # -- outputs ---------------------------------------------------------------------
+
+    async def send(self, number: int, outputs: list[Any]) -> None:
+        """Outputs of a message of partition `number`, into its transaction."""
+        transaction = self.open.get(number)
+        if transaction is None:
+            raise RuntimeError(f"outputs for orders partition {number}, which has no open transaction")
+        try:
+            await transaction.batches.send(outputs)
+        except HandOverFailed as failed:
+            if isinstance(failed.error, FENCED):
+                self._fenced(transaction)
+                return
+            stop_before_commit([(failed.topic, failed.error)])
+
+    # -- commits (11, 13) -------------------------------------------------------------
+
+    async def commit(self, numbers: set[int] | None = None) -> None:
+        """Commit the open transactions (of `numbers`, else all) that hold a message."""
+        due = sorted(
+            (t for t in self.open.values() if numbers is None or t.number in numbers),
+            key=lambda t: t.number,
+        )
+        async with contextlib.AsyncExitStack() as locks:
+            for transaction in due:
+                await locks.enter_async_context(transaction.lock)
+            due = [t for t in due if t.through and self.open.get(t.number) is t]
+            if not due:
+                return
+            # what left outside the transactions, confirmed before they commit (13)
+            await self.app.producer.flush()
+            await asyncio.gather(*(self._commit(t) for t in due))
+
+    async def _commit(self, transaction: PartitionTransaction) -> None:
+        number = transaction.number
+        offsets = {TopicPartition(topic, number): offset + 1 for topic, offset in transaction.through.items()}
+        try:
+            await transaction.batches.hand_over_all()
+            self.before_commit(number)
+            await transaction.producer.send_offsets_to_transaction(offsets, self.group_id)
+            await transaction.producer.commit_transaction()
+        except FENCED:
+            self._fenced(transaction)
+            return
+        except HandOverFailed as failed:
+            if isinstance(failed.error, FENCED):
+                self._fenced(transaction)
+                return
+            stop_before_commit([(failed.topic, failed.error)])
+        except Exception as error:
+            stop_before_commit([(f"the transaction of orders partition {number}", error)])
+        transaction.through = {}
+        self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+        await transaction.producer.begin_transaction()
+
+    async def close(self, numbers: set[int]) -> None:
+        """Partitions revoked: commit what they hold and stop their producers."""
+        await self.commit(numbers)
+        for number in sorted(numbers):
+            transaction = self.open.pop(number, None)
+            if transaction is not None:
+                await _stop(transaction.producer)
+
+    def assigned(self, numbers: set[int]) -> None:
+        """An assignment: partitions given up before may be owned again."""
+        self.given_up -= numbers
+
+    async def stop(self) -> None:
+        await self.close(set(self.open))
+
+    def _fenced(self, transaction: PartitionTransaction) -> None:
+        number = transaction.number
+        log.warning(
+            "orders partition %d: its transaction was fenced by a newer producer (its new owner); "
+            "giving the partition up until an assignment gives it back",
+            number,
+        )
+        if self.open.get(number) is transaction:
+            del self.open[number]
+        self.given_up.add(number)
+        self.give_up(number)
+        stopping = asyncio.ensure_future(_stop(transaction.producer))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+
+
+def _acks_in_commit(topic: str, ack: asyncio.Future[Any], records: int) -> None:
+    """A transaction's batches are confirmed by its commit, which fails if any failed."""
+
+
+async def _stop(producer: Any) -> None:
+    try:
+        await producer.stop()
+    except Exception as error:  # fenced or closed: nothing of it can be committed any more
+        log.info("stopping a transactional producer: %r", error)
 
 
 def stop_before_commit(failures: list[tuple[str, BaseException]]) -> NoReturn:

@@ -7,7 +7,10 @@ Set by the real-broker tests through the environment of a worker they start:
   (docs/field-notes.md);
 - LIFECYCLE_FAULT_FAIL_ORDERS: handling those messages raises;
 - LIFECYCLE_FAULT_SKIP_FETCHED: faust's consumer passes over those messages once, as
-  fetched, and records the offsets passed over as a gap.
+  fetched, and records the offsets passed over as a gap;
+- LIFECYCLE_FAULT_EXIT_AT_COMMIT="3": in exactly-once mode, the process ends (exit 75) as
+  the third transaction to commit is about to send its offsets: its outputs, store writes
+  and changelog records are out, the transaction is not committed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .commit_protocol import CommitProtocol
+from .commit_protocol import CommitProtocol, Transactions
 from .faust_internals.consumer import skip_fetched_once
 
 Process = Callable[[Any], "int | None"]
@@ -47,6 +50,25 @@ def install_faults(
         return process(message)
 
     return with_faults
+
+
+# sysexits' EX_TEMPFAIL: a fault of the tests, not a failure of the worker
+EXIT_FAULT = 75
+
+
+def install_transaction_faults(transactions: Transactions, environ: Mapping[str, str] = os.environ) -> None:
+    at = int(environ.get("LIFECYCLE_FAULT_EXIT_AT_COMMIT", "0"))
+    if at <= 0:
+        return
+    commits = 0
+
+    def exit_at_commit(number: int) -> None:
+        nonlocal commits
+        commits += 1
+        if commits >= at:
+            os._exit(EXIT_FAULT)
+
+    transactions.before_commit = exit_at_commit
 
 
 def _fault_orders(environ: Mapping[str, str], variable: str) -> set[tuple[int, int]]:

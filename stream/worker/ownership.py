@@ -100,6 +100,7 @@ class Ownership:
     def _take_up(self, wanted: set[int]) -> None:
         for number in wanted:
             self.parked.pop(number, None)
+            self.resends.forget(number)  # found again in the table below
         count = self.config.kafka.partitions
         states: dict[int, list[CustomerHead]] = {n: [] for n in wanted}
         clocks: dict[int, int] = {}
@@ -231,6 +232,8 @@ class Ownership:
         worker wrote nothing: the table holds what the cores were built on and kept up with.
         """
         parked, self.parked = self.parked, {}
+        for number in parked.keys() - set(numbers):
+            self.resends.forget(number)
         for number in set(numbers) & parked.keys():
             if number in self.partitions:
                 continue  # taken up afresh in between

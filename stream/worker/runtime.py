@@ -77,7 +77,15 @@ class Worker:
         self.scorer = config.scorer()
         self.segment_fingerprint = config.segments.fingerprint()
         self.outputs = Outputs(config, self.customers_changelog, self.metrics)
-        self.resends = Resends(self.outputs, committed_offset, resend_changelog, self.scorer, self.metrics)
+        self.exactly_once = config.worker.exactly_once
+        self.resends = Resends(
+            self.outputs,
+            committed_offset,
+            resend_changelog,
+            self.scorer,
+            self.metrics,
+            hold=self.exactly_once,
+        )
         tables = (customers_table, clocks_table, erasures_table)
         self.ownership = Ownership(config, tables, self.outputs, self.resends, self.scorer, self.metrics)
 
@@ -99,6 +107,14 @@ class Worker:
 
     def regain(self, numbers: Iterable[int]) -> None:
         self.ownership.regain(numbers)
+
+    def give_up(self, number: int) -> None:
+        """Forget partition `number`: another worker owns it now (exactly-once mode: this
+        worker's producer for it was fenced), and what this one did since its last commit
+        is undone. Taken up afresh from the table if it comes back."""
+        self.ownership.let_go([number])
+        self.ownership.parked.pop(number, None)
+        self.resends.forget(number)
 
     # -- offsets --------------------------------------------------------------------------
 
@@ -150,9 +166,15 @@ class Worker:
             self.take_up({number, *self.owned_partitions()})
         runtime = self.partitions[number]
         if topic == self.topics.orders:
+            last = runtime.offsets.last_processed
+            if self.exactly_once and last is not None and offset <= last:
+                # read again after a seek: its outputs are in a transaction already, and a
+                # second dead letter for it would be a duplicate
+                return None
             reread_from = runtime.offsets.arrived(offset, self._committed_order(number))
             if reread_from is not None:
                 return reread_from
+        self.resends.release(number, topic, offset)
         if runtime.reevaluate is not None:
             self._reevaluate_segments(runtime, number, topic, offset)
         raw = value or b""
@@ -175,7 +197,7 @@ class Worker:
         if owner != number:
             # Keyed otherwise by its producer: a customer's state lives in one partition only,
             # so the event goes to that partition of the orders topic, keyed by customer.
-            self.outputs.emit(self.topics.orders, event.customer_id.encode(), raw, owner)
+            self.outputs.emit(self.topics.orders, event.customer_id.encode(), raw, owner, number)
             self.metrics.rerouted.inc()
             self._publish(runtime, number, topic, offset, [], order_offset=offset)
             return
@@ -316,7 +338,7 @@ class Worker:
         self._keep_erasures(runtime, number, (topic, offset), changed, erased)
         runtime.counts.count(changes, changed, runtime.core.clock_us)
         for change, raw in encoded:
-            self.outputs.change(change, raw)
+            self.outputs.change(change, raw, number)
         for written in changed:
             value = None
             if written.state is not None:

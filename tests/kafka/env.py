@@ -83,6 +83,9 @@ class Env:
         self.path.write_text(_toml(base))
         self.config: Config = load_config(self.path)
         self.workers: list[WorkerProcess] = []
+        # what a subscriber configured as the README says sees: in exactly-once mode, only
+        # committed transactions
+        self.isolation_level = "read_committed" if self.config.worker.exactly_once else "read_uncommitted"
 
     def lifecycle(
         self, *args: str, check: bool = True, timeout: float = 300
@@ -119,9 +122,16 @@ class Env:
         self.workers.append(worker)
         return worker
 
-    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout: float = 120) -> list[Any]:
+    def read(
+        self,
+        topic: str,
+        until: Callable[[list[Any]], bool],
+        timeout: float = 120,
+        isolation_level: str | None = None,
+    ) -> list[Any]:
         """Every message of `topic` from the beginning, read until `until(messages)` holds."""
-        return asyncio.run(_read(self.config, topic, until, timeout))
+        level = isolation_level or self.isolation_level
+        return asyncio.run(_read(self.config, topic, until, timeout, level))
 
     def transitions(self, until: Callable[[list[dict]], bool], timeout: float = 120) -> list[dict]:
         messages = self.read(
@@ -374,12 +384,15 @@ def _metric_lines(port: int) -> list[str]:
     return body.decode(errors="replace").splitlines() if status == 200 else []
 
 
-async def _read(config: Config, topic: str, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:
+async def _read(
+    config: Config, topic: str, until: Callable[[list[Any]], bool], timeout: float, isolation_level: str
+) -> list[Any]:
     consumer = AIOKafkaConsumer(
         **client_settings(config),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_bytes=8 * 1024 * 1024,
+        isolation_level=isolation_level,
     )
     await consumer.start()
     try:

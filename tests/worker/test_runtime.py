@@ -212,9 +212,9 @@ def test_an_erasure_lost_in_a_crash_is_sent_again_when_the_partition_is_taken_up
     resent = [o for o in again.drain() if o.key == b"c1"]
     erasure_transitions = [o for o in first if o.topic == worker.topics.transitions and b"erased" in o.value]
     assert erasure_transitions and set(erasure_transitions) <= set(resent)
-    assert Output(worker.topics.customer_state, b"c1", None, 0) in resent
+    assert Output(worker.topics.customer_state, b"c1", None, 0, 0) in resent
     # the customer's tombstone, for the customers table's changelog
-    assert Output(worker.customers_changelog, b"c1", None, 0) in resent
+    assert Output(worker.customers_changelog, b"c1", None, 0, 0) in resent
 
 
 def test_a_customer_back_after_an_erasure_both_lost_in_a_crash_keeps_the_new_life():

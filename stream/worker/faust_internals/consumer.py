@@ -94,8 +94,30 @@ class FirstStepInline:
         return WaitResults(done, results.results, results.stopped)
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        kafka = super()._create_worker_consumer(transport)
+        if getattr(self.consumer, "read_committed", False):
+            # faust reads committed data only with its own transactions switched on, and those
+            # send what the app produces outside them (docs/field-notes.md); aiokafka's fetcher
+            # takes the level from here when it starts
+            kafka._isolation_level = "read_committed"
+        return kafka
+
+
 class Consumer(FirstStepInline, faust_aiokafka.Consumer):  # type: ignore[misc]  # mode's own signature
-    """faust's aiokafka consumer, delivering a message in the fetching task when it can."""
+    """faust's aiokafka consumer, delivering a message in the fetching task when it can, and
+    reading committed messages only when `read_committed` is set before it starts."""
+
+    read_committed = False
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+def read_committed_only(consumer: Any) -> None:
+    """Make the worker's (not yet started) consumer skip what aborted transactions wrote."""
+    consumer.read_committed = True
 
 
 class Transport(faust_aiokafka.Transport):

@@ -1,0 +1,90 @@
+"""The worker in exactly-once mode against a real broker: a read_committed subscriber sees every
+transition, segment change and state of the replay once, through crashes and rebalances."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+import pytest
+
+from tests.kafka.env import check_against_replay, check_changelog, generated, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+EXACTLY_ONCE = {"processing_guarantee": "exactly_once", "session_timeout": "10s"}
+SEGMENTS = {
+    "segments.frequent": {"orders_over": 1, "orders_within": "60d"},
+    "segments.big": {"spend_over": "40 EUR", "spend_within": "365d"},
+}
+
+
+def _read_once(env, topic: str, want: int, isolation_level: str | None = None) -> Counter:
+    """(customer, seq) of every message of `topic`, counted, once at least `want` are there."""
+
+    def keys(messages) -> Counter:
+        return Counter((m["customer_id"], m["seq"]) for m in map(orjson.loads, (m.value for m in messages)))
+
+    messages = env.read(topic, lambda ms: len(keys(ms)) >= want, 180, isolation_level)
+    return keys(messages)
+
+
+def _exactly_once(env, expected: list[dict], topic: str | None = None) -> Counter:
+    seen = _read_once(
+        env, topic or env.config.topics.transitions, len({(t["customer_id"], t["seq"]) for t in expected})
+    )
+    twice = {key: n for key, n in seen.items() if n > 1}
+    assert not twice, (
+        f"{len(twice)} (customer, seq) read twice or more (read_committed): {list(twice.items())[:5]}"
+    )
+    return seen
+
+
+def test_exactly_once_mode_gives_the_replays_transitions_each_once(env_factory):
+    env = env_factory(kafka={"partitions": 3}, worker=EXACTLY_ONCE, **SEGMENTS)
+    history = generated(env, 600, seed=21)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    env.start_worker()
+    check_against_replay(env, expected, expected_states)
+    _exactly_once(env, expected)
+    _exactly_once(env, _segment_changes(env, history), env.config.topics.segment_changes)
+
+
+def _segment_changes(env, history) -> list[dict]:
+    out = env.directory / "segment-changes.jsonl"
+    env.lifecycle("replay", str(history), "--segment-changes", str(out))
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def test_a_sigkill_mid_history_leaves_no_duplicate_for_a_read_committed_reader(env_factory):
+    env = env_factory(kafka={"partitions": 3}, worker=EXACTLY_ONCE, **SEGMENTS)
+    history = generated(env, 1500, seed=11)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    first = env.start_worker("crashy")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 3, timeout=180)
+    first.kill()
+    env.start_worker("crashy")  # same data dir: RocksDB holds writes of the aborted transactions
+    check_against_replay(env, expected, expected_states)
+    _exactly_once(env, expected)
+    check_changelog(env, expected_states)
+
+
+@pytest.mark.parametrize("same_store", [True, False], ids=["same-store", "restored-from-changelog"])
+def test_a_worker_ended_between_its_writes_and_the_commit_loses_and_repeats_nothing(env_factory, same_store):
+    """The process ends as a transaction is about to commit: its store writes, changelog
+    records and outputs are out, the offsets not; the transaction is aborted."""
+    env = env_factory(kafka={"partitions": 2}, worker=EXACTLY_ONCE, **SEGMENTS)
+    history = generated(env, 800, seed=31)
+    expected, expected_states = env.replay(history)
+    env.lifecycle("send", str(history))
+    first = env.start_worker("ended", environ={"LIFECYCLE_FAULT_EXIT_AT_COMMIT": "4"})
+    wait_for(lambda: not first.alive(), 180, "the worker to end at its fourth commit")
+    aborted = _read_once(env, env.config.topics.transitions, 1, isolation_level="read_uncommitted")
+    env.start_worker("ended" if same_store else "other")
+    check_against_replay(env, expected, expected_states)
+    seen = _exactly_once(env, expected)
+    assert sum(seen.values()) == len(expected)
+    assert aborted, "the aborted transaction's transitions reached the topic (read_uncommitted)"
+    check_changelog(env, expected_states)
