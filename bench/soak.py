@@ -9,6 +9,11 @@ has another id than the replay's, or a customer's final state differs.
 
     .venv/bin/python bench/soak.py [--customers 26000] [--kills 20] [--seed 1]
     make soak [SOAK_ARGS="--kills 30"]
+    make soak SOAK_ARGS="--guarantee exactly_once"
+
+Transitions are read as a read_committed subscriber reads them (the README's advice), and
+again read_uncommitted: duplicates of both are printed; in exactly-once mode any duplicate
+read_committed fails the run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,10 +106,13 @@ async def _offsets(bootstrap: str, group: str, topic: str) -> tuple[dict[int, in
     return {p: o for p, o in committed.items() if o >= 0}, {tp.partition: o for tp, o in ends.items()}
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
+async def _read_all(
+    bootstrap: str, topic: str, isolation_level: str = "read_committed"
+) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every message of `topic` up to the end offsets at the start: (partition, offset, key, value)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -346,6 +355,7 @@ class Soak:
         self.config.write_text(
             f'[kafka]\nbootstrap_servers = "{self.broker.bootstrap}"\npartitions = {PARTITIONS}\n\n'
             f'[worker]\napp_id = "{self.app_id}"\nstore = "rocksdb"\nstatic_membership = true\n'
+            f'processing_guarantee = "{self.args.guarantee}"\n'
             f'web_host = "127.0.0.1"\ndata_dir = "{self.run_dir / "worker-data"}"\n\n'
             f"[topics]\n{topics}\n\n[time]\nticks = false\n"
         )
@@ -615,6 +625,15 @@ class Soak:
         extra = sorted(set(ids) - set(want))
         conflicting = sorted(key for key, found in ids.items() if key in want and set(found) != {want[key]})
         duplicates = sum(len(found) - 1 for found in ids.values())
+        # what a subscriber that does not skip aborted transactions would have seen
+        uncommitted = run_async(
+            lambda: _read_all(bootstrap, self.topics["transitions"], "read_uncommitted"), timeout=600
+        )
+        uncommitted_ids = Counter(
+            (t["customer_id"], t["seq"])
+            for t in (orjson.loads(v) for _, _, _, v in uncommitted if v is not None)
+        )
+        duplicates_uncommitted = sum(n - 1 for n in uncommitted_ids.values())
 
         latest: dict[str, tuple[str, int, int]] = {}
         for _, _, key, value in run_async(lambda: _read_all(bootstrap, self.topics["customer_state"]), 600):
@@ -634,6 +653,7 @@ class Soak:
             "extra": extra,
             "conflicting": conflicting,
             "duplicates": duplicates,
+            "duplicates_uncommitted": duplicates_uncommitted,
             "differ": differ,
             "want_ids": want,
             "ids": ids,
@@ -750,18 +770,22 @@ class Soak:
         if crashes or critical:
             say(f"worker logs: {crashes} agent crash(es), {critical} CRITICAL line(s)")
         failed = bool(result["missing"] or result["extra"] or result["conflicting"] or result["differ"])
+        # the promise of exactly-once mode: no duplicate for a read_committed subscriber
+        failed = failed or (self.args.guarantee == "exactly_once" and result["duplicates"] > 0)
         if failed:
             text = self.evidence(result, self.offsets())
             (self.run_dir / "evidence.txt").write_text(text + "\n")
             print(text, flush=True)
         other = f", {self.other_exits} other worker exits" if self.other_exits else ""
         print(
-            f"soak: {self.events:,} events, {self.kills} SIGKILLs, {self.joins} second worker join/leave, "
+            f"soak ({self.args.guarantee}): {self.events:,} events, {self.kills} SIGKILLs, "
+            f"{self.joins} second worker join/leave, "
             f"{self.broker_restarts} broker restart ({self.exits_while_away} worker exits while away)"
             f"{other}, "
             f"{result['expected']:,} transitions expected: {len(result['missing']):,} missing, "
             f"{len(result['extra']):,} extra, {len(result['conflicting']):,} conflicting ids, "
-            f"{result['duplicates']:,} duplicate deliveries, {skipped:,} skipped offsets, "
+            f"{result['duplicates']:,} duplicate deliveries read_committed "
+            f"({result['duplicates_uncommitted']:,} read_uncommitted), {skipped:,} skipped offsets, "
             f"states {len(result['differ']):,} differ, {time.monotonic() - STARTED:.0f} s",
             flush=True,
         )
@@ -823,6 +847,12 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of the worker, default 20")
     parser.add_argument("--seed", type=int, default=1, help="history and timing seed, default 1")
     parser.add_argument("--chunks", type=int, default=10, help="the history is sent in this many parts")
+    parser.add_argument(
+        "--guarantee",
+        choices=("at_least_once", "exactly_once"),
+        default="at_least_once",
+        help="the worker's processing_guarantee; exactly_once fails on any duplicate read_committed",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _terminated)
     remove_old_runs()

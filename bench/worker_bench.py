@@ -20,7 +20,10 @@ Prints, from one run:
    `lifecycle rebuild` then a worker, each until the worker serves with nothing left to read;
 7. engagement (--only engagement): the worker with the preset's segments and triggers on the
    same orders without and with 20 engagement events an order (--events / 130 customers), in
-   turns: an engagement event's rate against an order's.
+   turns: an engagement event's rate against an order's;
+8. guarantees (--only guarantees): the worker at least once and exactly once on the same
+   orders, in turns for `--rounds` rounds (events/s, the median ratio), then produce ->
+   transition latency of each at `--rate`, exactly once read by a read_committed consumer.
 
     .venv/bin/python bench/worker_bench.py [--events 200000] [--rounds 3] [--rate 500] [--customers 1000000]
 """
@@ -285,8 +288,12 @@ def new_order(customer: str) -> bytes:
     return orjson.dumps(event)
 
 
-async def transitions_from_now(bootstrap: str, tag: str, partitions: int) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+async def transitions_from_now(
+    bootstrap: str, tag: str, partitions: int, isolation_level: str = "read_uncommitted"
+) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level=isolation_level
+    )
     await consumer.start()
     tps = [TopicPartition(f"{tag}.transitions", p) for p in range(partitions)]
     consumer.assign(tps)
@@ -294,10 +301,12 @@ async def transitions_from_now(bootstrap: str, tag: str, partitions: int) -> AIO
     return consumer
 
 
-async def latency_run(bootstrap: str, tag: str, rate: int, seconds: int) -> list[float]:
+async def latency_run(
+    bootstrap: str, tag: str, rate: int, seconds: int, isolation_level: str = "read_uncommitted"
+) -> list[float]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
-    consumer = await transitions_from_now(bootstrap, tag, PARTITIONS)
+    consumer = await transitions_from_now(bootstrap, tag, PARTITIONS, isolation_level)
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
 
@@ -334,9 +343,11 @@ async def latency_run(bootstrap: str, tag: str, rate: int, seconds: int) -> list
     return latencies
 
 
-def latency(bootstrap: str, rate: int, seconds: int = 20) -> None:
+def latency(bootstrap: str, rate: int, seconds: int = 20, guarantee: str = "at_least_once") -> None:
     tag = f"lat{uuid.uuid4().hex[:6]}"
-    config = write_config(tag, bootstrap, ticks=True)
+    config = write_config(tag, bootstrap, ticks=True, worker=f'processing_guarantee = "{guarantee}"\n')
+    # what a subscriber sees: in exactly-once mode, configured as the README says
+    isolation_level = "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
     lifecycle("topics", "create", "--config", str(config))
     log = WORK / f"{tag}.log"
     worker = start_worker(config, log)
@@ -344,17 +355,51 @@ def latency(bootstrap: str, rate: int, seconds: int = 20) -> None:
         deadline = time.monotonic() + 120
         while "took up partition" not in log.read_text(errors="replace") and time.monotonic() < deadline:
             time.sleep(0.2)  # a tick reaches every partition once the worker is assigned
-        found = sorted(asyncio.run(latency_run(bootstrap, tag, rate, seconds)))
+        found = sorted(asyncio.run(latency_run(bootstrap, tag, rate, seconds, isolation_level)))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
     p50 = found[len(found) // 2] * 1000
     p99 = found[int(len(found) * 0.99)] * 1000
     print(
-        f"latency     produce -> transition at {rate}/s for {seconds} s: p50 {p50:.1f} ms, "
+        f"latency     {guarantee}: produce -> transition at {rate}/s for {seconds} s: p50 {p50:.1f} ms, "
         f"p99 {p99:.1f} ms, max {found[-1] * 1000:.1f} ms, mean {statistics.mean(found) * 1000:.1f} ms "
         f"(target p99 < 250 ms)"
     )
+
+
+def guarantees(bootstrap: str, events: int, rounds: int, rate: int) -> None:
+    """At least once against exactly once: events/s in turns on one topic, then latency."""
+    tag = f"eo{uuid.uuid4().hex[:6]}"
+    config = write_config(tag, bootstrap, ticks=False)
+    history = WORK / f"history-{events}.jsonl"
+    if not history.exists():
+        lifecycle("generate", "--customers", str(max(1, events // 8)), "--output", str(history))
+    lines = history.read_bytes().count(b"\n")
+    lifecycle("send", str(history), "--config", str(config))
+    configs = {"at_least_once": config, "exactly_once": WORK / f"{tag}-exactly-once.toml"}
+    configs["exactly_once"].write_text(
+        config.read_text().replace("[topics]", 'processing_guarantee = "exactly_once"\n[topics]')
+    )
+    ratios = []
+    for round_ in range(rounds):
+        order = ["at_least_once", "exactly_once"][:: 1 if round_ % 2 == 0 else -1]
+        rates = {
+            mode: _worker_rate(bootstrap, configs[mode], tag, f"{mode}{round_}", lines) for mode in order
+        }
+        ratios.append(rates["exactly_once"] / rates["at_least_once"])
+        print(
+            f"guarantees  round {round_ + 1}: exactly once {rates['exactly_once']:,.0f} events/s, at least "
+            f"once {rates['at_least_once']:,.0f}: {ratios[-1]:.1%} ({lines:,} events, run in the order "
+            f"{', '.join(order)})",
+            flush=True,
+        )
+    print(
+        f"guarantees  exactly once / at least once: median {statistics.median(ratios):.1%} of {rounds} "
+        "rounds (target >= 80%)"
+    )
+    for guarantee in ("at_least_once", "exactly_once"):
+        latency(bootstrap, rate, guarantee=guarantee)
 
 
 def recovery(bootstrap: str, customers: int) -> None:
@@ -657,7 +702,17 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--customers", type=int, default=1_000_000, help="for the recovery benchmark")
     parser.add_argument(
-        "--only", choices=("throughput", "latency", "recovery", "scale", "failover", "rebuild", "engagement")
+        "--only",
+        choices=(
+            "throughput",
+            "latency",
+            "recovery",
+            "scale",
+            "failover",
+            "rebuild",
+            "engagement",
+            "guarantees",
+        ),
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="throughput: worker and agent in turns; scale: rounds of each"
@@ -698,11 +753,13 @@ def main() -> None:
             rebuild(broker.bootstrap, args.events)
         if args.only == "engagement":
             engagement(broker.bootstrap, args.events // 130, args.rounds)
+        if args.only == "guarantees":
+            guarantees(broker.bootstrap, args.events, args.rounds, args.rate)
     finally:
         if started:
             broker.stop()
             shutil.rmtree(WORK / "kafka", ignore_errors=True)
-        for pattern in ("tp*", "sc*", "fo*", "rb*"):  # the workers' data dirs
+        for pattern in ("tp*", "sc*", "fo*", "rb*", "eo*"):  # the workers' data dirs
             for path in WORK.glob(pattern):
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from stream.config import load_config
-from stream.kafka.client import client_settings
+from stream.kafka.client import reader_settings
 from stream.kafka.topics import per_name_topic
 
 log = logging.getLogger("email-subscriber")
@@ -116,7 +116,8 @@ async def run(args: argparse.Namespace) -> None:
     topics = [per_name_topic(config, name) for name in TEMPLATES]
     consumer = AIOKafkaConsumer(
         *topics,
-        **client_settings(config),
+        # in exactly-once mode, never what a crash aborted (docs/exactly-once.md)
+        **reader_settings(config),
         group_id=args.group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..config import load_config
-from ..kafka.client import client_settings
+from ..kafka.client import reader_settings
 from .common import unreachable
 from .display import change_line
 
@@ -33,8 +33,7 @@ def register(commands: Any) -> None:
 
 
 async def tail(config: Any, topics: list[str], from_beginning: bool, as_json: bool) -> None:
-    settings = client_settings(config)
-    consumer = AIOKafkaConsumer(**settings, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**reader_settings(config), enable_auto_commit=False, group_id=None)
     try:
         await consumer.start()
     except Exception as error:  # aiokafka raises several kinds for an unreachable broker

@@ -42,6 +42,12 @@ def client_settings(config: Config) -> dict[str, Any]:
     return settings
 
 
+def reader_settings(config: Config) -> dict[str, Any]:
+    """Settings of a consumer of the engine's topics: committed data only, so that in
+    exactly-once mode what a crash aborted is never read (without transactions, the same)."""
+    return {**client_settings(config), "isolation_level": "read_committed"}
+
+
 def faust_credentials(config: Config) -> Any:
     """faust's `broker_credentials` for the configured security protocol (None: plaintext)."""
     import faust
@@ -77,6 +83,14 @@ def transactional_producer(config: Config, transactional_id: str) -> Any:
         # the worker's settings for faust's producer (stream/worker/app.py says why)
         linger_ms=20,
         max_batch_size=256 * 1024,
+        # A transaction's first send often comes while Kafka still writes the previous one's
+        # markers; Kafka 4 answers NOT_ENOUGH_REPLICAS, to be retried (aiokafka#1172), and at
+        # aiokafka's 100 ms a retry stalled the worker for longer than a transaction lasts.
+        retry_backoff_ms=10,
+        # Kafka aborts a transaction open longer than this, fencing its producer; a tick far
+        # ahead of the clock holds one open while it fires a backlog of deadlines (35 s for
+        # 1M customers). Within the broker's transaction.max.timeout.ms (15 min by default).
+        transaction_timeout_ms=600_000,
     )
 
 

@@ -29,7 +29,7 @@ from ..collector import few_collections
 from ..config import Config
 from ..inputs.messages import InvalidEvent, TopicSource, customer_record, decode_event, encode, rejection
 from ..kafka.batches import Batches
-from ..kafka.client import client_settings
+from ..kafka.client import client_settings, reader_settings
 from ..kafka.partitioning import partition_for
 from ..kafka.topics import change_topic
 from ..wallclock import wall_clock_us
@@ -117,7 +117,7 @@ async def _prepare(config: Config) -> dict[int, int]:
     """Check that no worker runs, create the changelog topics; the end offsets to read to."""
     await refuse_if_group_has_members(config)
     await ensure_changelog_topics(config)
-    consumer = AIOKafkaConsumer(**client_settings(config), group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**reader_settings(config), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(config.topics.orders, n) for n in range(config.kafka.partitions)]
@@ -233,7 +233,7 @@ async def _read_orders(
 ) -> None:
     """Feed the orders partitions `numbers`, from their beginning to `ends`, to the cores."""
     consumer = AIOKafkaConsumer(
-        **client_settings(config), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        **reader_settings(config), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

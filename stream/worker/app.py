@@ -174,21 +174,28 @@ def _transactions(app: faust.App, config: Config, worker: Worker, protocol: Comm
         open_producer=lambda number: transactional_producer(config, f"{app_id}-{topics.orders}-{number}"),
         committed_offsets=lambda tps: group_offsets(config, app_id, tps),
         give_up=worker.give_up,
+        take_back_after=config.worker.session_timeout / 1_000_000,
     )
     install_transaction_faults(transactions)
 
-    async def commit_transactions() -> None:
-        await transactions.commit()
+    interval = config.worker.transaction_interval / 1_000_000
 
-    app.timer(interval=config.worker.transaction_interval / 1_000_000, name="commit_transactions")(
-        commit_transactions
-    )
+    async def commit_transactions() -> None:
+        # the interval counted from the end of a commit: one under load takes longer than it
+        while not app.should_stop:
+            await asyncio.sleep(interval)
+            await transactions.commit()
+
+    app.task(commit_transactions)
 
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         await transactions.close({tp.partition for tp in revoked if tp.topic == topics.orders})
 
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        transactions.assigned({tp.partition for tp in assigned if tp.topic == topics.orders})
+        numbers = {tp.partition for tp in assigned if tp.topic == topics.orders}
+        transactions.assigned(numbers)
+        # fenced at once: a previous owner still alive can commit no more after this
+        await transactions.ready(numbers)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await transactions.stop()
@@ -259,6 +266,15 @@ async def _quiet_client_logs() -> None:
     # aiokafka builds a debug log record for every message it sends: a tenth of the worker's
     # time went there.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
+    logging.getLogger("aiokafka.producer.sender").addFilter(_not_transaction_verification)
+
+
+def _not_transaction_verification(record: logging.LogRecord) -> bool:
+    """Leave out aiokafka's warning of each retry of a send that Kafka 4 refused with
+    NOT_ENOUGH_REPLICAS: how it says that the previous transaction is still being completed
+    (aiokafka#1172), several times a second in exactly-once mode. A real shortage of replicas
+    shows all the same: its sends fail after their retries, and the worker stops (exit 74)."""
+    return "NotEnoughReplicasError" not in record.getMessage()
 
 
 def _process(worker: Worker, message: Any) -> int | None:
@@ -312,7 +328,10 @@ def _agent(
                             error,
                         )
                     continue
-                await send_outputs()
+                try:
+                    await send_outputs()
+                except Exception:  # Kafka's own refusals stop the process in `hand_over`
+                    stop_unprocessed(message)
                 while worker.catching_up(message.partition):
                     # a tick far ahead of the clock: deadlines a step at a time, with heartbeats,
                     # health checks and the send buffer running in between
@@ -321,9 +340,9 @@ def _agent(
                     try:
                         with metrics.processing.time():
                             worker.catch_up(message.partition)
+                        await send_outputs()
                     except Exception:
                         stop_unprocessed(message)
-                    await send_outputs()
                 handling.done(message.topic, message.offset)
 
 

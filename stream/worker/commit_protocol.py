@@ -89,10 +89,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
-from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, ProducerFenced
 from aiokafka.structs import TopicPartition
 from faust.types import TP, Message
 
@@ -129,6 +130,7 @@ class CommitProtocol:
         self.before_flush: Callable[[], Awaitable[None]] | None = None
         # exactly-once mode: the topics whose offsets transactions commit, not faust
         self.transactional: frozenset[str] = frozenset()
+        self._flushing = asyncio.Lock()
 
     @classmethod
     def install(
@@ -302,6 +304,13 @@ class CommitProtocol:
             stop_before_commit([(failed.topic, failed.error)])
 
     async def flush_and_confirm(self, faust_flush: Callable[[], Awaitable[None]]) -> None:
+        # one at a time: a second flush finding the acks taken by the first would return
+        # before they are confirmed, and a commit follow it (exactly-once mode's timer and
+        # faust's commit both flush)
+        async with self._flushing:
+            await self._flush_and_confirm(faust_flush)
+
+    async def _flush_and_confirm(self, faust_flush: Callable[[], Awaitable[None]]) -> None:
         if self.before_flush is not None:
             await self.before_flush()
         await faust_flush()
@@ -319,7 +328,9 @@ class CommitProtocol:
             stop_before_commit(failures)
 
 
-FENCED = (ProducerFenced, InvalidProducerEpoch)
+# The producer can commit nothing more: fenced by a newer one of its transactional id, or
+# (IllegalOperation) left in a fatal state by such a fence met in its sending task.
+FENCED = (ProducerFenced, InvalidProducerEpoch, IllegalOperation)
 
 
 class PartitionTransaction:
@@ -371,10 +382,14 @@ class Transactions:
         open_producer: OpenProducer,
         committed_offsets: CommittedOffsets,
         give_up: Callable[[int], None],
+        take_back_after: float,
     ) -> None:
         """`open_producer(number)`: a new transactional producer for orders partition
         `number`; `committed_offsets(tps)`: the group's committed offsets, read from Kafka;
-        `give_up(number)`: the worker forgets the partition (its producer was fenced)."""
+        `give_up(number)`: the worker forgets the partition (its producer was fenced);
+        `take_back_after`: seconds after which a partition given up and still assigned here
+        is taken back (the consumer group's session timeout)."""
+        self.take_back_after = take_back_after
         self.app = app
         self.protocol = protocol
         self.book = protocol.book
@@ -384,7 +399,10 @@ class Transactions:
         self.give_up = give_up
         self.group_id: str = app.conf.id
         self.open: dict[int, PartitionTransaction] = {}
-        self.given_up: set[int] = set()
+        # partitions whose producer was fenced, and when (time.monotonic())
+        self.given_up: dict[int, float] = {}
+        # given up and taken back: read again from the committed offsets
+        self.retaken: set[int] = set()
         self._opening = asyncio.Lock()
         self._stopping: set[asyncio.Future[None]] = set()
         # tests only (`faults`): runs as a transaction is about to commit
@@ -420,28 +438,57 @@ class Transactions:
 
     async def _ready(self, number: int) -> PartitionTransaction | None:
         transaction = self.open.get(number)
-        if transaction is not None or number in self.given_up:
+        if transaction is not None or self._still_given_up(number):
             return transaction
         async with self._opening:
             transaction = self.open.get(number)
-            if transaction is None and number not in self.given_up:
-                transaction = await self._open(number)
+            if transaction is None and not self._still_given_up(number):
+                try:
+                    transaction = await self._open(number, retaken=number in self.retaken)
+                except Exception as error:
+                    # its message is refused; the next one finds the hole and reads it again
+                    log.warning("orders partition %d: its transaction could not be opened: %r", number, error)
+                    return None
+                self.retaken.discard(number)
             return transaction
 
-    async def _open(self, number: int) -> PartitionTransaction:
+    def _still_given_up(self, number: int) -> bool:
+        """A fenced partition waits for the rebalance that gives it to its new owner; if none
+        comes within a session, nobody else has it: Kafka aborted a transaction that ran past
+        its timeout (a worker stalled for a minute), which fences its producer too."""
+        fenced_at = self.given_up.get(number)
+        if fenced_at is None:
+            return False
+        if time.monotonic() - fenced_at < self.take_back_after:
+            return True
+        log.warning(
+            "orders partition %d: still assigned here a session after it was fenced; taking it back", number
+        )
+        del self.given_up[number]
+        self.retaken.add(number)
+        return False
+
+    async def _open(self, number: int, retaken: bool = False) -> PartitionTransaction:
         producer = self.open_producer(number)
-        # fences the partition's previous producer; its open transaction is aborted
-        await producer.start()
-        await producer.begin_transaction()
-        batches = Batches(lambda: producer, on_handed=_acks_in_commit)
-        transaction = PartitionTransaction(number, producer, batches)
+        try:
+            # fences the partition's previous producer; its open transaction is aborted
+            await producer.start()
+            await producer.begin_transaction()
+            await self._catch_up_with_committed(number, retaken)
+        except BaseException:
+            await _stop(producer)
+            raise
+        # its batches' acks kept, and confirmed before the commit: aiokafka commits a
+        # transaction whose batch failed (a record too large, a missing ACL)
+        transaction = PartitionTransaction(number, producer, Batches(lambda: producer))
         self.open[number] = transaction
-        await self._catch_up_with_committed(number)
         return transaction
 
-    async def _catch_up_with_committed(self, number: int) -> None:
+    async def _catch_up_with_committed(self, number: int, retaken: bool) -> None:
         """A previous owner may have committed after faust read the committed offsets at the
-        assignment and before the start above fenced it: begin where it ended (15)."""
+        assignment and before the start above fenced it: begin where it ended (15). A
+        partition taken back reads on from the committed offsets too: what it handled since
+        was aborted."""
         tps = [TopicPartition(topic, number) for topic in self.input_topics]
         stored = await self.committed_offsets(tps)
         moved = {}
@@ -449,7 +496,7 @@ class Transactions:
             committed = stored.get(tp, -1)
             faust_tp = TP(tp.topic, tp.partition)
             known = self.book.committed(faust_tp)
-            if committed >= 0 and (known is None or committed > known):
+            if committed >= 0 and (known is None or committed > known or retaken):
                 moved[faust_tp] = committed
         if moved:
             log.warning(
@@ -495,20 +542,16 @@ class Transactions:
         number = transaction.number
         offsets = {TopicPartition(topic, number): offset + 1 for topic, offset in transaction.through.items()}
         try:
-            await transaction.batches.hand_over_all()
+            await transaction.batches.confirmed()
             self.before_commit(number)
             await transaction.producer.send_offsets_to_transaction(offsets, self.group_id)
             await transaction.producer.commit_transaction()
-        except FENCED:
-            self._fenced(transaction)
-            return
-        except HandOverFailed as failed:
-            if isinstance(failed.error, FENCED):
+        except Exception as error:
+            cause = error.error if isinstance(error, HandOverFailed) else error
+            if isinstance(cause, FENCED):
                 self._fenced(transaction)
                 return
-            stop_before_commit([(failed.topic, failed.error)])
-        except Exception as error:
-            stop_before_commit([(f"the transaction of orders partition {number}", error)])
+            stop_before_commit([(f"the transaction of orders partition {number}", cause)])
         transaction.through = {}
         self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
         await transaction.producer.begin_transaction()
@@ -519,11 +562,12 @@ class Transactions:
         for number in sorted(numbers):
             transaction = self.open.pop(number, None)
             if transaction is not None:
-                await _stop(transaction.producer)
+                await _stop(transaction.producer, abort=True)
 
     def assigned(self, numbers: set[int]) -> None:
         """An assignment: partitions given up before may be owned again."""
-        self.given_up -= numbers
+        for number in numbers:
+            self.given_up.pop(number, None)
 
     async def stop(self) -> None:
         await self.close(set(self.open))
@@ -537,18 +581,20 @@ class Transactions:
         )
         if self.open.get(number) is transaction:
             del self.open[number]
-        self.given_up.add(number)
+        self.given_up[number] = time.monotonic()
         self.give_up(number)
         stopping = asyncio.ensure_future(_stop(transaction.producer))
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
 
 
-def _acks_in_commit(topic: str, ack: asyncio.Future[Any], records: int) -> None:
-    """A transaction's batches are confirmed by its commit, which fails if any failed."""
-
-
-async def _stop(producer: Any) -> None:
+async def _stop(producer: Any, abort: bool = False) -> None:
+    """Stop a transactional producer; `abort`: its open transaction first, which holds nothing
+    committed since and would keep read_committed readers of its partitions waiting until the
+    partition's next owner starts."""
+    if abort:
+        with contextlib.suppress(Exception):  # fenced: the new owner aborted it already
+            await producer.abort_transaction()
     try:
         await producer.stop()
     except Exception as error:  # fenced or closed: nothing of it can be committed any more

@@ -72,14 +72,14 @@ class Resends:
         held = self.held.get(number)
         if not held:
             return
-        due = [
-            send for (held_topic, held_offset), send in held if held_topic == topic and held_offset <= offset
-        ]
+        due = [(source, send) for source, send in held if source[0] == topic and source[1] <= offset]
         if not due:
             return
         self.held[number] = [(s, send) for s, send in held if s[0] != topic or s[1] > offset]
-        for send in due:
-            send()
+        for source, send in due:
+            # committed meanwhile (by the previous owner, found at the take-up's fence)
+            if self.uncommitted(number, source):
+                send()
 
     def forget(self, number: int) -> None:
         """Partition `number` went to another worker, which sends again what it finds."""

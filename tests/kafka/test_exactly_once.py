@@ -88,3 +88,27 @@ def test_a_worker_ended_between_its_writes_and_the_commit_loses_and_repeats_noth
     assert sum(seen.values()) == len(expected)
     assert aborted, "the aborted transaction's transitions reached the topic (read_uncommitted)"
     check_changelog(env, expected_states)
+
+
+def test_partitions_moving_to_a_second_worker_and_back_repeat_nothing(env_factory):
+    """Each move is a revocation (its transaction committed, its producer closed) and an
+    assignment (a new producer, fencing any older one of its partition)."""
+    env = env_factory(kafka={"partitions": 4}, worker=EXACTLY_ONCE, **SEGMENTS)
+    history = generated(env, 1500, seed=13)
+    expected, expected_states = env.replay(history)
+    lines = history.read_bytes().splitlines(keepends=True)
+    half, rest = env.directory / "first-half.jsonl", env.directory / "second-half.jsonl"
+    half.write_bytes(b"".join(lines[: len(lines) // 2]))
+    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    env.lifecycle("send", str(half))
+    env.start_worker("w1")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 5, timeout=180)
+    second = env.start_worker("w2")
+    env.lifecycle("send", str(rest))
+    wait_for(lambda: "took up partition" in second.output() or not second.alive(), 120, "a take-up by w2")
+    assert second.alive(), second.output()
+    env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
+    second.stop()
+    check_against_replay(env, expected, expected_states)
+    _exactly_once(env, expected)
+    check_changelog(env, expected_states)
