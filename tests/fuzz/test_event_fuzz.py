@@ -84,8 +84,13 @@ class _WorkerUnderFire:
     """One worker kept across examples, so that hostile events meet customers built by
     earlier ones (a cancellation of a huge order, a refund in another currency …)."""
 
-    def __init__(self) -> None:
-        config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}, **BEFORE_ORDERS})
+    def __init__(self, guarantee: str = "at_least_once") -> None:
+        overrides = {
+            "kafka": {"partitions": 1},
+            "worker": {"processing_guarantee": guarantee},
+            **BEFORE_ORDERS,
+        }
+        config = load_config(None, environ={}, overrides=overrides)
         self.worker = Worker(config, {}, {}, {}, now_us=lambda: NOW, owned_partitions=lambda: [0])
         self.offsets = itertools.count()
 
@@ -97,21 +102,23 @@ class _WorkerUnderFire:
         return [orjson.loads(o.value) for o in outputs if o.topic == worker.topics.dead_letters]
 
 
-_under_fire = _WorkerUnderFire()
+_under_fire = {guarantee: _WorkerUnderFire(guarantee) for guarantee in ("at_least_once", "exactly_once")}
 
 
+@pytest.mark.parametrize("guarantee", sorted(_under_fire))
 @fuzz_settings
-@given(event_bytes())
-@example(POISON[0])
-@example(POISON[2])
-@example(POISON[3])
-def test_the_worker_dead_letters_what_it_cannot_apply_and_never_raises(raw):
-    dead_letters = _under_fire.handle(raw)
+@given(raw=event_bytes())
+@example(raw=POISON[0])
+@example(raw=POISON[2])
+@example(raw=POISON[3])
+def test_the_worker_dead_letters_what_it_cannot_apply_and_never_raises(guarantee, raw):
+    fire = _under_fire[guarantee]
+    dead_letters = fire.handle(raw)
     if isinstance(_decoded_or_reason(raw), str):
         assert len(dead_letters) == 1
     for letter in dead_letters:
         assert letter["reason"]
-        assert letter["source"]["topic"] == _under_fire.worker.topics.orders
+        assert letter["source"]["topic"] == fire.worker.topics.orders
 
 
 def test_a_valid_order_after_poison_messages_is_applied():

@@ -76,6 +76,9 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path):
         ('[worker]\nsession_timeout = "2s"\n', {}, "worker.session_timeout"),
         ("", {"LIFECYCLE_WORKER_SESSION_TIMEOUT": "5m"}, "worker.session_timeout"),
         ("", {"LIFECYCLE_WORKER_FAUST_METRICS": "maybe"}, "worker.faust_metrics"),
+        ('[worker]\nprocessing_guarantee = "exactly-once"\n', {}, "worker.processing_guarantee"),
+        ('[worker]\ntransaction_interval = "1ms"\n', {}, "worker.transaction_interval"),
+        ("", {"LIFECYCLE_WORKER_TRANSACTION_INTERVAL": "1m"}, "worker.transaction_interval"),
     ],
 )
 def test_bad_config_stops_with_a_message_naming_the_key(tmp_path, text, environ, key):

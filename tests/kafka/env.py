@@ -470,6 +470,24 @@ def generated(env, customers: int, seed: int = 5, engagement: int = 0) -> Path:
     return path
 
 
+def second_worker_joins_and_leaves(env, history: Path, expected: list[dict]) -> None:
+    """Half the history to one worker; a second joins as the rest is sent, takes up
+    partitions, and leaves (SIGTERM) once three quarters of the transitions are out."""
+    lines = history.read_bytes().splitlines(keepends=True)
+    half, rest = env.directory / "first-half.jsonl", env.directory / "second-half.jsonl"
+    half.write_bytes(b"".join(lines[: len(lines) // 2]))
+    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    env.lifecycle("send", str(half))
+    env.start_worker("w1")
+    env.transitions(lambda ts: len(ts) >= len(expected) // 5, timeout=180)
+    second = env.start_worker("w2")
+    env.lifecycle("send", str(rest))
+    wait_for(lambda: "took up partition" in second.output() or not second.alive(), 120, "a take-up by w2")
+    assert second.alive(), second.output()
+    env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
+    second.stop()
+
+
 def check_against_replay(env, expected, expected_states, timeout=240):
     want_ids = {(t["customer_id"], t["seq"]): t["event_id"] for t in expected}
     seen: list[dict] = []

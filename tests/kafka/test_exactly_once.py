@@ -8,7 +8,13 @@ from collections import Counter
 import orjson
 import pytest
 
-from tests.kafka.env import check_against_replay, check_changelog, generated, wait_for
+from tests.kafka.env import (
+    check_against_replay,
+    check_changelog,
+    generated,
+    second_worker_joins_and_leaves,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -96,19 +102,7 @@ def test_partitions_moving_to_a_second_worker_and_back_repeat_nothing(env_factor
     env = env_factory(kafka={"partitions": 4}, worker=EXACTLY_ONCE, **SEGMENTS)
     history = generated(env, 1500, seed=13)
     expected, expected_states = env.replay(history)
-    lines = history.read_bytes().splitlines(keepends=True)
-    half, rest = env.directory / "first-half.jsonl", env.directory / "second-half.jsonl"
-    half.write_bytes(b"".join(lines[: len(lines) // 2]))
-    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
-    env.lifecycle("send", str(half))
-    env.start_worker("w1")
-    env.transitions(lambda ts: len(ts) >= len(expected) // 5, timeout=180)
-    second = env.start_worker("w2")
-    env.lifecycle("send", str(rest))
-    wait_for(lambda: "took up partition" in second.output() or not second.alive(), 120, "a take-up by w2")
-    assert second.alive(), second.output()
-    env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
-    second.stop()
+    second_worker_joins_and_leaves(env, history, expected)
     check_against_replay(env, expected, expected_states)
     _exactly_once(env, expected)
     check_changelog(env, expected_states)

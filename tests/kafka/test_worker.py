@@ -15,6 +15,7 @@ from tests.kafka.env import (
     check_changelog,
     check_no_offsets_skipped,
     generated,
+    second_worker_joins_and_leaves,
     state_key,
     transition_key,
     wait_for,
@@ -247,24 +248,7 @@ def test_second_worker_joining_and_leaving_mid_stream_changes_nothing(env_factor
     env = env_factory(kafka={"partitions": 4})
     history = generated(env, 1500, seed=13)
     expected, expected_states = env.replay(history)
-    lines = history.read_bytes().splitlines(keepends=True)
-    half = env.directory / "first-half.jsonl"
-    rest = env.directory / "second-half.jsonl"
-    half.write_bytes(b"".join(lines[: len(lines) // 2]))
-    rest.write_bytes(b"".join(lines[len(lines) // 2 :]))
-    env.lifecycle("send", str(half))
-    env.start_worker("w1")
-    env.transitions(lambda ts: len(ts) >= len(expected) // 5, timeout=180)
-    second = env.start_worker("w2")
-    env.lifecycle("send", str(rest))
-    wait_for(
-        lambda: "took up partition" in second.output() or not second.alive(),
-        120,
-        "the second worker to take up partitions",
-    )
-    assert second.alive(), second.output()
-    env.transitions(lambda ts: len(ts) >= len(expected) * 3 // 4, timeout=180)
-    second.stop()
+    second_worker_joins_and_leaves(env, history, expected)
     check_against_replay(env, expected, expected_states)
     check_no_offsets_skipped(env)
     check_changelog(env, expected_states)
