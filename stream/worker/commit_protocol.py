@@ -44,7 +44,9 @@ keeps every rule above and commits transactions instead of offsets:
     customer states; dead letters) goes through it, and the orders and ticks offsets of the
     messages handled are sent to it (`Transactions.commit`). faust commits nothing.
 12. **A transaction commits whole messages**: a message is handled under its partition's lock,
-    which a commit takes too; the offsets committed are those of the messages handled whole.
+    which a commit takes to close the transaction's list of messages; the offsets committed
+    are those of the messages handled whole, and what messages handled after that produce
+    waits for the next transaction.
 13. **Nothing outside a transaction is behind it**: the changelogs and the orders sent on to
     their customer's partition, which leave outside transactions (`Outputs.outside_transactions`
     says why), are handed over and confirmed before a transaction commits (invariant 3's flush).
@@ -341,9 +343,15 @@ class PartitionTransaction:
         self.number = number
         self.producer = producer
         self.batches = batches
-        # held while a message of the partition is handled and while the transaction commits (12)
+        # held while a message of the partition is handled, and by a commit while it takes
+        # the messages handled so far (12)
         self.lock = asyncio.Lock()
         self.through: dict[str, int] = {}
+        # one commit of this transaction at a time (the timer's, a revocation's)
+        self.committing = asyncio.Lock()
+        # outputs of messages handled while the transaction commits: they go into the next
+        # one, in order, once it has begun
+        self.waiting: list[Any] | None = None
 
 
 class Handling:
@@ -511,7 +519,13 @@ class Transactions:
         """Outputs of a message of partition `number`, into its transaction."""
         transaction = self.open.get(number)
         if transaction is None:
-            raise RuntimeError(f"outputs for orders partition {number}, which has no open transaction")
+            return  # given up while its message was handled: its new owner handles it again
+        if transaction.waiting is not None:
+            transaction.waiting.extend(outputs)
+            return
+        await self._send(transaction, outputs)
+
+    async def _send(self, transaction: PartitionTransaction, outputs: list[Any]) -> None:
         try:
             await transaction.batches.send(outputs)
         except HandOverFailed as failed:
@@ -523,24 +537,36 @@ class Transactions:
     # -- commits (11, 13) -------------------------------------------------------------
 
     async def commit(self, numbers: set[int] | None = None) -> None:
-        """Commit the open transactions (of `numbers`, else all) that hold a message."""
+        """Commit the open transactions (of `numbers`, else all) that hold a message.
+
+        The messages' locks are held only to take the messages handled so far: while the
+        commit's round trips last, the agent goes on, its outputs waiting for the next
+        transaction."""
         due = sorted(
             (t for t in self.open.values() if numbers is None or t.number in numbers),
             key=lambda t: t.number,
         )
-        async with contextlib.AsyncExitStack() as locks:
+        async with contextlib.AsyncExitStack() as held:
             for transaction in due:
-                await locks.enter_async_context(transaction.lock)
-            due = [t for t in due if t.through and self.open.get(t.number) is t]
-            if not due:
+                await held.enter_async_context(transaction.committing)
+            taken: list[tuple[PartitionTransaction, dict[str, int]]] = []
+            async with contextlib.AsyncExitStack() as locks:
+                for transaction in due:
+                    await locks.enter_async_context(transaction.lock)
+                for transaction in due:
+                    if transaction.through and self.open.get(transaction.number) is transaction:
+                        taken.append((transaction, transaction.through))
+                        transaction.through = {}
+                        transaction.waiting = []
+            if not taken:
                 return
             # what left outside the transactions, confirmed before they commit (13)
             await self.app.producer.flush()
-            await asyncio.gather(*(self._commit(t) for t in due))
+            await asyncio.gather(*(self._commit(t, through) for t, through in taken))
 
-    async def _commit(self, transaction: PartitionTransaction) -> None:
+    async def _commit(self, transaction: PartitionTransaction, through: dict[str, int]) -> None:
         number = transaction.number
-        offsets = {TopicPartition(topic, number): offset + 1 for topic, offset in transaction.through.items()}
+        offsets = {TopicPartition(topic, number): offset + 1 for topic, offset in through.items()}
         try:
             await transaction.batches.confirmed()
             self.before_commit(number)
@@ -552,9 +578,13 @@ class Transactions:
                 self._fenced(transaction)
                 return
             stop_before_commit([(f"the transaction of orders partition {number}", cause)])
-        transaction.through = {}
         self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
         await transaction.producer.begin_transaction()
+        # in the order they were made; what comes meanwhile joins the list
+        while transaction.waiting:
+            waiting, transaction.waiting = transaction.waiting, []
+            await self._send(transaction, waiting)
+        transaction.waiting = None
 
     async def close(self, numbers: set[int]) -> None:
         """Partitions revoked: commit what they hold and stop their producers."""

@@ -301,3 +301,36 @@ def test_held_resends_are_released_with_their_message_unless_committed_since():
     assert sent == [b"of 6"]
     resends.release(0, TICKS, 9)
     assert sent == [b"of 6", b"of tick 9"]
+
+
+async def test_messages_handled_while_a_transaction_commits_go_into_the_next_one_in_order(setup):
+    t = setup.t
+    await handle(t, ORDERS, 0, 1, [("transitions", b"c", b"one", 0)])
+    producer = setup.producers[0]
+    committing, kafka_answers = asyncio.Event(), asyncio.Event()
+    plain_commit = producer.commit_transaction
+
+    async def slow_commit() -> None:
+        committing.set()
+        await kafka_answers.wait()
+        await plain_commit()
+
+    producer.commit_transaction = slow_commit  # type: ignore[method-assign]
+    first = asyncio.create_task(t.commit())
+    await committing.wait()
+    assert await handle(t, ORDERS, 0, 2, [("transitions", b"c", b"two", 0)]), "not held up by the commit"
+    assert await handle(t, ORDERS, 0, 3, [("transitions", b"c", b"three", 0)])
+    kafka_answers.set()
+    await first
+    await t.commit()
+    steps = [(e[0], e[2] if e[0] == "offsets" else e[3] if e[0] == "send" else None) for e in setup.log]
+    steps = [step for step in steps if step[0] in ("send", "offsets", "commit")]
+    ordered = TopicPartition(ORDERS, 0)
+    assert steps == [
+        ("send", [(b"c", b"one")]),
+        ("offsets", {ordered: 2}),
+        ("commit", None),
+        ("send", [(b"c", b"two"), (b"c", b"three")]),
+        ("offsets", {ordered: 4}),
+        ("commit", None),
+    ]
