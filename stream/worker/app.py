@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -181,10 +182,12 @@ def _transactions(app: faust.App, config: Config, worker: Worker, protocol: Comm
     interval = config.worker.transaction_interval / 1_000_000
 
     async def commit_transactions() -> None:
-        # the interval counted from the end of a commit: one under load takes longer than it
+        # a commit every interval, counted from the start of the last one (a subscriber
+        # waits for the commit after a transition's); one that took longer is followed at once
         while not app.should_stop:
-            await asyncio.sleep(interval)
+            started = time.monotonic()
             await transactions.commit()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     app.task(commit_transactions)
 

@@ -367,11 +367,19 @@ class Handling:
 
 
 class AtLeastOnce:
-    """The scope of a message without transactions: every message is handled."""
+    """The scope of a message without transactions: every message is handled. One object
+    for every message: nothing made per message on the default path."""
 
-    @contextlib.asynccontextmanager
-    async def handling(self, message: Message) -> AsyncIterator[Handling]:
-        yield Handling(True)
+    _always = Handling(True)
+
+    def handling(self, message: Message) -> AtLeastOnce:
+        return self
+
+    async def __aenter__(self) -> Handling:
+        return self._always
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
 
 OpenProducer = Callable[[int], Any]
