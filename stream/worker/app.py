@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from .commit_protocol import AtLeastOnce, CommitProtocol, Transactions, stop_unp
 from .faults import Process, install_faults, install_transaction_faults
 from .faust_internals.consumer import ConsumerBook, Transport, read_committed_only
 from .faust_internals.producer import DrainingBuffer, aiokafka_producer
-from .faust_internals.tables import restore_resolving
+from .faust_internals.tables import restore_resolving, restore_whole_next_time
 from .metrics import WorkerMetrics
 from .monitor import QuietMonitor
 from .pages import add_health_pages, add_metrics_page
@@ -75,7 +76,9 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
         metrics=metrics,
     )
     protocol = CommitProtocol.install(app, config.topics.orders, worker.processed_through)
-    transactions = _transactions(app, config, worker, protocol) if config.worker.exactly_once else None
+    transactions = (
+        _transactions(app, config, worker, protocol, tables) if config.worker.exactly_once else None
+    )
     process = install_faults(app, config.topics.orders, protocol, partial(_process, worker))
     send_outputs = _outputs(app, worker, protocol, tables.customers, transactions)
     assert protocol.buffer is not None
@@ -84,6 +87,7 @@ def create_app(config: Config) -> tuple[faust.App, Worker]:
     Upkeep(app, config, worker, metrics, send_outputs).install()
 
     app.task(_quiet_client_logs)
+    app.task(_dump_tasks_on_sigusr2)
     add_health_pages(app)
     if config.worker.faust_metrics:
         # faust's own metrics (messages, commits, rebalances, offsets) join ours on /metrics
@@ -162,7 +166,9 @@ def _declare_tables(app: faust.App, config: Config) -> WorkerTables:
     return WorkerTables(customers, clocks, bytes_table(ERASURES_TABLE))
 
 
-def _transactions(app: faust.App, config: Config, worker: Worker, protocol: CommitProtocol) -> Transactions:
+def _transactions(
+    app: faust.App, config: Config, worker: Worker, protocol: CommitProtocol, tables: WorkerTables
+) -> Transactions:
     """Exactly-once mode: a transaction per owned orders partition, committed on a timer, at a
     revocation and at shutdown."""
     read_committed_only(app.consumer)
@@ -174,7 +180,7 @@ def _transactions(app: faust.App, config: Config, worker: Worker, protocol: Comm
         (topics.orders, topics.ticks),
         open_producer=lambda number: transactional_producer(config, f"{app_id}-{topics.orders}-{number}"),
         committed_offsets=lambda tps: group_offsets(config, app_id, tps),
-        give_up=worker.give_up,
+        give_up=partial(_give_up, worker, tables),
         take_back_after=config.worker.session_timeout / 1_000_000,
     )
     install_transaction_faults(transactions)
@@ -210,6 +216,14 @@ def _transactions(app: faust.App, config: Config, worker: Worker, protocol: Comm
     return transactions
 
 
+def _give_up(worker: Worker, tables: WorkerTables, number: int) -> None:
+    """A partition fenced: the worker forgets it, and its tables are restored whole if it
+    comes back (what another worker wrote meanwhile may sit before offsets noted here)."""
+    worker.give_up(number)
+    for table in tables:
+        restore_whole_next_time(table, number)
+
+
 def _outputs(
     app: faust.App,
     worker: Worker,
@@ -228,6 +242,8 @@ def _outputs(
         # the changelog offset it holds, and a restart restores only what came after
         if not ack.cancelled() and ack.exception() is None:
             batch = ack.result()  # the offset of the batch's first record
+            if transactions is not None and batch.partition in transactions.given_up:
+                return  # written before the fence was known: others' records may precede it
             customers.data.set_persisted_offset(TP(batch.topic, batch.partition), batch.offset + last)
 
     def on_handed(topic: str, ack: asyncio.Future[Any], records: int) -> None:
@@ -270,6 +286,30 @@ async def _quiet_client_logs() -> None:
     # time went there.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
     logging.getLogger("aiokafka.producer.sender").addFilter(_not_transaction_verification)
+
+
+async def _dump_tasks_on_sigusr2() -> None:
+    """`kill -USR2 <pid>` logs where every task of the worker waits: what a stalled worker is
+    stuck on, without stopping it."""
+
+    def awaiting(task: asyncio.Task[Any]) -> str:
+        # a suspended task's stack is its outermost frame only: follow what each coroutine awaits
+        steps: list[str] = []
+        step: Any = task.get_coro()
+        while step is not None and len(steps) < 30:
+            frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+            if frame is None:
+                steps.append(type(step).__name__)
+                break
+            steps.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+        return " -> ".join(steps)
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            log.warning("task %s", awaiting(task))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
 
 
 def _not_transaction_verification(record: logging.LogRecord) -> bool:

@@ -95,7 +95,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
-from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, ProducerFenced
+from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, KafkaTimeoutError, ProducerFenced
 from aiokafka.structs import TopicPartition
 from faust.types import TP, Message
 
@@ -331,8 +331,12 @@ class CommitProtocol:
 
 
 # The producer can commit nothing more: fenced by a newer one of its transactional id, or
-# (IllegalOperation) left in a fatal state by such a fence met in its sending task.
-FENCED = (ProducerFenced, InvalidProducerEpoch, IllegalOperation)
+# (IllegalOperation) left in a fatal state by such a fence met in its sending task; or it
+# cannot in time (a fenced producer's sends are never acked: after `CONFIRM_TIMEOUT`, or
+# aiokafka's own timeout of a send waiting for room).
+FENCED = (ProducerFenced, InvalidProducerEpoch, IllegalOperation, KafkaTimeoutError, TimeoutError)
+# aiokafka gives up a batch after its request timeout (40 s): longer than that, nothing comes
+CONFIRM_TIMEOUT = 60.0
 
 
 class PartitionTransaction:
@@ -538,7 +542,7 @@ class Transactions:
             await transaction.batches.send(outputs)
         except HandOverFailed as failed:
             if isinstance(failed.error, FENCED):
-                self._fenced(transaction)
+                self._fenced(transaction, failed.error)
                 return
             stop_before_commit([(failed.topic, failed.error)])
 
@@ -576,14 +580,16 @@ class Transactions:
         number = transaction.number
         offsets = {TopicPartition(topic, number): offset + 1 for topic, offset in through.items()}
         try:
-            await transaction.batches.confirmed()
+            await transaction.batches.hand_over_all()
             self.before_commit(number)
+            # first: it fails at once when the producer was fenced, whose batches are never acked
             await transaction.producer.send_offsets_to_transaction(offsets, self.group_id)
+            await asyncio.wait_for(transaction.batches.confirmed(), CONFIRM_TIMEOUT)
             await transaction.producer.commit_transaction()
         except Exception as error:
             cause = error.error if isinstance(error, HandOverFailed) else error
             if isinstance(cause, FENCED):
-                self._fenced(transaction)
+                self._fenced(transaction, cause)
                 return
             stop_before_commit([(f"the transaction of orders partition {number}", cause)])
         self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
@@ -610,12 +616,14 @@ class Transactions:
     async def stop(self) -> None:
         await self.close(set(self.open))
 
-    def _fenced(self, transaction: PartitionTransaction) -> None:
+    def _fenced(self, transaction: PartitionTransaction, cause: BaseException) -> None:
         number = transaction.number
         log.warning(
-            "orders partition %d: its transaction was fenced by a newer producer (its new owner); "
-            "giving the partition up until an assignment gives it back",
+            "orders partition %d: its transaction can commit nothing more (%r: fenced by its new "
+            "owner's producer, or unanswered); giving the partition up until an assignment gives "
+            "it back",
             number,
+            cause,
         )
         if self.open.get(number) is transaction:
             del self.open[number]

@@ -281,6 +281,12 @@ class Env:
         for number in range(count):
             missing = sorted(short.get(number, ()))
             lines.append(f"  partition {number}: {len(missing)} customers short {missing[:8]}")
+        absent = [t for t in expected if (t["customer_id"], t["seq"]) not in have]
+        for t in absent[:6]:
+            lines.append(
+                f"    missing {t['customer_id']} seq {t['seq']} {t['transition']} at {t['occurred_at']}, "
+                f"caused by {t.get('cause_event_id')}"
+            )
         orders = self.config.topics.orders
         committed = self.committed_offsets(orders)
         for number, end in sorted(self.end_offsets(orders).items()):
