@@ -343,6 +343,13 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): alive, silent, its transactions left open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
