@@ -108,12 +108,19 @@ class Resends:
         """Send again what an erasure past the committed offset sent; see PendingErasure."""
         for erasure in pending:
             key = erasure.customer_id.encode()
+            customer = customers.get(erasure.customer_id)
+            if customer is not None and not back_after_erasure(customer, erasure.erased_at):
+                # The customer's record from before the erasure, its tombstone lost in the
+                # crash while the pending erasure was kept (the two tables reach the store
+                # by two paths): the erasure's message, delivered again, erases again and
+                # sends what it sent, and the record's own outboxes cover what came before.
+                # Sent from here as well, they would leave twice.
+                continue
             self.outboxes(number, key, erasure.outboxes)
             if not self.uncommitted(number, erasure.written_by):
                 continue
             # A customer back since as a new one had its record sent again (take-up sends
             # customers first): a tombstone after it would erase the new life downstream.
-            customer = customers.get(erasure.customer_id)
             tombstone = customer is None or not back_after_erasure(customer, erasure.erased_at)
             self._send(number, erasure.written_by, partial(self._erasure, number, erasure, tombstone))
 

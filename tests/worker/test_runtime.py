@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from stream.config import config_from_mapping, load_config
 from stream.inputs.messages import Tick, encode
@@ -166,7 +167,8 @@ def test_a_static_member_id_names_the_host_and_web_address_it_was_given_with():
 class _Restartable:
     """A worker over tables that outlive it (the local store), with what it re-sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, guarantee: str = "at_least_once") -> None:
+        self.guarantee = guarantee
         self.customers: dict = {}
         self.clocks: dict = {}
         self.erasures: dict = {}
@@ -174,7 +176,8 @@ class _Restartable:
         self.resent: list[tuple[str, int, bytes, bytes | None]] = []
 
     def start(self) -> Worker:
-        config = load_config(None, environ={}, overrides={"kafka": {"partitions": 1}})
+        overrides = {"kafka": {"partitions": 1}, "worker": {"processing_guarantee": self.guarantee}}
+        config = load_config(None, environ={}, overrides=overrides)
         return Worker(
             config,
             self.customers,
@@ -517,3 +520,36 @@ def test_a_change_held_out_by_an_experiment_stays_off_its_per_name_topic_also_wh
     again = restarted.drain()
     assert {orjson.loads(o.value)["customer_id"] for o in again if o.topic == per_name} == mailed
     assert len([o for o in again if o.topic == worker.topics.transitions]) == 100
+
+
+@pytest.mark.parametrize("marker_kept", [True, False], ids=["marker-kept", "marker-lost"])
+def test_an_erasure_whose_customer_record_was_lost_in_a_crash_sends_each_transition_once(marker_kept):
+    """The customers table and the clocks and erasures tables reach the store and their
+    changelogs by two paths: a crash (or a frozen worker's successor) can find the pending
+    erasure written and the customer's record from before it. In exactly-once mode, each of
+    the customer's transitions must still leave once when the messages come again."""
+    tables = _Restartable(guarantee="exactly_once")
+    order, erasure = placed("c1", "o1", at(0)), erased("c1", at(1))
+    worker, first = tables.processed([order])
+    before_erasure = dict(tables.customers)
+    erasures_before = dict(tables.erasures)
+    for raw in (orjson.dumps(erasure),):
+        worker.on_message(worker.topics.orders, 0, 1, b"c", raw)
+    worker.flush_store()
+    first += worker.drain()
+    want = sorted(orjson.loads(o.value)["seq"] for o in first if o.topic == worker.topics.transitions)
+    assert want == [1, 2] or len(want) == len(set(want))
+    # the crash: the customer's tombstone lost, the pending erasure (clocks table) kept
+    tables.customers.clear()
+    tables.customers.update(before_erasure)
+    if not marker_kept:
+        tables.erasures.clear()
+        tables.erasures.update(erasures_before)
+    tables.committed = 0  # nothing committed
+    again = tables.start()
+    sent = []
+    for offset, event in enumerate([order, erasure]):  # delivered again
+        again.on_message(again.topics.orders, 0, offset, b"c", orjson.dumps(event))
+        sent += again.drain()
+    seqs = sorted(orjson.loads(o.value)["seq"] for o in sent if o.topic == again.topics.transitions)
+    assert seqs == want
