@@ -55,6 +55,8 @@ keeps every rule above and commits transactions instead of offsets:
     its offset (`Resends.release`).
 15. **No message below the committed offset is handled**, and none handled twice in one
     ownership: a zombie's transaction or a seek back would otherwise send its outputs twice.
+    After a session's time without a commit, a message waits until Kafka says the producer
+    is not fenced (`_still_ours`): a worker frozen and woken would write on meanwhile.
 16. **Fencing gives a partition up, it does not stop the worker**: a producer fenced by the
     partition's new owner is closed and the partition's messages refused until an assignment
     gives it back. Any other failure of a transaction stops the process (exit 74): a restart
@@ -351,6 +353,8 @@ class PartitionTransaction:
         # the messages handled so far (12)
         self.lock = asyncio.Lock()
         self.through: dict[str, int] = {}
+        # when Kafka last took a commit of it (or the producer started): time.monotonic()
+        self.known_alive_at = time.monotonic()
         # one commit of this transaction at a time (the timer's, a revocation's)
         self.committing = asyncio.Lock()
         # outputs of messages handled while the transaction commits: they go into the next
@@ -438,6 +442,8 @@ class Transactions:
             yield Handling(False)
             return
         async with transaction.lock:
+            if self.open.get(message.partition) is transaction:
+                await self._still_ours(transaction)
             if self.open.get(message.partition) is not transaction:  # given up meanwhile
                 yield Handling(False)
                 return
@@ -446,6 +452,31 @@ class Transactions:
             if handling.handled is not None:
                 topic, offset = handling.handled
                 transaction.through[topic] = max(offset, transaction.through.get(topic, -1))
+
+    async def _still_ours(self, transaction: PartitionTransaction) -> None:
+        """After a session's time without a commit (a partition left idle, or a process
+        frozen: a stopped VM), ask Kafka whether the producer is fenced before handling a
+        message: a frozen worker woken would otherwise write to the changelogs after the
+        partition's new owner until its next commit told it so (docs/exactly-once.md)."""
+        if time.monotonic() - transaction.known_alive_at < self.take_back_after:
+            return
+        number = transaction.number
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): committed
+            for tp in (TP(topic, number) for topic in self.input_topics)
+            if (committed := self.book.committed(tp)) is not None
+        }
+        if not offsets:
+            return
+        try:
+            # the committed offsets again: if nobody fenced it, they commit as they are
+            await transaction.producer.send_offsets_to_transaction(offsets, self.group_id)
+        except Exception as error:
+            if isinstance(error, FENCED):
+                self._fenced(transaction, error)
+                return
+            stop_before_commit([(f"the transaction of orders partition {number}", error)])
+        transaction.known_alive_at = time.monotonic()
 
     def _below_committed(self, message: Message) -> bool:
         committed = self.book.committed(message.tp)
@@ -593,6 +624,7 @@ class Transactions:
                 return
             stop_before_commit([(f"the transaction of orders partition {number}", cause)])
         self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+        transaction.known_alive_at = time.monotonic()
         await transaction.producer.begin_transaction()
         # in the order they were made; what comes meanwhile joins the list
         while transaction.waiting:

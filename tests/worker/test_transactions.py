@@ -361,3 +361,34 @@ def test_a_fenced_partitions_tables_are_restored_whole_next_time():
     )
     restore_whole_next_time(table, 1)
     assert noted == {TP("app-customers-changelog", 1): -1}
+
+
+async def test_a_message_after_a_session_without_a_commit_first_asks_whether_the_producer_was_fenced(
+    setup, monkeypatch
+):
+    """A process frozen past its session and woken: its first message must not be handled
+    (nor written to the changelogs) before Kafka says whether another worker took over."""
+    t = setup.t
+    setup.book.set_committed({TP(ORDERS, 0): 5})
+    assert await handle(t, ORDERS, 0, 5)
+    await t.commit()
+    woken = t.open[0].known_alive_at + t.take_back_after + 1
+    monkeypatch.setattr("stream.worker.commit_protocol.time.monotonic", lambda: woken)
+    setup.producers[0].fenced = True
+    assert not await handle(t, ORDERS, 0, 6), "handled although fenced"
+    assert setup.given_up == [0]
+
+
+async def test_the_same_question_costs_nothing_more_when_the_producer_is_still_ours(setup, monkeypatch):
+    t = setup.t
+    setup.book.set_committed({TP(ORDERS, 0): 5})
+    assert await handle(t, ORDERS, 0, 5)
+    woken = t.open[0].known_alive_at + t.take_back_after + 1
+    monkeypatch.setattr("stream.worker.commit_protocol.time.monotonic", lambda: woken)
+    assert await handle(t, ORDERS, 0, 6)
+    asked = [entry for entry in setup.log if entry[0] == "offsets"]
+    assert asked == [("offsets", 0, {TopicPartition(ORDERS, 0): 5}, "group")], (
+        "the committed offset, unchanged"
+    )
+    assert await handle(t, ORDERS, 0, 7)
+    assert len([entry for entry in setup.log if entry[0] == "offsets"]) == 1, "asked once, not per message"
