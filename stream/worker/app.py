@@ -184,6 +184,7 @@ def _transactions(
         take_back_after=config.worker.session_timeout / 1_000_000,
     )
     install_transaction_faults(transactions)
+    logging.getLogger("aiokafka.producer.sender").addFilter(_not_transaction_verification)
 
     interval = config.worker.transaction_interval / 1_000_000
 
@@ -285,7 +286,6 @@ async def _quiet_client_logs() -> None:
     # aiokafka builds a debug log record for every message it sends: a tenth of the worker's
     # time went there.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-    logging.getLogger("aiokafka.producer.sender").addFilter(_not_transaction_verification)
 
 
 async def _dump_tasks_on_sigusr2() -> None:

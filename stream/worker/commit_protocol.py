@@ -336,7 +336,7 @@ class CommitProtocol:
 # (IllegalOperation) left in a fatal state by such a fence met in its sending task; or it
 # cannot in time (a fenced producer's sends are never acked: after `CONFIRM_TIMEOUT`, or
 # aiokafka's own timeout of a send waiting for room).
-FENCED = (ProducerFenced, InvalidProducerEpoch, IllegalOperation, KafkaTimeoutError, TimeoutError)
+CANNOT_COMMIT = (ProducerFenced, InvalidProducerEpoch, IllegalOperation, KafkaTimeoutError, TimeoutError)
 # aiokafka gives up a batch after its request timeout (40 s): longer than that, nothing comes
 CONFIRM_TIMEOUT = 60.0
 
@@ -472,8 +472,8 @@ class Transactions:
             # the committed offsets again: if nobody fenced it, they commit as they are
             await transaction.producer.send_offsets_to_transaction(offsets, self.group_id)
         except Exception as error:
-            if isinstance(error, FENCED):
-                self._fenced(transaction, error)
+            if isinstance(error, CANNOT_COMMIT):
+                self._cannot_commit(transaction, error)
                 return
             stop_before_commit([(f"the transaction of orders partition {number}", error)])
         transaction.known_alive_at = time.monotonic()
@@ -572,8 +572,8 @@ class Transactions:
         try:
             await transaction.batches.send(outputs)
         except HandOverFailed as failed:
-            if isinstance(failed.error, FENCED):
-                self._fenced(transaction, failed.error)
+            if isinstance(failed.error, CANNOT_COMMIT):
+                self._cannot_commit(transaction, failed.error)
                 return
             stop_before_commit([(failed.topic, failed.error)])
 
@@ -619,8 +619,8 @@ class Transactions:
             await transaction.producer.commit_transaction()
         except Exception as error:
             cause = error.error if isinstance(error, HandOverFailed) else error
-            if isinstance(cause, FENCED):
-                self._fenced(transaction, cause)
+            if isinstance(cause, CANNOT_COMMIT):
+                self._cannot_commit(transaction, cause)
                 return
             stop_before_commit([(f"the transaction of orders partition {number}", cause)])
         self.book.set_committed({TP(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
@@ -648,7 +648,7 @@ class Transactions:
     async def stop(self) -> None:
         await self.close(set(self.open))
 
-    def _fenced(self, transaction: PartitionTransaction, cause: BaseException) -> None:
+    def _cannot_commit(self, transaction: PartitionTransaction, cause: BaseException) -> None:
         number = transaction.number
         log.warning(
             "orders partition %d: its transaction can commit nothing more (%r: fenced by its new "

@@ -71,13 +71,20 @@ def _segment_changes(env, history) -> list[dict]:
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
-def test_a_sigkill_mid_history_leaves_no_duplicate_for_a_read_committed_reader(env_factory):
-    env = env_factory(kafka={"partitions": 3}, worker=EXACTLY_ONCE, **SEGMENTS)
-    history = generated(env, 1500, seed=11)
+def _worker_part_way(env, seed: int, name: str, share: int):
+    """A generated history sent, and a worker `name` on it until 1/`share` of the replay's
+    transitions are out: the worker, and the replay's transitions and states."""
+    history = generated(env, 1500, seed=seed)
     expected, expected_states = env.replay(history)
     env.lifecycle("send", str(history))
-    first = env.start_worker("crashy")
-    env.transitions(lambda ts: len(ts) >= len(expected) // 3, timeout=180)
+    worker = env.start_worker(name)
+    env.transitions(lambda ts: len(ts) >= len(expected) // share, timeout=180)
+    return worker, expected, expected_states
+
+
+def test_a_sigkill_mid_history_leaves_no_duplicate_for_a_read_committed_reader(env_factory):
+    env = env_factory(kafka={"partitions": 3}, worker=EXACTLY_ONCE, **SEGMENTS)
+    first, expected, expected_states = _worker_part_way(env, seed=11, name="crashy", share=3)
     first.kill()
     env.start_worker("crashy")  # same data dir: RocksDB holds writes of the aborted transactions
     check_against_replay(env, expected, expected_states)
@@ -128,11 +135,7 @@ def test_a_worker_frozen_past_its_session_is_fenced_when_it_wakes_and_nothing_is
     it learnt of the fence, reach the changelogs outside the transactions: this test found
     them taking the place of its successor's records."""
     env = env_factory(kafka={"partitions": 2}, worker={**EXACTLY_ONCE, "session_timeout": "6s"}, **SEGMENTS)
-    history = generated(env, 1500, seed=41)
-    expected, expected_states = env.replay(history)
-    env.lifecycle("send", str(history))
-    zombie = env.start_worker("zombie")
-    env.transitions(lambda ts: len(ts) >= len(expected) // 4, timeout=180)
+    zombie, expected, expected_states = _worker_part_way(env, seed=41, name="zombie", share=4)
     zombie.pause()
     try:
         other = env.start_worker("other")
