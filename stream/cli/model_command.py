@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -13,8 +14,19 @@ from ..config import load_config
 from ..lifecycle import state_at
 from ..lifecycle.instants import format_rfc3339
 from ..model.purchases import TIME_UNITS  # no numpy here
-from .common import UsageError, add_arrival_order_option, add_input_options, instant_argument, open_output
+from ..replay.held import Side, customers_directory
+from .common import (
+    UsageError,
+    add_arrival_order_option,
+    add_input_options,
+    add_memory_option,
+    instant_argument,
+    open_output,
+)
 from .replay_command import replayed
+
+if TYPE_CHECKING:
+    from ..model.scores import Model
 
 
 def register(commands: Any) -> None:
@@ -59,6 +71,7 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL/CSV files (- is stdin, .gz ok)")
     parser.add_argument("--config", metavar="PATH")
     add_arrival_order_option(parser, "replay")
+    add_memory_option(parser, "the replay")
     add_input_options(parser)
 
 
@@ -73,10 +86,10 @@ def run_fit(args: argparse.Namespace) -> int:
     currency = args.currency.upper() if args.currency else None
     out = open_output("--output", args.output or "-")
     started = time.monotonic()
-    replay, _ = replayed(args, config, None)
-    customers = list(replay.customers())
-    currency = currency or main_currency(customers, calibration_end)
-    found = histories(customers, calibration_end, TIME_UNITS[args.time_unit], currency)
+    with customers_directory() as directory:
+        side, _ = replayed(args, config, None, Path(directory))
+        currency = currency or main_currency(side.customers(), calibration_end)
+        found = histories(side.customers(), calibration_end, TIME_UNITS[args.time_unit], currency)
     repeat = sum(1 for x in found.x if x > 0)
     if len(found.x) < 2 or repeat == 0:
         raise UsageError(
@@ -114,10 +127,21 @@ def run_score(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     until = instant_argument("--until", args.until) if args.until else None
     out = open_output("--output", args.output or "-")
-    replay, at = replayed(args, config, until)
-    book = config.policy_book()
-    rows: list[dict[str, Any]] = []
-    for customer in replay.customers():
+    with customers_directory() as directory:
+        side, at = replayed(args, config, until, Path(directory))
+        rows = _scored(side, at, model)
+    for _, row in sorted(rows):
+        out.write(row)
+    out.flush()
+    return 0
+
+
+def _scored(side: Side, at: int, model: Model) -> list[tuple[tuple[float, float, str], bytes]]:
+    """Every customer's line of scores (encoded: a decoded row holds several times the
+    bytes), after its key: best expected value first, then expected orders, then id."""
+    book = side.config.policy_book()
+    rows = []
+    for customer in side.customers():
         found = model.history(customer, at)
         if found is None:
             continue
@@ -130,27 +154,17 @@ def run_score(args: argparse.Namespace) -> int:
         )
         policy = book.for_store(customer.store_id)
         state = state_at(policy, len(placed), placed[0], placed[-1], at)
-        rows.append(
-            {
-                "customer_id": customer.customer_id,
-                "p_alive": scores.p_alive,
-                "expected_orders_365d": scores.expected_orders_365d,
-                "expected_value_365d": scores.expected_value_365d,
-                "state": state.value,
-                "x": found.x,
-                "t_x": found.t_x,
-                "T": found.T,
-                "at": format_rfc3339(at),
-            }
-        )
-    rows.sort(
-        key=lambda row: (
-            -(row["expected_value_365d"] or 0.0),
-            -row["expected_orders_365d"],
-            row["customer_id"],
-        )
-    )
-    for row in rows:
-        out.write(orjson.dumps(row) + b"\n")
-    out.flush()
-    return 0
+        row = {
+            "customer_id": customer.customer_id,
+            "p_alive": scores.p_alive,
+            "expected_orders_365d": scores.expected_orders_365d,
+            "expected_value_365d": scores.expected_value_365d,
+            "state": state.value,
+            "x": found.x,
+            "t_x": found.t_x,
+            "T": found.T,
+            "at": format_rfc3339(at),
+        }
+        key = (-(scores.expected_value_365d or 0.0), -scores.expected_orders_365d, customer.customer_id)
+        rows.append((key, orjson.dumps(row) + b"\n"))
+    return rows

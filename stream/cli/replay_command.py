@@ -8,12 +8,13 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config
 from ..lifecycle import State
-from ..replay.driver import Replay
-from ..replay.memory import PROCESS_BASE, default_budget, input_estimate, passes, plan_note, shown
+from ..replay.held import Side, replay_sides_in_groups
+from ..replay.memory import input_estimate, passes, plan_note
 from ..replay.run import ReplayOutputs, ReplayResult, replay_here, replayed_history
 from .common import (
     UsageError,
@@ -81,23 +82,9 @@ def run(args: argparse.Namespace) -> int:
         open_output("--triggers", args.triggers),
     )
     jobs = checked_jobs(args, config.kafka.partitions)
-    budget = memory_budget(args)
     options = replay_options(args, until)
-    # stdin and pipes are read once, by one process: jobs open and read their inputs themselves
-    files = all(path != "-" and os.path.isfile(path) for path in args.inputs)
-    groups = jobs
-    if files:
-        estimate = input_estimate(args.inputs, args.format)
-        plan = passes(estimate, budget, jobs, config.kafka.partitions)
-        note = plan_note(plan, budget, jobs, "replaying")
-        if note is not None:
-            print(f"replay: {note}", file=sys.stderr)
-        groups = plan.groups
-    elif args.memory is not None:
-        print(
-            "replay: --memory is not kept to for stdin or a pipe, read once by one process", file=sys.stderr
-        )
-    if files and groups > 1:
+    groups = memory_groups(args, config.kafka.partitions, jobs)
+    if groups > 1:
         from stream.replay.jobs import replay_in_jobs
 
         new_progress = (lambda: progress_bar(args)) if shows_progress() else None
@@ -117,29 +104,47 @@ def _close(outputs: ReplayOutputs) -> None:
                 handle.close()
 
 
-def replayed(args: argparse.Namespace, config: Config, until: int | None) -> tuple[Replay, int]:
-    """The inputs replayed here for a command that reads the customers left (report, model),
-    and the instant to read them at (see `replayed_history`)."""
+def memory_groups(args: argparse.Namespace, partitions: int, jobs: int = 1, copies: int = 1) -> int:
+    """In how many groups of partitions, `jobs` processes at a time, to replay the inputs to
+    keep to --memory (`copies`: configurations replayed side by side); told on stderr when
+    the budget changes how the work runs. Stdin and pipes are read once, by one process (1):
+    the groups open and read their inputs themselves."""
+    budget = memory_budget(args)
+    if not all(path != "-" and os.path.isfile(path) for path in args.inputs):
+        if args.memory is not None:
+            print(
+                f"{args.command}: --memory is not kept to for stdin or a pipe, read once by one process",
+                file=sys.stderr,
+            )
+        return 1
+    plan = passes(copies * input_estimate(args.inputs, args.format), budget, jobs, partitions)
+    note = plan_note(plan, budget, jobs, "replaying")
+    if note is not None:
+        print(f"{args.command}: {note}", file=sys.stderr)
+    return plan.groups
+
+
+def replayed(
+    args: argparse.Namespace, config: Config, until: int | None, directory: Path
+) -> tuple[Side, int]:
+    """The inputs replayed for a command that reads every customer (report, model), and the
+    instant to read them at (see `replayed_history`): in this process, or beyond --memory in
+    groups of partitions, their customers written under `directory` (`stream.replay.held`)."""
     check_readable(args.inputs)
     if args.inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
-    say_if_over_memory(args)
-    return replayed_history(replay_options(args, until), config, progress_bar(args))
+    options = replay_options(args, until)
+    groups = memory_groups(args, config.kafka.partitions)
+    if groups > 1:
+        sides, at = replay_sides_in_groups(options, [config], False, groups, directory, told(args))
+        return sides[0], at
+    replay, at = replayed_history(options, config, progress_bar(args))
+    return Side(config, replay), at
 
 
-def say_if_over_memory(args: argparse.Namespace, copies: int = 1) -> None:
-    """Tell when a command that reads every customer at once in one process (`copies` times
-    over: what-if replays twice) is estimated over half the machine's memory."""
-    files = [path for path in args.inputs if path != "-" and os.path.isfile(path)]
-    estimate = PROCESS_BASE + copies * input_estimate(files, args.format)
-    if estimate > default_budget():
-        # no groups of partitions for these (yet): `replay --memory` has them
-        print(
-            f"{args.command}: the history is estimated to need {shown(estimate)} in this one process, "
-            "more than half the machine's memory; `lifecycle replay --memory` can split a replay, "
-            "this command cannot",
-            file=sys.stderr,
-        )
+def told(args: argparse.Namespace) -> Callable[[str], None]:
+    """What tells the progress of work done in steps, on stderr, after the command's name."""
+    return lambda text: print(f"{args.command}: {text}", file=sys.stderr, flush=True)
 
 
 def shows_progress() -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from ..config import load_config
 from ..lifecycle.instants import DAY_US
+from ..replay.held import Side, customers_directory
 from ..report.cohort_value import cohort_value
 from ..report.experiments import experiment_figures
 from ..report.funnel import funnel_figures
@@ -19,6 +21,7 @@ from .common import (
     UsageError,
     add_arrival_order_option,
     add_input_options,
+    add_memory_option,
     instant_argument,
     open_output,
 )
@@ -48,6 +51,7 @@ def register(commands: Any) -> None:
         help="model.json (`lifecycle model fit`): P(alive), value and tracking plots",
     )
     add_arrival_order_option(parser, "replay")
+    add_memory_option(parser, "the report")
     add_input_options(parser)
     parser.set_defaults(run=run)
 
@@ -60,19 +64,25 @@ def run(args: argparse.Namespace) -> int:
     page_out = open_output("--output", args.output)
     kpis_out = open_output("--kpis", args.kpis)
     model = _model(args.model)
-    replay, at = replayed(args, config, until)
-    book = config.policy_book()
-    figures = kpis(
-        replay.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window
-    )
-    figures["second_order_contents"] = second_order_contents(replay.customers(), at)
-    figures["cohort_value"] = cohort_value(replay.customers(), at)
-    figures["experiments"] = experiment_figures(replay.exposures, replay.customers(), at)
-    figures["funnel"] = funnel_figures(replay.funnel, replay.customers(), at)
+    with customers_directory() as directory:
+        side, at = replayed(args, config, until, Path(directory))
+        _write(side, at, model, kpis_out, page_out)
+    return 0
+
+
+def _write(
+    side: Side, at: int, model: Model | None, kpis_out: BinaryIO | None, page_out: BinaryIO | None
+) -> None:
+    book = side.config.policy_book()
+    figures = kpis(side.customers(), at, lambda customer: book.for_store(customer.store_id).one_timer_window)
+    figures["second_order_contents"] = second_order_contents(side.customers(), at)
+    figures["cohort_value"] = cohort_value(side.customers(), at)
+    figures["experiments"] = experiment_figures(side.replay.exposures, side.customers(), at)
+    figures["funnel"] = funnel_figures(side.replay.funnel, side.customers(), at)
     if model is not None:
         from ..report.model_figures import model_figures  # numpy: only with a model
 
-        figures["model"] = model_figures(replay.customers(), at, model)
+        figures["model"] = model_figures(side.customers(), at, model)
         for cohort, expected in figures["model"].pop("expected_value_365d_by_cohort", {}).items():
             if cohort in figures["cohort_value"]:
                 figures["cohort_value"][cohort]["model_expected_value_365d"] = expected
@@ -80,10 +90,9 @@ def run(args: argparse.Namespace) -> int:
         kpis_out.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n")
         kpis_out.flush()
     if page_out is not None:
-        data = collect(replay.customers(), at, lambda customer: book.for_store(customer.store_id))
+        data = collect(side.customers(), at, lambda customer: book.for_store(customer.store_id))
         page_out.write(render(figures, data, book.default.one_timer_window / DAY_US).encode())
         page_out.flush()
-    return 0
 
 
 def _model(path: str | None) -> Model | None:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..config import load_config
+from ..replay.held import customers_directory
 from ..replay.what_if import what_if
 from .common import (
     UsageError,
     add_arrival_order_option,
     add_input_options,
+    add_memory_option,
     check_readable,
     instant_argument,
     open_output,
     replay_options,
 )
-from .replay_command import say_if_over_memory
+from .replay_command import memory_groups, told
 
 
 def register(commands: Any) -> None:
@@ -41,6 +45,7 @@ def register(commands: Any) -> None:
     parser.add_argument("-o", "--output", metavar="PATH", help="write the comparison here: one HTML page")
     parser.add_argument("--json", metavar="PATH", help="write the comparison here as JSON (- is stdout)")
     add_arrival_order_option(parser, "replay")
+    add_memory_option(parser, "the two replays together")
     add_input_options(parser)
     parser.set_defaults(run=run)
 
@@ -53,15 +58,22 @@ def run(args: argparse.Namespace) -> int:
     if "-" in args.inputs:
         raise UsageError("what-if reads its input once for both configurations: give files, not stdin")
     check_readable(args.inputs)
-    say_if_over_memory(args, copies=2)
     configs = (load_config(args.config[0]), load_config(args.config[1]))
     until = instant_argument("--until", args.until) if args.until else None
     page_out = open_output("--output", args.output)
     json_out = open_output("--json", args.json)
-    sides, at = what_if(replay_options(args, until), configs)
+    partitions = {config.kafka.partitions for config in configs}
+    groups = memory_groups(args, partitions.pop(), copies=2) if len(partitions) == 1 else 1
+    if len(partitions) > 1 and args.memory is not None:
+        print(
+            "what-if: --memory is not kept to when the configurations differ in kafka.partitions",
+            file=sys.stderr,
+        )
     from ..report.what_if import comparison, render
 
-    document = comparison(sides, (args.config[0], args.config[1]), at)
+    with customers_directory() as directory:
+        sides, at = what_if(replay_options(args, until), configs, groups, Path(directory), told(args))
+        document = comparison(sides, (args.config[0], args.config[1]), at)
     if json_out is not None:
         json_out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         json_out.flush()

@@ -189,6 +189,11 @@ class ExposureLog:
             ):
                 exposure.goal_reached_us = at_us
 
+    def add(self, other: ExposureLog) -> None:
+        """Another replay's exposures, of other customers."""
+        for name, exposures in other.first.items():
+            self.first[name].update(exposures)
+
     def forget(self, customer_id: str) -> None:
         """An erased customer leaves every experiment's measure."""
         for exposures in self.first.values():

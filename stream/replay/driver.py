@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Config
 from ..inputs.messages import InvalidEvent, decode_event
@@ -30,6 +31,15 @@ class ReplayStats:
     segment_changes: Counter[str] = field(default_factory=Counter)
     firings: Counter[str] = field(default_factory=Counter)  # by trigger
     folded: int = 0  # orders folded into their customers' totals (limits.orders_kept)
+
+    def add(self, other: ReplayStats) -> None:
+        """Another replay's counts, of other customers."""
+        self.read += other.read
+        self.outcomes.update(other.outcomes)
+        self.transitions.update(other.transitions)
+        self.segment_changes.update(other.segment_changes)
+        self.firings.update(other.firings)
+        self.folded += other.folded
 
     @property
     def rejected(self) -> int:
@@ -53,22 +63,19 @@ class Replay:
     ) -> None:
         self.partition_count = config.kafka.partitions
         policies, rules, scorer = config.policy_book(), config.time_rules(), config.scorer()
-        self.partitions = [
-            Partition(
-                {},
-                policies,
-                rules,
-                rebuilding=rebuilding,
-                segments=config.segments,
-                keep_contact=config.privacy.contact_data,
-                scorer=scorer,
-                orders_kept=config.limits.orders_kept,
-                refunds_kept=config.limits.refunds_per_order,
-                experiments=config.experiments,
-                triggers=config.triggers,
-            )
-            for _ in range(self.partition_count)
-        ]
+        self._partition_settings: dict[str, Any] = {
+            "policies": policies,
+            "time_rules": rules,
+            "rebuilding": rebuilding,
+            "segments": config.segments,
+            "keep_contact": config.privacy.contact_data,
+            "scorer": scorer,
+            "orders_kept": config.limits.orders_kept,
+            "refunds_kept": config.limits.refunds_per_order,
+            "experiments": config.experiments,
+            "triggers": config.triggers,
+        }
+        self.partitions = [self.new_partition({}, None) for _ in range(self.partition_count)]
         self.now_us = now_us
         self.stats = ReplayStats()
         # first exposures in each experiment, for the report (None: no experiment configured)
@@ -78,6 +85,13 @@ class Replay:
         self._partition_of: dict[str, Partition] = {}
         # the customer the last event fed erased, if it did
         self.last_erased: str | None = None
+
+    def new_partition(self, customers: dict[str, CustomerState], clock_us: int | None) -> Partition:
+        """A partition of this replay's rules holding `customers` at `clock_us` (their deadlines
+        indexed), as a worker takes one up from its store."""
+        partition = Partition(customers, clock_us=clock_us, **self._partition_settings)
+        partition.rebuild_deadline_index()
+        return partition
 
     def _partition(self, customer_id: str) -> Partition:
         found = self._partition_of.get(customer_id)
@@ -126,11 +140,14 @@ class Replay:
 
     def advance_partitions(self, until_us: int) -> Iterator[tuple[int, list[Change]]]:
         """Move every partition clock to `until_us`, in partition order: what each fired."""
-        now = self.now_us()
-        for number, partition in enumerate(self.partitions):
-            fired = partition.advance(until_us, now)
-            self._count(fired)
-            yield number, fired
+        for number in range(self.partition_count):
+            yield number, self.advance_partition(number, until_us)
+
+    def advance_partition(self, number: int, until_us: int) -> list[Change]:
+        """Move one partition's clock to `until_us`: what it fired."""
+        fired = self.partitions[number].advance(until_us, self.now_us())
+        self._count(fired)
+        return fired
 
     def _count(self, changes: list[Change]) -> None:
         if self.exposures is not None:

@@ -39,3 +39,11 @@ class FunnelLog:
         self.sign_ups.pop(customer_id, None)
         for firings in self.first_firings.values():
             firings.pop(customer_id, None)
+
+    def add(self, other: FunnelLog) -> None:
+        """Another replay's, of other customers (its firings after these)."""
+        self.sign_ups.update(other.sign_ups)
+        for trigger, first in other.first_firings.items():
+            self.first_firings.setdefault(trigger, {}).update(first)
+        for trigger, instants in other.firings.items():
+            self.firings.setdefault(trigger, []).extend(instants)

@@ -89,6 +89,6 @@ def plan_note(plan: Passes, budget: int, jobs: int, doing: str) -> str | None:
     if not plan.met:
         note += (
             "; the budget cannot be met with one partition a group: more partitions "
-            "(kafka.partitions, which must match the orders topic) or fewer --jobs"
+            "(kafka.partitions, which must match the orders topic)" + (" or fewer --jobs" if jobs > 1 else "")
         )
     return note

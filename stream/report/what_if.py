@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from ..lifecycle.instants import DAY_US, format_rfc3339
-from ..replay.what_if import Side
+from ..replay.held import Emitted, Side
 from . import comparison_plots
 from .kpis import kpis
 from .page import STYLE
@@ -18,15 +18,15 @@ EXAMPLES = 20
 
 
 def comparison(sides: tuple[Side, Side], names: tuple[str, str], until_us: int) -> dict[str, Any]:
-    first, second = sides
-    kinds = sorted(set(first.emitted.by_week) | set(second.emitted.by_week))
+    first, second = (_emitted(side) for side in sides)
+    kinds = sorted(set(first.by_week) | set(second.by_week))
     changes = {}
     for kind in kinds:
-        weeks = sorted(set(first.emitted.by_week[kind]) | set(second.emitted.by_week[kind]))
-        a, b = first.emitted.customers[kind], second.emitted.customers[kind]
+        weeks = sorted(set(first.by_week[kind]) | set(second.by_week[kind]))
+        a, b = first.customers[kind], second.customers[kind]
         changes[kind] = {
-            "total": [sum(first.emitted.by_week[kind].values()), sum(second.emitted.by_week[kind].values())],
-            "per_week": {w: [first.emitted.by_week[kind][w], second.emitted.by_week[kind][w]] for w in weeks},
+            "total": [sum(first.by_week[kind].values()), sum(second.by_week[kind].values())],
+            "per_week": {w: [first.by_week[kind][w], second.by_week[kind][w]] for w in weeks},
             "customers": [len(a), len(b)],
             "only_first": {"customers": len(a - b), "examples": sorted(a - b)[:EXAMPLES]},
             "only_second": {"customers": len(b - a), "examples": sorted(b - a)[:EXAMPLES]},
@@ -39,14 +39,19 @@ def comparison(sides: tuple[Side, Side], names: tuple[str, str], until_us: int) 
     }
 
 
+def _emitted(side: Side) -> Emitted:
+    assert side.emitted is not None, "a what-if side tallies what it emitted"
+    return side.emitted
+
+
 def _configured_kpis(side: Side, until_us: int) -> dict[str, Any]:
     """The KPIs a configuration moves: states, the second purchase within the one-timer window,
     and the members of each segment and class."""
     book = side.config.policy_book()
-    figures = kpis(side.replay.customers(), until_us, lambda c: book.for_store(c.store_id).one_timer_window)
+    figures = kpis(side.customers(), until_us, lambda c: book.for_store(c.store_id).one_timer_window)
     segments: Counter[str] = Counter()
     classes: Counter[str] = Counter()
-    for customer in side.replay.customers():
+    for customer in side.customers():
         segments.update(customer.segments)
         if customer.segment_class is not None:
             classes[customer.segment_class] += 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from stream.lifecycle.instants import format_rfc3339
 from tests.helpers import at, lifecycle, placed, write_events
 
@@ -144,15 +146,14 @@ def test_export_segment_writes_the_members_of_a_state_segment_or_class_as_csv(tm
     assert [r["spend"] for r in export("one_timer") if r["customer_id"] == "jun"] == ["5000 JPY"]
 
 
-def test_a_report_over_half_the_machines_memory_says_it_cannot_split_the_history(tmp_path, monkeypatch):
-    import stream.cli.replay_command as replay_command
-
-    source = write_events(tmp_path / "orders.jsonl", [placed("ann", "a1", at(0))])
-    monkeypatch.setattr(replay_command, "default_budget", lambda: 1)
+def test_a_report_over_the_default_budget_replays_in_groups(tmp_path, monkeypatch):
+    """With no --memory, the budget is half the machine's memory: beyond it, groups."""
+    source = write_events(tmp_path / "orders.jsonl", [placed(f"c{n}", f"o{n}", at(n)) for n in range(20)])
+    monkeypatch.setattr("stream.replay.memory.default_budget", lambda: 1)
     result = lifecycle("report", str(source), "--kpis", str(tmp_path / "k.json"))
     assert result.returncode == 0, result.stderr
-    assert "report: the history is estimated to need" in result.stderr
-    assert "`lifecycle replay --memory` can split a replay, this command cannot" in result.stderr
+    assert "report: replaying in 6 groups of partitions, 1 at a time" in result.stderr
+    assert orjson.loads((tmp_path / "k.json").read_bytes())["customers"] == 20
 
 
 def test_explain_tells_the_transitions_a_full_replay_gives_the_customer(tmp_path: Path):
