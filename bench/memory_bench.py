@@ -5,11 +5,13 @@ var/bench/), with `kafka.partitions = --partitions`. Prints, from one run:
 1. replay (`--jobs 1`) without a budget (`--memory 1T`) and with `--memory BUDGET`: seconds,
    events/s and peak memory (the largest process) of each, and whether every output
    (transitions, states, rejects; `detected_at` aside) is the same;
-2. rebuild (`--jobs 1`) of the same history sent to a local broker's orders topic, without a
+2. `report` (KPIs and page) and `model fit`, which read every customer at once, the same way:
+   seconds, events/s, peak memory, and whether what they wrote is the same, byte for byte;
+3. rebuild (`--jobs 1`) of the same history sent to a local broker's orders topic, without a
    budget and with it, each under an app id of its own: seconds, events/s and peak memory.
 
     .venv/bin/python bench/memory_bench.py [--customers 1270000] [--budget 2G] [--partitions 12]
-    .venv/bin/python bench/memory_bench.py --skip-rebuild     # no broker
+    .venv/bin/python bench/memory_bench.py --only report --only model     # no broker
 """
 
 from __future__ import annotations
@@ -84,6 +86,45 @@ def replays(history: Path, config: Path, budget: str, events: int) -> None:
         )
 
 
+# the commands that read every customer at once, each with the files it writes: their outputs
+# must be the same bytes (neither page nor KPIs carry a wall-clock instant)
+READERS = {
+    "report": (
+        ["report", "{history}", "--config", "{config}", "--kpis", "{0}", "-o", "{1}"],
+        ["kpis.json", "report.html"],
+    ),
+    "model": (
+        ["model", "fit", "{history}", "--config", "{config}", "--calibration-end", "2025-07-01", "-o", "{0}"],
+        ["model.json"],
+    ),
+}
+
+
+def readers(name: str, history: Path, config: Path, budget: str, events: int) -> None:
+    """`report` or `model fit` without a budget and within it: seconds, peak memory, and
+    whether what they wrote is the same."""
+    args, files = READERS[name]
+    with tempfile.TemporaryDirectory(dir=WORK) as directory:
+        out = Path(directory)
+        runs = {}
+        for run, memory in (("unbounded", "1T"), ("budget", budget)):
+            written = [str(out / f"{run}.{file}") for file in files]
+            command = [part.format(*written, history=history, config=config) for part in args]
+            seconds, peak = timed(*command, "--memory", memory, echo=False)
+            runs[run] = (seconds, peak)
+            print(
+                f"{name:<9} {run:<9} --memory {memory}: {seconds:,.1f} s, {events / seconds:,.0f} events/s, "
+                f"peak {peak / 2**20:,.0f} MiB",
+                flush=True,
+            )
+        same = all((out / f"unbounded.{f}").read_bytes() == (out / f"budget.{f}").read_bytes() for f in files)
+        print(
+            f"{name:<9} outputs the same: {same}; time {runs['budget'][0] / runs['unbounded'][0]:.2f}x, "
+            f"peak {runs['budget'][1] / runs['unbounded'][1]:.2f}x the run without a budget",
+            flush=True,
+        )
+
+
 def rebuilds(history: Path, base_config: str, budget: str, events: int) -> None:
     broker = Broker(29292, WORK / "kafka")
     started = False if broker.serving() else broker.start()
@@ -117,7 +158,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_270_000, help="1.27M give about 10M events")
     parser.add_argument("--budget", default="2G")
     parser.add_argument("--partitions", type=int, default=12)
-    parser.add_argument("--skip-rebuild", action="store_true")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["replay", "rebuild", "report", "model"],
+        help="this command only (repeat for more); default: every one",
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     history = history_file(args.customers, 1)
@@ -128,8 +174,13 @@ def main() -> None:
     base_config = f"[kafka]\npartitions = {args.partitions}\n"
     config = WORK / "replay.toml"
     config.write_text(base_config)
-    replays(history, config, args.budget, events)
-    if not args.skip_rebuild:
+    only = set(args.only or ["replay", "rebuild", "report", "model"])
+    if "replay" in only:
+        replays(history, config, args.budget, events)
+    for name in READERS:
+        if name in only:
+            readers(name, history, config, args.budget, events)
+    if "rebuild" in only:
         rebuilds(history, base_config, args.budget, events)
 
 
