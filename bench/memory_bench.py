@@ -125,6 +125,16 @@ def readers(name: str, history: Path, config: Path, budget: str, events: int) ->
         )
 
 
+def on_disk(broker: Broker, prefix: str) -> int:
+    """Bytes the broker holds of the topics whose partitions' directories start with `prefix`."""
+    return sum(
+        file.stat().st_size
+        for directory in (broker.data_dir / "kraft").glob(f"{prefix}*")
+        for file in directory.iterdir()
+        if file.is_file()
+    )
+
+
 def rebuilds(history: Path, base_config: str, budget: str, events: int) -> None:
     broker = Broker(29292, WORK / "kafka")
     started = False if broker.serving() else broker.start()
@@ -138,14 +148,22 @@ def rebuilds(history: Path, base_config: str, budget: str, events: int) -> None:
         )
         sent_at = time.perf_counter()
         timed("send", str(history), "--config", str(config), echo=False)
-        print(f"rebuild   {events:,} events sent in {time.perf_counter() - sent_at:,.0f} s", flush=True)
+        print(
+            f"rebuild   {events:,} events sent in {time.perf_counter() - sent_at:,.0f} s; "
+            f"the orders topic on the broker's disk: {on_disk(broker, f'{tag}.orders-') / 1e6:,.0f} MB",
+            flush=True,
+        )
         for name, memory in (("unbounded", "1T"), ("budget", budget)):
             own = WORK / f"rebuild-{name}.toml"
             own.write_text(config.read_text() + f'[worker]\napp_id = "{tag}-{name}"\n')
+            states_before = on_disk(broker, f"{tag}.customer_state-")
             seconds, peak = timed("rebuild", "--config", str(own), "--jobs", "1", "--memory", memory)
+            changelogs = on_disk(broker, f"{tag}-{name}-")
+            states = on_disk(broker, f"{tag}.customer_state-") - states_before
             print(
                 f"rebuild {name:<9} --memory {memory}: {seconds:,.1f} s, {events / seconds:,.0f} events/s, "
-                f"peak {peak / 2**20:,.0f} MiB",
+                f"peak {peak / 2**20:,.0f} MiB; written on the broker's disk (before compaction): "
+                f"changelogs {changelogs / 1e6:,.0f} MB, customer states {states / 1e6:,.0f} MB",
                 flush=True,
             )
     finally:
