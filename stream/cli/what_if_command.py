@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     until = instant_argument("--until", args.until) if args.until else None
     page_out = open_output("--output", args.output)
     json_out = open_output("--json", args.json)
-    partitions = {config.kafka.partitions for config in configs}
-    groups = memory_groups(args, partitions.pop(), copies=2) if len(partitions) == 1 else 1
-    if len(partitions) > 1 and args.memory is not None:
+    first, second = (config.kafka.partitions for config in configs)
+    # the groups are of partitions: both sides' customers must fall in the same ones
+    groups = memory_groups(args, first, copies=2) if first == second else 1
+    if first != second and args.memory is not None:
         print(
             "what-if: --memory is not kept to when the configurations differ in kafka.partitions",
             file=sys.stderr,

@@ -149,8 +149,12 @@ def replay_sides_in_groups(
         process = context.Process(target=_group, args=(options, configs, tally, group, groups, directory))
         process.start()
         process.join()
-        if process.exitcode != 0:
-            raise ReplayError(f"the replay of group {group + 1} of {groups} failed; see the messages above")
+        code = process.exitcode
+        if code != 0:
+            ended = (
+                f"was killed by signal {-code}" if code is not None and code < 0 else f"failed (exit {code})"
+            )
+            raise ReplayError(f"the replay of group {group + 1} of {groups} {ended}; see the messages above")
         say(f"group {group + 1} of {groups} replayed")
     sides = [new_side(config, tally) for config in configs]
     clocks: list[dict[int, int | None]] = [{} for _ in sides]

@@ -26,12 +26,21 @@ Z = 1.959963984540054
 
 
 def funnel_figures(log: FunnelLog, customers: Iterable[CustomerState], until_us: int) -> dict[str, Any]:
-    wanted = set(log.sign_ups).union(*log.first_firings.values())
-    held = {c.customer_id: c for c in customers if c.customer_id in wanted}
+    # what the figures need of the customers in the log, not the customers: read from disk
+    # (a replay within --memory), each held would be a copy of its own
+    signed_up = set(log.sign_ups)
+    fired_for = set().union(*log.first_firings.values())
+    first_orders: dict[str, int | None] = {}
+    orders: dict[str, list[tuple[int, int, str]]] = {}
+    for customer in customers:
+        if customer.customer_id in signed_up:
+            first_orders[customer.customer_id] = customer.first_order_at
+        if customer.customer_id in fired_for:
+            orders[customer.customer_id] = counted_orders(customer)
     return {
         "sign_ups_by_month": _sign_ups_by_month(log, until_us),
-        "first_order_after_sign_up": _first_orders(log, held, until_us),
-        "triggers": _triggers(log, held, until_us),
+        "first_order_after_sign_up": _first_orders(log, first_orders, until_us),
+        "triggers": _triggers(log, orders, until_us),
     }
 
 
@@ -45,7 +54,7 @@ def _sign_ups_by_month(log: FunnelLog, until_us: int) -> dict[str, dict[str, int
 
 
 def _first_orders(
-    log: FunnelLog, customers: dict[str, CustomerState], until_us: int
+    log: FunnelLog, first_orders: dict[str, int | None], until_us: int
 ) -> dict[str, dict[str, Any]]:
     """Per source (and all), for each horizon: the Kaplan-Meier share of signed-up prospects
     whose first counted order came within it, its interval, and how many were seen that long."""
@@ -53,8 +62,7 @@ def _first_orders(
     for customer_id, sign_up in log.sign_ups.items():
         if sign_up.at_us > until_us:
             continue
-        customer = customers.get(customer_id)
-        first = customer.first_order_at if customer is not None else None
+        first = first_orders.get(customer_id)
         if first is not None and first <= sign_up.at_us:
             continue  # a customer already when they signed up: no prospect
         seen = until_us - sign_up.at_us
@@ -123,7 +131,7 @@ def kaplan_meier_share(
 
 
 def _triggers(
-    log: FunnelLog, customers: dict[str, CustomerState], until_us: int
+    log: FunnelLog, orders_of: dict[str, list[tuple[int, int, str]]], until_us: int
 ) -> dict[str, dict[str, Any]]:
     after = AFTER_FIRING_DAYS * DAY_US
     figures: dict[str, dict[str, Any]] = {}
@@ -138,8 +146,7 @@ def _triggers(
             if fired_at + after > until_us:
                 continue
             eligible += 1
-            customer = customers.get(customer_id)
-            orders = counted_orders(customer) if customer is not None else []
+            orders = orders_of.get(customer_id, [])
             ordered += any(fired_at < at <= fired_at + after for at, _, _ in orders)
         low, high = wilson_interval(ordered, eligible)
         figures[trigger] = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from stream.replay.memory import PROCESS_BASE, input_estimate
 from tests.helpers import lifecycle, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,13 +81,22 @@ def _run(shop: Path, command: str, budget: str | None) -> tuple[list[bytes], str
     return [path.read_bytes() for path in written], ran.stderr.decode()
 
 
+def _budget_for_two_groups(shop: Path, command: str) -> str:
+    """A budget that the history's estimate fits in two groups of partitions, not in one."""
+    copies = 2 if command == "what-if" else 1  # what-if replays two configurations side by side
+    estimate = copies * input_estimate([str(shop / "history.jsonl")], "jsonl")
+    return str(PROCESS_BASE + estimate // 2 + 1)
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_budget_too_small_for_one_process_gives_the_same_bytes(shop: Path, command: str):
+@pytest.mark.parametrize("groups", [5, 2])  # one partition a group; 3 and 2 partitions
+def test_a_budget_too_small_for_one_process_gives_the_same_bytes(shop: Path, command: str, groups: int):
     whole, said = _run(shop, command, None)
     assert "groups of partitions" not in said
-    grouped, said = _run(shop, command, TINY)
-    assert "replaying in 5 groups of partitions, 1 at a time" in said
-    assert "group 5 of 5 replayed" in said
+    budget = TINY if groups == 5 else _budget_for_two_groups(shop, command)
+    grouped, said = _run(shop, command, budget)
+    assert f"replaying in {groups} groups of partitions, 1 at a time" in said
+    assert f"group {groups} of {groups} replayed" in said
     assert grouped == whole
     assert all(len(output) > 1000 for output in whole)  # something of substance to compare
 
@@ -111,3 +121,25 @@ def test_what_if_of_configurations_with_other_partitions_says_it_keeps_no_budget
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert b"--memory is not kept to when the configurations differ in kafka.partitions" in ran.stderr
+
+
+def test_a_group_that_fails_stops_the_command_and_leaves_no_customers_on_disk(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import os
+    import tempfile
+
+    import stream.replay.held as held
+
+    def out_of_memory(*args: object) -> None:
+        (tmp_path / "customers were written to").write_text(str(args[-1]))
+        os.kill(os.getpid(), 9)  # what the kernel's OOM killer does
+
+    monkeypatch.setattr(held, "_group", out_of_memory)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ran = run_cli("report", str(shop / "history.jsonl"), "--kpis", str(tmp_path / "k.json"), "--memory", TINY)
+    assert ran.returncode != 0
+    assert b"the replay of group 1 of 6 was killed by signal 9" in ran.stderr
+    directory = Path((tmp_path / "customers were written to").read_text())
+    assert directory.parent == tmp_path and directory.name.startswith("lifecycle-customers-")
+    assert not directory.exists()
