@@ -31,8 +31,7 @@ from ..collector import few_collections
 from ..config import Config
 from ..inputs.files import InputLine
 from ..inputs.messages import InvalidEvent
-from ..inputs.sources import read_inputs
-from ..inputs.time_order import OrderingStats, line_head, ordered_lines
+from ..inputs.time_order import OrderingStats
 from ..lifecycle import CustomerState
 from ..lifecycle.experiments import ExposureLog
 from ..lifecycle.instants import iso_week
@@ -40,7 +39,7 @@ from ..lifecycle.transitions import Change
 from .driver import Replay, ReplayStats
 from .funnel_log import FunnelLog
 from .jobs import job_of
-from .run import ReplayError, ReplayOptions
+from .run import ReplayError, ReplayOptions, lines_to_replay
 
 _FRAME = struct.Struct("<I")  # the length of each encoded customer, before it
 
@@ -157,14 +156,9 @@ def replay_sides_in_groups(
             raise ReplayError(f"the replay of group {group + 1} of {groups} {ended}; see the messages above")
         say(f"group {group + 1} of {groups} replayed")
     sides = [new_side(config, tally) for config in configs]
-    clocks: list[dict[int, int | None]] = [{} for _ in sides]
     for number, side in enumerate(sides):
         for group in range(groups):
-            noted = pickle.loads((directory / f"{number}.{group}.noted").read_bytes())
-            _merge(side, noted, clocks[number])
-    for number, side in enumerate(sides):
-        for partition, clock in clocks[number].items():
-            side.replay.partitions[partition].clock_us = clock
+            _merge(side, pickle.loads((directory / f"{number}.{group}.noted").read_bytes()))
     until = _read_at(options, sides)
     for number, side in enumerate(sides):
         side.files = [
@@ -223,24 +217,20 @@ class _Noted(NamedTuple):
     clocks: dict[int, int | None]  # its partitions' clocks
 
 
-def _merge(side: Side, noted: _Noted, clocks: dict[int, int | None]) -> None:
+def _merge(side: Side, noted: _Noted) -> None:
     replay = side.replay
+    for partition, clock in noted.clocks.items():
+        replay.partitions[partition].clock_us = clock
     replay.stats.add(noted.stats)
     if replay.exposures is not None and noted.exposures is not None:
         replay.exposures.add(noted.exposures)
     replay.funnel.add(noted.funnel)
     if side.emitted is not None and noted.emitted is not None:
         side.emitted.add(noted.emitted)
-    clocks.update(noted.clocks)
 
 
-def _lines(options: ReplayOptions, keep: Callable[[str | None], bool] | None) -> Iterable[InputLine]:
-    """The input's lines in time order (or as they come, `arrival_order`): those of the
-    customers `keep` keeps (given each line's customer id, None when none is readable)."""
-    sourced = read_inputs(options.inputs)
-    if options.arrival_order:
-        return (s.line for s in sourced if keep is None or keep(line_head(s.line)[1]))
-    return (ordered.sourced.line for ordered in ordered_lines(sourced, OrderingStats(), keep=keep))
+def _lines(options: ReplayOptions, keep: Callable[[str | None], bool] | None) -> Iterator[InputLine]:
+    return (ordered.sourced.line for ordered in lines_to_replay(options, OrderingStats(), keep))
 
 
 def _read_at(options: ReplayOptions, sides: list[Side]) -> int:

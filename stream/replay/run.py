@@ -60,17 +60,26 @@ def replay_here(
     each line's customer id, None when it has none readable). `progress`: a `ReplayProgress`,
     or what a job counts for its parent's (`stream.replay.shared_count.JobProgress`)."""
     ordering = OrderingStats()
-    read_progress = progress.read if progress is not None else None
-    lines: Iterable[OrderedLine]
-    if options.arrival_order:
-        everything = enumerate(read_inputs(options.inputs, read_progress))
-        lines = (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
-    else:
-        lines = ordered_lines(read_inputs(options.inputs, read_progress), ordering, keep=keep)
-        if progress is not None:
-            lines = counted_as_replayed(lines, ordering, progress)
+    lines = lines_to_replay(options, ordering, keep, progress.read if progress is not None else None)
+    if progress is not None and not options.arrival_order:
+        lines = counted_as_replayed(lines, ordering, progress)
     tagged = keep is not None
     return replay_lines(config, options.until, outputs, lines, ordering, tagged=tagged, progress=progress)
+
+
+def lines_to_replay(
+    options: ReplayOptions,
+    ordering: OrderingStats,
+    keep: Callable[[str | None], bool] | None = None,
+    read_progress: Any = None,
+) -> Iterable[OrderedLine]:
+    """The input's lines in time order (counted in `ordering`), or as they come
+    (`arrival_order`): those of the customers `keep` keeps (given each line's customer id,
+    None when it has none readable)."""
+    if options.arrival_order:
+        everything = enumerate(read_inputs(options.inputs, read_progress))
+        return (OrderedLine(0, n, s) for n, s in everything if keep is None or keep(line_head(s.line)[1]))
+    return ordered_lines(read_inputs(options.inputs, read_progress), ordering, keep=keep)
 
 
 def replay_lines(
